@@ -1,0 +1,128 @@
+"""Command line: ``python -m analyses NAME [options]`` with NAME one analysis or ``all``.
+
+Every analysis writes ``OUT/figures/NAME/*.png``, ``OUT/results/NAME/*.nc`` and
+``OUT/results/NAME/summary.csv`` and prints the summary. Exit codes: 0 done; 1 with ``--strict``
+when a fit failed its diagnostics; 2 bad arguments or bad input data (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import models  # noqa: F401  (configures PyTensor's BLAS before anything compiles)
+from analyses import ANALYSES, tables
+from analyses.output import Output
+from models.inference import SAMPLERS, Diagnostics
+
+FULL = {"draws": 1000, "tune": 1000, "chains": 4}
+QUICK = {"draws": 200, "tune": 200, "chains": 2}
+DEFAULT_SEED = 2026
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every analysis is run with; ``quick`` asks for a seconds-long smoke run."""
+
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    sampler: str
+    quick: bool
+
+
+@dataclass
+class Report:
+    """What an analysis hands back: its summary rows and the diagnostics of each posterior fit."""
+
+    rows: list[dict]
+    fits: dict[str, Diagnostics]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _default_root() -> Path:
+    repository = Path(__file__).resolve().parents[1]
+    return repository if (repository / "pyproject.toml").exists() else Path.cwd()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m analyses", description=__doc__.split("\n\n")[0])
+    p.add_argument("name", choices=[*ANALYSES, "all"], help="which analysis to run")
+    p.add_argument("--draws", type=_count(1), help=f"posterior draws per chain (default {FULL['draws']})")
+    p.add_argument("--tune", type=_count(0), help=f"tuning steps per chain (default {FULL['tune']})")
+    p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']})")
+    p.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, help="seed of every random step")
+    p.add_argument("--sampler", choices=SAMPLERS, default="pymc", help="NUTS back end")
+    p.add_argument("--quick", action="store_true", help="seconds-long smoke run (fewer draws, fits)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a fit fails its diagnostics")
+    p.add_argument("--out", type=Path, default=None, help="output root (default: the repository)")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    base = QUICK if args.quick else FULL
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else base[key] for key in base}
+    return Settings(**chosen, seed=args.seed, sampler=args.sampler, quick=args.quick)
+
+
+def run(name: str, settings: Settings, root: Path) -> Report:
+    module = importlib.import_module(f"analyses.{name}")
+    output = Output(root, name)
+    started = time.perf_counter()
+    report = module.main(settings, output)
+    output.table(report.rows)
+    print(f"\n== {name}: summary ({output.results / 'summary.csv'})")
+    print(tables.render(report.rows))
+    for label, diagnostics in report.fits.items():
+        if not diagnostics.ok:
+            print(f"warning: {name}/{label}: {'; '.join(diagnostics.problems)}", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    print(f"{name}: {len(output.written)} files written in {elapsed:.0f} s", file=sys.stderr)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = settings_from(args)
+    root = args.out if args.out is not None else _default_root()
+    if root.exists() and not (root.is_dir() and os.access(root, os.W_OK)):
+        print(f"python -m analyses: error: --out {root} is not a writable directory", file=sys.stderr)
+        return 2
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+    names = ANALYSES if args.name == "all" else (args.name,)
+    failed = []
+    try:
+        for name in names:
+            report = run(name, settings, root)
+            failed += [f"{name}/{label}" for label, d in report.fits.items() if not d.ok]
+    except ValueError as err:
+        print(f"python -m analyses {args.name}: error: {err}", file=sys.stderr)
+        return 2
+    if args.strict and failed:
+        print(f"--strict: {len(failed)} fit(s) failed diagnostics: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

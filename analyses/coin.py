@@ -1,0 +1,233 @@
+"""Coin: one heavily weighted toss moves the MLE; the scale of the weights moves only the posterior.
+
+Question. Ten tosses give seven heads, so the MLE of p(heads) is 0.7. The third toss (heads) was
+"decisive" and gets weight 10: the weighted MLE becomes (6 + 10) / (9 + 10) = 16/19 = 0.842. How do
+MAP and posterior respond, and what does the overall scale of the weights (as given, summing to n,
+summing to Kish's effective sample size) change?
+
+Model (``models.coin``):
+
+    p ~ Beta(2, 2)
+    log p(p | y, w) = log Beta(p | 2, 2) + sum_i w_i [y_i log p + (1 - y_i) log(1 - p)] + const
+
+whose exact posterior is Beta(2 + sum w y, 2 + sum w (1 - y)); NUTS draws are checked against it.
+Rescaling all weights by c leaves the WMLE at 16/19 but multiplies the pseudo-counts by c.
+
+Outputs (``figures/coin/``): ``log_likelihood.png``, ``posteriors.png``, ``weight_sweep.png``,
+``trace_rank.png``; (``results/coin/``): one NetCDF posterior per weighting, ``summary.csv``,
+``weight_sweep.csv``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy import optimize
+
+from analyses import plotting, tables
+from analyses.cli import Report, Settings
+from analyses.output import Output
+from models import coin, inference
+from models import weights as weights_lib
+
+FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])  # 7 heads; the 3rd toss (index 2) is heads
+KEY_TOSS = 2
+KEY_WEIGHT = 10.0
+PRIOR = (2.0, 2.0)
+NORMALIZATIONS = {"none": "weights_as_given", "n": "weights_sum_n", "ess": "weights_sum_ess"}
+COLORS = {"unweighted": "0.55", "weights_as_given": "C3", "weights_sum_n": "C0", "weights_sum_ess": "C2"}
+SWEEP_GRID = np.geomspace(1, 100, 81)
+SWEEP_NUTS = (1.0, 3.0, 10.0, 30.0, 100.0)
+SWEEP_NUTS_QUICK = (100.0,)
+
+
+def key_weights(weight: float) -> np.ndarray:
+    """All ones except the third toss, which gets ``weight``."""
+    w = np.ones(FLIPS.size)
+    w[KEY_TOSS] = weight
+    return w
+
+
+def beta_hdi(distribution, prob: float = tables.HDI_PROB) -> tuple[float, float]:
+    """Exact highest-density interval of a unimodal scipy distribution (shortest prob-interval)."""
+    width = lambda low: distribution.ppf(low + prob) - distribution.ppf(low)  # noqa: E731
+    low = optimize.minimize_scalar(width, bounds=(0.0, 1.0 - prob), method="bounded",
+                                   options={"xatol": 1e-10}).x
+    return float(distribution.ppf(low)), float(distribution.ppf(low + prob))
+
+
+def _progress(message: str) -> None:
+    print(f"coin: {message}", file=sys.stderr, flush=True)
+
+
+def _variants() -> dict[str, tuple[np.ndarray | None, str]]:
+    variants = {"unweighted": (None, "none")}
+    variants.update({label: (key_weights(KEY_WEIGHT), how) for how, label in NORMALIZATIONS.items()})
+    return variants
+
+
+def _fit(label, weights, how, settings: Settings, seed: int, output: Output | None):
+    model = coin.build_model(FLIPS, weights, prior=PRIOR, normalize=how)
+    fit = {
+        "model": model,
+        "mle": float(inference.mle(model)["p"]),
+        "map": float(inference.map_estimate(model)["p"]),
+        "exact": coin.exact_posterior(FLIPS, weights, prior=PRIOR, normalize=how),
+        "weights": np.asarray(model["weights"].get_value()),
+    }
+    fit["idata"] = inference.sample(
+        model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+        random_seed=seed, sampler=settings.sampler, posterior_predictive=output is not None,
+    )
+    fit["diagnostics"] = inference.diagnose(fit["idata"])
+    if output is not None:
+        output.posterior(fit["idata"], f"{label}.nc", fit["diagnostics"], model=label,
+                         normalize=how, prior=f"Beta{PRIOR}", flips=str(FLIPS.tolist()),
+                         weights=str(fit["weights"].round(6).tolist()))
+    return fit
+
+
+def _rows(label: str, fit: dict) -> list[dict]:
+    point_name = "mle" if label == "unweighted" else "wmle"
+    exact = fit["exact"]
+    return [
+        tables.point(label, "weights", "sum", fit["weights"].sum()),
+        tables.point(label, "weights", "kish_ess", weights_lib.kish_ess(fit["weights"])),
+        tables.point(label, point_name, "p", fit["mle"]),
+        tables.point(label, "map", "p", fit["map"]),
+        tables.interval(label, "exact_posterior", "p", exact.mean(), *beta_hdi(exact)),
+        *tables.posterior_rows(label, fit["idata"], ["p"]),
+        tables.point(label, "exact_posterior", "p_sd", exact.std()),
+        tables.point(label, "posterior", "p_sd", fit["idata"].posterior["p"].std()),
+        *tables.diagnostic_rows(label, fit["diagnostics"]),
+    ]
+
+
+def main(settings: Settings, output: Output) -> Report:
+    plotting.apply_style()
+    rng = np.random.default_rng(settings.seed)
+    fits, rows = {}, []
+    for label, (weights, how) in _variants().items():
+        _progress(f"fitting {label}: MLE, MAP, NUTS {settings.chains} x {settings.draws}")
+        fits[label] = _fit(label, weights, how, settings, int(rng.integers(2**31 - 1)), output)
+        rows += _rows(label, fits[label])
+    diagnostics = {label: fit["diagnostics"] for label, fit in fits.items()}
+
+    sweep, sweep_diagnostics = _sweep(settings, rng)
+    output.table(sweep, "weight_sweep.csv", columns=SWEEP_COLUMNS)
+
+    output.figure(_plot_log_likelihood(fits), "log_likelihood.png")
+    output.figure(_plot_posteriors(fits), "posteriors.png")
+    output.figure(_plot_sweep(sweep), "weight_sweep.png")
+    output.figure(_plot_trace(fits["weights_as_given"]["idata"]), "trace_rank.png")
+    return Report(rows=rows, fits=diagnostics | sweep_diagnostics)
+
+
+SWEEP_COLUMNS = ("normalize", "key_weight", "estimator", "value", "lower", "upper")
+
+
+def _sweep(settings: Settings, rng):
+    """WMLE, exact posterior and NUTS as the 3rd toss's weight c goes from 1 to 100.
+
+    Exact posterior on a fine grid; the WMLE (optimiser) and NUTS at a few weights, under each
+    normalisation. Returns tidy rows and the diagnostics of each NUTS fit.
+    """
+    wmle_weights = np.geomspace(1, 100, 3 if settings.quick else 9)
+    nuts_weights = SWEEP_NUTS_QUICK if settings.quick else SWEEP_NUTS
+    rows, diagnostics = [], {}
+    for how, label in NORMALIZATIONS.items():
+        _progress(f"weight sweep, {label}: exact posterior, WMLE, NUTS at c = "
+                  + ", ".join(f"{c:g}" for c in nuts_weights))
+        for weight in SWEEP_GRID:
+            exact = coin.exact_posterior(FLIPS, key_weights(weight), prior=PRIOR, normalize=how)
+            rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "exact_posterior", exact.mean(),
+                                                 *beta_hdi(exact)))))
+        for weight in wmle_weights:
+            model = coin.build_model(FLIPS, key_weights(weight), prior=PRIOR, normalize=how)
+            rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "wmle", float(inference.mle(model)["p"])))))
+        for weight in nuts_weights:
+            model = coin.build_model(FLIPS, key_weights(weight), prior=PRIOR, normalize=how)
+            idata = inference.sample(model, draws=settings.draws, tune=settings.tune,
+                                     chains=settings.chains, random_seed=int(rng.integers(2**31 - 1)),
+                                     sampler=settings.sampler)
+            lower, upper = az.hdi(idata, hdi_prob=tables.HDI_PROB)["p"].values
+            rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "posterior",
+                                                 float(idata.posterior["p"].mean()), lower, upper))))
+            diagnostics[f"sweep_{label}_c{weight:g}"] = inference.diagnose(idata)
+    return rows, diagnostics
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _plot_log_likelihood(fits: dict):
+    grid = np.linspace(0.005, 0.995, 397)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, fit in fits.items():
+        log_likelihood = inference.compile_log_likelihood(fit["model"])
+        values = np.array([log_likelihood(p=p) for p in grid])
+        ax.plot(grid, values - values.max(), color=COLORS[label], linewidth=2,
+                label=f"{label.replace('_', ' ')} (sum w = {fit['weights'].sum():.3g})")
+    plotting.mark(ax, fits["unweighted"]["mle"], "mle")
+    plotting.mark(ax, fits["weights_as_given"]["mle"], "mle")
+    for label, x in (("MLE", fits["unweighted"]["mle"]), ("WMLE", fits["weights_as_given"]["mle"])):
+        ax.annotate(f"{label} {x:.3f}", (x, 0.15), ha="center", va="bottom", fontsize=9)
+    ax.set(ylim=(-8, 0.9), xlabel="p (probability of heads)",
+           ylabel="log-likelihood minus its maximum",
+           title="Weighting the 3rd toss moves the maximiser; rescaling weights only changes curvature")
+    ax.legend(loc="lower left", fontsize=8.5)
+    return fig
+
+
+def _plot_posteriors(fits: dict):
+    fig, axs = plt.subplots(1, len(fits), figsize=(13, 3.6), sharex=True)
+    grid = np.linspace(0.0, 1.0, 501)
+    for ax, (label, fit) in zip(axs, fits.items()):
+        draws = fit["idata"].posterior["p"].values.ravel()
+        ax.hist(draws, bins=50, range=(0, 1), density=True, color=COLORS[label], alpha=0.45,
+                label=f"NUTS ({draws.size} draws)")
+        ax.plot(grid, fit["exact"].pdf(grid), color=COLORS[label], linewidth=2, label="exact Beta")
+        plotting.mark(ax, fit["mle"], "mle", "MLE" if label == "unweighted" else "WMLE")
+        plotting.mark(ax, fit["map"], "map", "MAP")
+        plotting.mark(ax, draws.mean(), "posterior_mean", "posterior mean")
+        ax.set(title=f"{label.replace('_', ' ')}\nsum w = {fit['weights'].sum():.3g}",
+               xlabel="p", xlim=(0.2, 1.0))
+        ax.set_yticks([])
+    axs[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle("Posterior of p under Beta(2, 2): same WMLE, width set by the weights' scale", y=1.04)
+    return fig
+
+
+def _plot_sweep(sweep: list[dict]):
+    fig, axs = plt.subplots(1, len(NORMALIZATIONS), figsize=(13, 3.9), sharey=True)
+    for ax, (how, label) in zip(axs, NORMALIZATIONS.items()):
+        rows = [r for r in sweep if r["normalize"] == how]
+        exact = [r for r in rows if r["estimator"] == "exact_posterior"]
+        x = [r["key_weight"] for r in exact]
+        ax.fill_between(x, [r["lower"] for r in exact], [r["upper"] for r in exact],
+                        color=COLORS[label], alpha=0.2, label="94% HDI (exact)")
+        ax.plot(x, [r["value"] for r in exact], color=COLORS[label], linewidth=2,
+                label="posterior mean (exact)")
+        nuts = [r for r in rows if r["estimator"] == "posterior"]
+        ax.errorbar([r["key_weight"] for r in nuts], [r["value"] for r in nuts],
+                    yerr=[[r["value"] - r["lower"] for r in nuts], [r["upper"] - r["value"] for r in nuts]],
+                    fmt="o", color=COLORS[label], markeredgecolor="black", capsize=3,
+                    label="NUTS mean, 94% HDI")
+        wmle = [r for r in rows if r["estimator"] == "wmle"]
+        ax.plot([r["key_weight"] for r in wmle], [r["value"] for r in wmle], marker="x",
+                markersize=7, linewidth=1.4, **plotting.ESTIMATOR_STYLE["mle"], label="WMLE")
+        ax.set(xscale="log", xlabel="weight c of the 3rd toss", title=label.replace("_", " "))
+    axs[0].set(ylabel="p", ylim=(0.15, 1.0))
+    axs[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle("The WMLE depends only on the weights' ratios; the posterior also on their sum", y=1.02)
+    return fig
+
+
+def _plot_trace(idata):
+    axes = az.plot_trace(idata, var_names=["p"], kind="rank_bars", figsize=(10, 3))
+    fig = axes.ravel()[0].figure
+    fig.suptitle("NUTS, weights as given: density per chain and rank bars (uniform = mixed)", y=1.03)
+    return fig

@@ -1,0 +1,70 @@
+"""Point PyTensor at a BLAS library before any model is compiled.
+
+pip-installed PyTensor leaves ``blas__ldflags`` empty unless it finds ``cblas`` (or OpenBLAS with
+``gfortran``) by itself; it then warns "could not link to a BLAS installation" and its C matrix
+products run several times slower (a 100k-row logistic model: 315 s instead of 90 s on a 2-core
+machine). Debian's ``libopenblas-dev`` provides ``libopenblas.so``; linking it with
+``-lopenblas`` is all PyTensor needs. A user's own setting (``PYTENSOR_FLAGS`` or ``.pytensorrc``)
+always wins.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+_LIBRARY = "libopenblas.so"
+
+
+def _library_dirs() -> list[Path]:
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    candidates = [
+        Path(sys.prefix) / "lib",
+        Path("/usr/lib") / multiarch,
+        Path("/usr/local/lib"),
+        Path("/usr/lib64"),
+        Path("/usr/lib"),
+        Path("/opt/homebrew/opt/openblas/lib"),
+        Path("/usr/local/opt/openblas/lib"),
+    ]
+    return [d for d in candidates if str(d)]
+
+
+def find_openblas() -> Path | None:
+    """Directory holding a linkable ``libopenblas.so`` (or ``.dylib``), or None."""
+    for directory in _library_dirs():
+        for name in (_LIBRARY, "libopenblas.dylib"):
+            if (directory / name).exists():
+                return directory
+    return None
+
+
+def _user_configured() -> bool:
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    rc_files = os.environ.get("PYTENSORRC", str(Path.home() / ".pytensorrc")).split(os.pathsep)
+    in_rc = any(Path(f).is_file() and "ldflags" in Path(f).read_text() for f in rc_files)
+    return "blas__ldflags" in flags or in_rc
+
+
+def configure() -> str | None:
+    """Set ``blas__ldflags`` to link OpenBLAS when the user has not chosen a BLAS.
+
+    Works whether or not PyTensor is already imported. Returns the flags set, or None when
+    nothing was changed (user setting present, or no OpenBLAS found: PyTensor then warns).
+    """
+    if _user_configured():
+        return None
+    directory = find_openblas()
+    if directory is None:
+        return None
+    ldflags = f"-L{directory} -lopenblas"
+    if "pytensor" in sys.modules:
+        import pytensor
+
+        pytensor.config.blas__ldflags = ldflags
+    else:
+        existing = os.environ.get("PYTENSOR_FLAGS", "")
+        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (existing, f"blas__ldflags={ldflags}") if f)
+    return ldflags

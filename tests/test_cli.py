@@ -1,0 +1,107 @@
+"""Tier 4: the command line, as a user runs it (`python -m analyses ...`)."""
+
+import csv
+import subprocess
+import sys
+
+import arviz as az
+import numpy as np
+import pytest
+
+from analyses import cli
+
+COIN_FIGURES = {"log_likelihood.png", "posteriors.png", "weight_sweep.png", "trace_rank.png"}
+COIN_POSTERIORS = {"unweighted.nc", "weights_as_given.nc", "weights_sum_n.nc", "weights_sum_ess.nc"}
+
+
+def run(*arguments, timeout=600):
+    return subprocess.run([sys.executable, "-m", "analyses", *arguments], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def coin_quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("coin")
+    done = run("coin", "--quick", "--strict", "--seed", "7", "--out", str(out))
+    return out, done
+
+
+def read_summary(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_coin_quick_writes_figures_posteriors_and_summary(coin_quick):
+    out, done = coin_quick
+    assert done.returncode in (0, 1), done.stderr
+    assert {p.name for p in (out / "figures" / "coin").iterdir()} == COIN_FIGURES
+    results = {p.name for p in (out / "results" / "coin").iterdir()}
+    assert results == COIN_POSTERIORS | {"summary.csv", "weight_sweep.csv"}
+    rows = read_summary(out / "results" / "coin" / "summary.csv")
+    assert list(rows[0]) == ["model", "estimator", "quantity", "value", "lower", "upper"]
+    value = {(r["model"], r["estimator"], r["quantity"]): r for r in rows}
+    assert float(value["unweighted", "mle", "p"]["value"]) == pytest.approx(0.7, abs=1e-6)
+    for label in ("weights_as_given", "weights_sum_n", "weights_sum_ess"):
+        assert float(value[label, "wmle", "p"]["value"]) == pytest.approx(16 / 19, abs=1e-6)
+        posterior = value[label, "posterior", "p"]
+        assert float(posterior["lower"]) < float(posterior["value"]) < float(posterior["upper"])
+    assert value["unweighted", "mle", "p"]["lower"] == ""
+    assert "weights_as_given  wmle" in done.stdout  # the table is printed
+
+
+def test_strict_exit_code_follows_the_diagnostics(coin_quick):
+    out, done = coin_quick
+    rows = read_summary(out / "results" / "coin" / "summary.csv")
+    all_ok = all(r["value"] == "1" for r in rows if r["quantity"] == "diagnostics_ok")
+    # --quick runs 2 x 200 draws, usually short of ESS 400: --strict then exits 1 and says why.
+    assert done.returncode == (0 if all_ok else 1)
+    if not all_ok:
+        assert "--strict:" in done.stderr and "ESS" in done.stderr
+
+
+def test_saved_posterior_opens_with_arviz_and_carries_provenance(coin_quick):
+    out, _ = coin_quick
+    idata = az.from_netcdf(out / "results" / "coin" / "weights_as_given.nc")
+    assert {"posterior", "log_likelihood", "posterior_predictive", "constant_data"} <= set(idata.groups())
+    np.testing.assert_array_equal(idata.constant_data["weights"].values, [1, 1, 10, 1, 1, 1, 1, 1, 1, 1])
+    attrs = idata.attrs
+    assert attrs["random_seed"] >= 0 and attrs["sampler"] == "pymc" and attrs["draws"] == 200
+    assert attrs["version_pymc"].startswith("5.28") and "openblas" in attrs["pytensor_blas_ldflags"]
+    assert "diagnostics_max_r_hat" in attrs and "diagnostics_ok" in attrs
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["nonsense"], "invalid choice"),
+        (["coin", "--draws", "0"], "must be >= 1"),
+        (["coin", "--chains", "two"], "expected an integer"),
+        (["coin", "--sampler", "stan"], "invalid choice"),
+        (["coin", "--seed", "-1"], "must be >= 0"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(arguments)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error and "Traceback" not in error
+
+
+def test_out_that_is_a_file_exits_2_and_writes_nothing(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("")
+    assert cli.main(["coin", "--quick", "--out", str(target)]) == 2
+    assert "not a writable directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_bad_input_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    def refuse(settings, output):
+        raise ValueError("flips must hold only 0 (tails) and 1 (heads)")
+
+    monkeypatch.setattr("analyses.coin.main", refuse)
+    assert cli.main(["coin", "--quick", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error == "python -m analyses coin: error: flips must hold only 0 (tails) and 1 (heads)\n"
+    assert list(tmp_path.iterdir()) == []

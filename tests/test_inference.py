@@ -1,0 +1,174 @@
+"""MLE, MAP, existence of the MLE, sampling arguments and diagnostics on small exact cases."""
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytest
+from scipy import optimize, stats
+
+from models import coin, inference
+from models.likelihood import weighted_likelihood
+
+# L-BFGS stops at gradient 1e-9 on O(10) curvature: estimates are good to ~1e-9; test at 1e-7.
+OPTIMISER_TOLERANCE = 1e-7
+
+
+def test_mle_and_wmle_of_the_seed(flips, key_weights):
+    assert inference.mle(coin.build_model(flips))["p"] == pytest.approx(0.7, abs=OPTIMISER_TOLERANCE)
+    wmle = inference.mle(coin.build_model(flips, key_weights))["p"]
+    assert wmle == pytest.approx(16 / 19, abs=OPTIMISER_TOLERANCE)
+
+
+@pytest.mark.parametrize("how", ["none", "n", "ess"])
+@pytest.mark.parametrize("scale", [0.05, 1.0, 37.0])
+def test_wmle_is_unchanged_by_the_scale_of_the_weights(flips, key_weights, how, scale):
+    model = coin.build_model(flips, scale * key_weights, normalize=how)
+    assert inference.mle(model)["p"] == pytest.approx(16 / 19, abs=OPTIMISER_TOLERANCE)
+
+
+@pytest.mark.parametrize("prior", [(2.0, 2.0), (0.5, 3.0), (7.0, 1.5)])
+def test_map_is_the_mode_of_the_exact_posterior(flips, key_weights, prior):
+    model = coin.build_model(flips, key_weights, prior=prior)
+    a, b = coin.exact_posterior(flips, key_weights, prior=prior).args
+    assert inference.map_estimate(model)["p"] == pytest.approx((a - 1) / (a + b - 2), abs=OPTIMISER_TOLERANCE)
+
+
+def test_all_heads_puts_the_mle_on_the_boundary():
+    model = coin.build_model(np.ones(6, dtype=int))
+    assert inference.mle(model)["p"] == pytest.approx(1.0, abs=1e-12)
+    assert inference.mle(coin.build_model(np.zeros(6, dtype=int)))["p"] == pytest.approx(0.0, abs=1e-12)
+    assert inference.map_estimate(model)["p"] == pytest.approx(1.0, abs=1e-12)  # flat Beta(1, 1)
+
+
+def test_mle_reports_deterministics(flips):
+    model = coin.build_model(flips)
+    with model:
+        pm.Deterministic("odds", model["p"] / (1 - model["p"]))
+    estimate = inference.mle(model)
+    assert estimate["odds"] == pytest.approx(0.7 / 0.3, abs=1e-6)
+    assert set(estimate) == {"p", "odds"}
+
+
+def logit_coin(weights, flips):
+    """Bernoulli on the log-odds scale with a Normal prior: proper whatever the weights' signs."""
+    with pm.Model(coords={"toss": range(len(flips))}) as model:
+        log_odds = pm.Normal("log_odds", 0.0, 1.5)
+        weighted_likelihood("heads", pm.Bernoulli, pm.Data("weights", weights, dims="toss"),
+                            observed=flips, dims="toss", logit_p=log_odds)
+    return model
+
+
+def test_net_negative_weight_has_no_mle_but_a_map():
+    # Heads weighted -3, two tails +1: loglik = -3 log p + 2 log(1 - p) -> +inf as p -> 0.
+    model = logit_coin(np.array([-3.0, 1.0, 1.0]), np.array([1, 0, 0]))
+    with pytest.raises(inference.UnboundedLikelihoodError, match="no upper bound"):
+        inference.mle(model)
+    # Prior N(0, 1.5^2) against a likelihood linear (slope 3) in the log-odds: mode near -3 * 1.5^2.
+    map_log_odds = inference.map_estimate(model)["log_odds"]
+    objective = lambda x: -(stats.norm(0, 1.5).logpdf(x) - 3 * np.log(1 / (1 + np.exp(-x)))  # noqa: E731
+                            + 2 * np.log(1 - 1 / (1 + np.exp(-x))))
+    assert map_log_odds == pytest.approx(optimize.minimize_scalar(objective).x, abs=1e-5)
+
+
+def test_separation_has_no_mle_but_a_map():
+    x = np.array([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0])
+    y = (x > 0).astype(int)
+    with pm.Model(coords={"obs_id": range(6)}) as model:
+        intercept = pm.Normal("intercept", 0.0, 5.0)
+        coef = pm.Normal("coef", 0.0, 2.5)
+        weighted_likelihood("y", pm.Bernoulli, pm.Data("weights", np.ones(6), dims="obs_id"),
+                            observed=y, dims="obs_id", logit_p=intercept + coef * x)
+    with pytest.raises(inference.UnboundedLikelihoodError, match="coef.*infinity"):
+        inference.mle(model)
+    estimate = inference.map_estimate(model)
+    assert np.isfinite(estimate["coef"]) and 0 < estimate["coef"] < 10
+
+
+def test_weighted_logistic_mle_matches_scipy():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=300)
+    y = (rng.random(300) < 1 / (1 + np.exp(-(0.5 + 1.5 * x)))).astype(int)
+    w = rng.uniform(0.2, 2.0, 300)
+    with pm.Model(coords={"obs_id": range(300)}) as model:
+        intercept = pm.Normal("intercept", 0.0, 5.0)
+        coef = pm.Normal("coef", 0.0, 2.5)
+        weighted_likelihood("y", pm.Bernoulli, pm.Data("weights", w, dims="obs_id"),
+                            observed=y, dims="obs_id", logit_p=intercept + coef * x)
+
+    def negative(theta):
+        eta = theta[0] + theta[1] * x
+        return -np.sum(w * (y * eta - np.logaddexp(0, eta)))
+
+    reference = optimize.minimize(negative, [0.0, 0.0], method="BFGS", options={"gtol": 1e-10}).x
+    estimate = inference.mle(model)
+    assert [estimate["intercept"], estimate["coef"]] == pytest.approx(reference, abs=1e-6)
+
+
+def test_mle_needs_a_likelihood():
+    with pm.Model() as model:
+        pm.Normal("mu", 0.0, 1.0)
+    with pytest.raises(ValueError, match="no observed variables"):
+        inference.mle(model)
+
+
+def test_compile_log_likelihood_equals_scipy(flips, key_weights):
+    log_likelihood = inference.compile_log_likelihood(coin.build_model(flips, key_weights))
+    for p in (0.1, 0.5, 0.842):
+        expected = np.sum(key_weights * stats.bernoulli(p).logpmf(flips))
+        assert log_likelihood(p=p) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="values needed"):
+        log_likelihood()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"draws": 0}, "draws must be an integer >= 1"),
+        ({"tune": -1}, "tune must be"),
+        ({"chains": 1.5}, "chains must be"),
+        ({"random_seed": -3}, "random_seed must be"),
+        ({"sampler": "stan"}, "sampler must be one of"),
+    ],
+)
+def test_sample_refuses_bad_arguments(flips, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        inference.sample(coin.build_model(flips), **arguments)
+
+
+def test_sample_records_its_settings(flips):
+    idata = inference.sample(coin.build_model(flips), draws=30, tune=30, chains=2, random_seed=5)
+    assert {k: idata.attrs[k] for k in ("sampler", "draws", "tune", "chains", "random_seed")} == {
+        "sampler": "pymc", "draws": 30, "tune": 30, "chains": 2, "random_seed": 5}
+    assert "log_likelihood" in idata.groups()
+
+
+def fake_idata(offsets, diverging=0):
+    rng = np.random.default_rng(0)
+    chains = len(offsets)
+    posterior = {"theta": rng.normal(size=(chains, 1000)) + np.asarray(offsets)[:, None],
+                 "fixed": np.zeros((chains, 1000))}
+    divergences = np.zeros((chains, 1000), dtype=bool)
+    divergences[0, :diverging] = True
+    energy = rng.normal(size=(chains, 1000)).cumsum(axis=1) * 0.1 + rng.normal(size=(chains, 1000))
+    return az.from_dict(posterior=posterior, sample_stats={"diverging": divergences, "energy": energy})
+
+
+def test_diagnose_passes_well_mixed_independent_draws():
+    diagnostics = inference.diagnose(fake_idata([0.0, 0.0, 0.0, 0.0]))
+    assert diagnostics.ok, diagnostics.problems
+    assert diagnostics.max_r_hat < 1.01 and diagnostics.min_ess_bulk > 3000
+    assert diagnostics.chains == 4 and diagnostics.draws == 1000
+
+
+def test_diagnose_flags_chains_that_disagree_and_divergences():
+    diagnostics = inference.diagnose(fake_idata([0.0, 0.0, 0.0, 3.0], diverging=5))
+    assert not diagnostics.ok
+    assert diagnostics.divergences == 5
+    assert any(problem.startswith("r_hat") for problem in diagnostics.problems)
+    assert "5 divergent transition(s)" in diagnostics.problems
+
+
+def test_diagnose_needs_two_chains_for_r_hat():
+    diagnostics = inference.diagnose(fake_idata([0.0]))
+    assert np.isnan(diagnostics.max_r_hat)
+    assert "r_hat needs at least 2 chains" in diagnostics.problems

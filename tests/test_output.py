@@ -1,0 +1,41 @@
+"""Files are written whole or not at all, with ordinary permissions."""
+
+import csv
+import stat
+
+import matplotlib.pyplot as plt
+import pytest
+
+from analyses.output import Output
+
+
+def test_table_is_replaced_whole_and_readable(tmp_path):
+    output = Output(tmp_path, "demo")
+    path = output.table([{"model": "m", "estimator": "mle", "quantity": "p", "value": 0.25}])
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"model": "m", "estimator": "mle", "quantity": "p", "value": "0.25", "lower": "", "upper": ""}]
+    assert stat.S_IMODE(path.stat().st_mode) & 0o044  # group/other can read, unlike mkstemp's 0600
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_debris(tmp_path):
+    output = Output(tmp_path, "demo")
+    path = output.table([{"model": "old", "estimator": "mle", "quantity": "p", "value": 1.0}])
+    before = path.read_text()
+    class Unwritable:
+        def __str__(self):
+            raise RuntimeError("disk gone")
+
+    rows = [{"model": "new", "value": 1.0}] * 1000 + [{"model": Unwritable()}]
+    with pytest.raises(RuntimeError, match="disk gone"):  # fails after 1000 rows were written
+        output.table(rows)
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir()] == ["summary.csv"]
+
+
+def test_figure_is_saved_and_closed(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = Output(tmp_path, "demo").figure(fig, "line.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)

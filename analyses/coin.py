@@ -69,7 +69,7 @@ def _variants() -> dict[str, tuple[np.ndarray | None, str]]:
     return variants
 
 
-def _fit(label, weights, how, settings: Settings, seed: int, output: Output | None):
+def _fit(label, weights, how, settings: Settings, seed: int, output: Output):
     model = coin.build_model(FLIPS, weights, prior=PRIOR, normalize=how)
     fit = {
         "model": model,
@@ -80,13 +80,12 @@ def _fit(label, weights, how, settings: Settings, seed: int, output: Output | No
     }
     fit["idata"] = inference.sample(
         model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-        random_seed=seed, sampler=settings.sampler, posterior_predictive=output is not None,
+        random_seed=seed, sampler=settings.sampler, posterior_predictive=True,
     )
     fit["diagnostics"] = inference.diagnose(fit["idata"])
-    if output is not None:
-        output.posterior(fit["idata"], f"{label}.nc", fit["diagnostics"], model=label,
-                         normalize=how, prior=f"Beta{PRIOR}", flips=str(FLIPS.tolist()),
-                         weights=str(fit["weights"].round(6).tolist()))
+    output.posterior(fit["idata"], f"{label}.nc", fit["diagnostics"], model=label, normalize=how,
+                     prior=f"Beta{PRIOR}", flips=str(FLIPS.tolist()),
+                     weights=str(fit["weights"].round(6).tolist()))
     return fit
 
 

@@ -40,6 +40,8 @@ _RIDGE_PATH = (1e-2, 1e-4, 1e-6, 1e-8)
 # has no upper bound; a move of a constrained value larger than this (relative) means it runs away.
 _UNBOUNDED_RISE = 1e-3
 _RUNAWAY_MOVE = 1e-3
+# An unconstrained coordinate that moved more than this since the 1e-6 ridge is running off.
+_RUNNING_STEP = 1.0
 _LBFGS_OPTIONS = {"maxiter": 20_000, "ftol": 1e-15, "gtol": 1e-9}
 
 
@@ -196,11 +198,16 @@ def _maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
             f"{', '.join(moving)} run(s) off to infinity (separation?)"
         )
     z_final = _argmax(objective, z_last, 0.0, objective.x0)
-    # Constrained values converged; if the unconstrained ones still run, report their limit.
-    limit = z_final + 1e6 * (z_final - z_before)
-    limit_value = objective.value_and_grad(limit)[0]
-    if np.isfinite(limit_value) and limit_value >= objective.value_and_grad(z_final)[0]:
-        return objective.point(limit)
+    # Constrained values converged. Unconstrained coordinates that still run (logit p -> inf) are
+    # pushed to their limit, so a boundary maximiser is reported exactly (p = 1, not 1 - 1e-10).
+    step = z_final - z_before
+    running = np.abs(step) > _RUNNING_STEP
+    if running.any():
+        limit = z_final.copy()
+        limit[running] += 1e6 * step[running]
+        limit_value = objective.value_and_grad(limit)[0]
+        if np.isfinite(limit_value) and limit_value >= objective.value_and_grad(z_final)[0]:
+            return objective.point(limit)
     return objective.point(z_final)
 
 
@@ -264,6 +271,12 @@ def _check_count(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def sample(
     model: pm.Model,
     *,
@@ -291,13 +304,12 @@ def sample(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if progressbar is None:
         progressbar = sys.stderr.isatty()
-    cores = max(1, min(chains, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
     with model:
         idata = pm.sample(
             draws=draws,
             tune=tune,
             chains=chains,
-            cores=cores,
+            cores=min(chains, _available_cores()),
             random_seed=random_seed,
             progressbar=progressbar,
             compute_convergence_checks=False,

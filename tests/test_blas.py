@@ -3,7 +3,9 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytensor
+import pytensor.tensor as pt
 
 import models
 
@@ -19,3 +21,12 @@ def test_fresh_interpreter_links_blas_without_warning():
     assert done.returncode == 0, done.stderr
     assert "openblas" in done.stdout
     assert "could not link to a BLAS" not in done.stderr
+
+
+def test_matrix_products_compile_to_the_c_blas_op():
+    # Without BLAS flags PyTensor falls back to the Python-level Gemv; with them it uses CGemv.
+    matrix, vector = pt.matrix("matrix"), pt.vector("vector")
+    product = pytensor.function([matrix, vector], pt.dot(matrix, vector))
+    assert "CGemv" in {type(node.op).__name__ for node in product.maker.fgraph.toposort()}
+    a, x = np.arange(6.0).reshape(2, 3), np.array([1.0, -1.0, 2.0])
+    np.testing.assert_allclose(product(a, x), a @ x, rtol=1e-15)

@@ -2,7 +2,8 @@
 
 Each file is first written to a temporary file in the same folder and then renamed over the old
 one (``os.replace`` is atomic on POSIX), so a run killed at any moment leaves the previous figures,
-tables and posteriors readable.
+tables and posteriors readable. A killed run can leave a hidden ``.NAME.*.part`` file behind; the
+next run of the same analysis removes it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class Output:
         self.figures = Path(root) / "figures" / name
         self.results = Path(root) / "results" / name
         self.written: list[Path] = []
+        for folder in (self.figures, self.results):
+            for debris in folder.glob(".*.part") if folder.is_dir() else ():
+                debris.unlink(missing_ok=True)
 
     def figure(self, fig, filename: str) -> Path:
         path = self.figures / filename

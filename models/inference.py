@@ -90,6 +90,12 @@ class Diagnostics:
 # --------------------------------------------------------------------------- optimisation
 
 
+def _check_model(model) -> pm.Model:
+    if not isinstance(model, pm.Model):
+        raise ValueError(f"model must be a pymc.Model, got {type(model).__name__}")
+    return model
+
+
 class _Objective:
     """``terms``' log density and gradient as functions of the raveled unconstrained vector z."""
 
@@ -219,6 +225,7 @@ def _moving_labels(objective: _Objective, before, after) -> list[str]:
 
 
 def _likelihood_terms(model: pm.Model):
+    _check_model(model)
     terms = [*model.observed_RVs, *model.potentials]
     if not terms:
         raise ValueError("the model has no observed variables or potentials: there is no likelihood")
@@ -259,7 +266,8 @@ def mle(model: pm.Model) -> dict[str, np.ndarray]:
 
 def map_estimate(model: pm.Model) -> dict[str, np.ndarray]:
     """Maximum a posteriori: the mode of the whole log density (priors included, no Jacobian)."""
-    return _maximise(model, [*model.free_RVs, *_likelihood_terms(model)], "log posterior density")
+    likelihood = _likelihood_terms(model)
+    return _maximise(model, [*model.free_RVs, *likelihood], "log posterior density")
 
 
 # --------------------------------------------------------------------------- sampling
@@ -295,6 +303,7 @@ def sample(
     sampler settings. Chains run in parallel processes, one per core. ``progressbar`` defaults to
     showing progress when standard error is a terminal.
     """
+    _check_model(model)
     draws = _check_count("draws", draws, 1)
     tune = _check_count("tune", tune, 0)
     chains = _check_count("chains", chains, 1)
@@ -338,6 +347,8 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     Elements that are constant across draws (e.g. a fixed reference category) are skipped: their
     r_hat and ESS are undefined, not bad.
     """
+    if not isinstance(idata, az.InferenceData) or "posterior" not in idata.groups():
+        raise ValueError(f"idata must be an InferenceData with a posterior group, got {type(idata).__name__}")
     posterior = idata.posterior
     varying = {
         name: posterior[name].std(dim=("chain", "draw")) > 0 for name in posterior.data_vars

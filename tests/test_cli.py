@@ -1,10 +1,13 @@
 """Tier 4: the command line, as a user runs it (`python -m analyses ...`)."""
 
 import csv
+import shutil
 import subprocess
 import sys
+import time
 
 import arviz as az
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -105,3 +108,42 @@ def test_bad_input_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsy
     error = capsys.readouterr().err
     assert error == "python -m analyses coin: error: flips must hold only 0 (tails) and 1 (heads)\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_same_seed_gives_identical_draws_and_tables(coin_quick, tmp_path):
+    out, _ = coin_quick
+    again = run("coin", "--quick", "--seed", "7", "--out", str(tmp_path))
+    assert again.returncode in (0, 1), again.stderr
+    for table in ("summary.csv", "weight_sweep.csv"):
+        assert (tmp_path / "results/coin" / table).read_text() == (out / "results/coin" / table).read_text()
+    for posterior in COIN_POSTERIORS:
+        first = az.from_netcdf(out / "results/coin" / posterior)
+        second = az.from_netcdf(tmp_path / "results/coin" / posterior)
+        np.testing.assert_array_equal(first.posterior["p"].values, second.posterior["p"].values)
+        np.testing.assert_array_equal(first.posterior_predictive["heads"].values,
+                                      second.posterior_predictive["heads"].values)
+
+
+def test_a_killed_run_leaves_every_previous_result_readable(coin_quick, tmp_path):
+    out, _ = coin_quick
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    before = {p: p.stat().st_mtime_ns for p in files}
+    process = subprocess.Popen([sys.executable, "-m", "analyses", "coin", "--quick", "--seed", "8",
+                                "--out", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while all(p.stat().st_mtime_ns == before[p] for p in files) and process.poll() is None:
+        assert time.monotonic() < deadline, "the run wrote nothing in 300 s"
+        time.sleep(0.02)
+    process.kill()  # SIGKILL: no clean-up code runs
+    assert process.wait() != 0, "the run finished before it could be killed"
+    replaced = [p for p in files if p.stat().st_mtime_ns != before[p]]
+    assert replaced and len(replaced) < len(files)  # killed mid-run: some new, some old files
+    for path in files:
+        if path.suffix == ".csv":
+            with open(path, newline="") as handle:
+                assert len(list(csv.DictReader(handle))) > 0
+        elif path.suffix == ".nc":
+            assert az.from_netcdf(path).posterior["p"].size > 0
+        else:
+            assert plt.imread(path).ndim == 3

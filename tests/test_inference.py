@@ -172,3 +172,17 @@ def test_diagnose_needs_two_chains_for_r_hat():
     diagnostics = inference.diagnose(fake_idata([0.0]))
     assert np.isnan(diagnostics.max_r_hat)
     assert "r_hat needs at least 2 chains" in diagnostics.problems
+
+
+@pytest.mark.parametrize("estimator", [inference.mle, inference.map_estimate, inference.sample,
+                                       inference.compile_log_likelihood])
+def test_estimators_refuse_what_is_not_a_model(estimator):
+    with pytest.raises(ValueError, match="model must be a pymc.Model, got dict"):
+        estimator({"p": 0.5})
+
+
+def test_diagnose_refuses_what_has_no_posterior():
+    with pytest.raises(ValueError, match="posterior group"):
+        inference.diagnose(az.from_dict(prior={"p": np.zeros((1, 10))}))
+    with pytest.raises(ValueError, match="posterior group"):
+        inference.diagnose(np.zeros(3))

@@ -39,3 +39,11 @@ def test_figure_is_saved_and_closed(tmp_path):
     path = Output(tmp_path, "demo").figure(fig, "line.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)
+
+
+def test_debris_of_a_killed_write_is_removed_by_the_next_run(tmp_path):
+    debris = tmp_path / "results" / "demo" / ".summary.csv.x1y2.part"
+    debris.parent.mkdir(parents=True)
+    debris.write_text("half a table")
+    Output(tmp_path, "demo")
+    assert not debris.exists()

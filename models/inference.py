@@ -155,13 +155,15 @@ class _Objective:
         return labels
 
 
-def _argmax(objective: _Objective, z_start, ridge: float, anchor):
+def _argmax(objective: _Objective, z_start, ridge: float, anchor, scale: float):
+    """argmax of ``f(z) / scale - ridge/2 |z - anchor|^2`` by L-BFGS from ``z_start``."""
+
     def negative(z):
         value, grad = objective.value_and_grad(z)
         if not np.isfinite(value):
             return np.inf if value < 0 or np.isnan(value) else -np.inf, np.zeros_like(z)
         shift = z - anchor
-        return -(value - 0.5 * ridge * shift @ shift), -(grad - ridge * shift)
+        return -(value / scale - 0.5 * ridge * shift @ shift), -(grad / scale - ridge * shift)
 
     result = optimize.minimize(negative, z_start, jac=True, method="L-BFGS-B", options=_LBFGS_OPTIONS)
     return result.x
@@ -170,8 +172,9 @@ def _argmax(objective: _Objective, z_start, ridge: float, anchor):
 def _maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
     """Maximise ``terms``' log density over the free variables, or explain why no maximiser exists.
 
-    Solves ``max f(z) - lambda/2 |z - z0|^2`` for lambda = 1e-2 ... 1e-8 (each from the previous
-    solution), then ``max f(z)``. As lambda -> 0 the solutions converge to the maximiser when there is
+    Solves ``max f(z) / |f(z0)| - lambda/2 |z - z0|^2`` for lambda = 1e-2 ... 1e-8 (each from the
+    previous solution), then ``max f(z)``. Dividing by ``|f(z0)|`` makes the path, and the optimiser's
+    tolerances, indifferent to the scale of the weights. As lambda -> 0 the solutions converge to the maximiser when there is
     one. Otherwise either f keeps rising (unbounded above: e.g. net negative weights), or f levels off
     while some constrained value keeps moving (the supremum lies at infinity: separation), and
     ``UnboundedLikelihoodError`` names the variables. If only the unconstrained coordinates run off
@@ -182,15 +185,16 @@ def _maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
     start_value, _ = objective.value_and_grad(objective.x0)
     if not np.isfinite(start_value):
         raise ValueError(f"the {what} is not finite at the model's initial point")
+    scale = abs(start_value) or 1.0
     z = objective.x0
     path = []
     for ridge in _RIDGE_PATH:
-        z = _argmax(objective, z, ridge, objective.x0)
+        z = _argmax(objective, z, ridge, objective.x0, scale)
         path.append((objective.value_and_grad(z)[0], objective.free_values(z), z))
     (value_before, free_before, z_before), (value_last, free_last, z_last) = path[-2:]
 
     rise = value_last - value_before
-    if not np.isfinite(value_last) or rise > _UNBOUNDED_RISE * (1 + abs(value_before)):
+    if not np.isfinite(value_last) or rise > _UNBOUNDED_RISE * (scale + abs(value_before)):
         moving = _moving_labels(objective, free_before, free_last)
         driven = f", driven by {', '.join(moving)}" if moving else ""
         raise UnboundedLikelihoodError(
@@ -203,7 +207,7 @@ def _maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
             f"the {what} has no finite maximiser: it levels off at {value_last:.4g} while "
             f"{', '.join(moving)} run(s) off to infinity (separation?)"
         )
-    z_final = _argmax(objective, z_last, 0.0, objective.x0)
+    z_final = _argmax(objective, z_last, 0.0, objective.x0, scale)
     # Constrained values converged. Unconstrained coordinates that still run (logit p -> inf) are
     # pushed to their limit, so a boundary maximiser is reported exactly (p = 1, not 1 - 1e-10).
     step = z_final - z_before

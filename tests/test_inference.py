@@ -20,7 +20,7 @@ def test_mle_and_wmle_of_the_seed(flips, key_weights):
 
 
 @pytest.mark.parametrize("how", ["none", "n", "ess"])
-@pytest.mark.parametrize("scale", [0.05, 1.0, 37.0])
+@pytest.mark.parametrize("scale", [1e-4, 0.05, 1.0, 37.0, 1e4])
 def test_wmle_is_unchanged_by_the_scale_of_the_weights(flips, key_weights, how, scale):
     model = coin.build_model(flips, scale * key_weights, normalize=how)
     assert inference.mle(model)["p"] == pytest.approx(16 / 19, abs=OPTIMISER_TOLERANCE)

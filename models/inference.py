@@ -34,7 +34,8 @@ R_HAT_MAX = 1.01
 ESS_MIN = 400.0
 BFMI_MIN = 0.3
 
-# Ridge strengths lambda of the penalised problems  max f(z) - lambda/2 |z - z0|^2  (z unconstrained).
+# Ridge strengths lambda of  max f(z) / |f(z0)| - lambda/2 |z - z0|^2  (z unconstrained, z0 the
+# model's initial point).
 _RIDGE_PATH = (1e-2, 1e-4, 1e-6, 1e-8)
 # Between the last two ridge solutions: a rise of the objective larger than this (relative) means it
 # has no upper bound; a move of a constrained value larger than this (relative) means it runs away.

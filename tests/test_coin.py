@@ -194,3 +194,23 @@ def test_sampling_runs_chains_in_parallel_processes(flips, key_weights, caplog):
         inference.sample(model, draws=50, tune=50, chains=2, random_seed=3)
     assert "Could not pickle model" not in caplog.text
     assert "Multiprocess sampling (2 chains in 2 jobs)" in caplog.text
+
+
+@pytest.mark.slow
+def test_nuts_matches_exact_posterior_across_random_weightings():
+    """20 random data sets and weightings (0.1-20 per toss, all three normalisations)."""
+    import arviz as az
+
+    rng = np.random.default_rng(2024)
+    for case in range(20):
+        n = int(rng.integers(3, 30))
+        flips = rng.integers(0, 2, n)
+        weights = rng.uniform(0.1, 20.0, n)
+        how = ("none", "n", "ess")[case % 3]
+        model = coin.build_model(flips, weights, prior=PRIOR, normalize=how)
+        exact = coin.exact_posterior(flips, weights, prior=PRIOR, normalize=how)
+        idata = inference.sample(model, draws=1000, tune=1000, chains=2, random_seed=case)
+        summary = az.summary(idata, var_names=["p"], kind="all", round_to="none").loc["p"]
+        # 4 MCSE per check; 40 checks: a correct sampler fails one about once in 400 runs.
+        assert abs(summary["mean"] - exact.mean()) < 4 * summary["mcse_mean"], (case, how)
+        assert abs(summary["sd"] - exact.std()) < 4 * summary["mcse_sd"], (case, how)

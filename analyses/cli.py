@@ -72,9 +72,10 @@ def _default_root() -> Path:
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m analyses", description=__doc__.split("\n\n")[0])
     p.add_argument("name", choices=[*ANALYSES, "all"], help="which analysis to run")
-    p.add_argument("--draws", type=_count(1), help=f"posterior draws per chain (default {FULL['draws']})")
-    p.add_argument("--tune", type=_count(0), help=f"tuning steps per chain (default {FULL['tune']})")
-    p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']})")
+    p.add_argument("--draws", type=_count(1),
+                   help=f"posterior draws per chain (default {FULL['draws']}; sbc: 1000)")
+    p.add_argument("--tune", type=_count(0), help=f"tuning steps per chain (default {FULL['tune']}; sbc: 500)")
+    p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']}; sbc: 2)")
     p.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, help="seed of every random step")
     p.add_argument("--sampler", choices=SAMPLERS, default="pymc", help="NUTS back end")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (fewer draws, fits)")
@@ -83,14 +84,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    base = QUICK if args.quick else FULL
+def settings_for(args: argparse.Namespace, module) -> Settings:
+    """Options given on the command line, else the quick or full defaults (an analysis may set its
+    own full defaults in ``SAMPLER_DEFAULTS``)."""
+    base = QUICK if args.quick else {**FULL, **getattr(module, "SAMPLER_DEFAULTS", {})}
     chosen = {key: getattr(args, key) if getattr(args, key) is not None else base[key] for key in base}
     return Settings(**chosen, seed=args.seed, sampler=args.sampler, quick=args.quick)
 
 
-def run(name: str, settings: Settings, root: Path) -> Report:
+def run(name: str, args: argparse.Namespace, root: Path) -> Report:
     module = importlib.import_module(f"analyses.{name}")
+    settings = settings_for(args, module)
     output = Output(root, name)
     started = time.perf_counter()
     report = module.main(settings, output)
@@ -107,7 +111,6 @@ def run(name: str, settings: Settings, root: Path) -> Report:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = settings_from(args)
     root = args.out if args.out is not None else _default_root()
     if root.exists() and not (root.is_dir() and os.access(root, os.W_OK)):
         print(f"python -m analyses: error: --out {root} is not a writable directory", file=sys.stderr)
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     try:
         for name in names:
-            report = run(name, settings, root)
+            report = run(name, args, root)
             failed += [f"{name}/{label}" for label, d in report.fits.items() if not d.ok]
     except ValueError as err:
         print(f"python -m analyses {args.name}: error: {err}", file=sys.stderr)

@@ -186,3 +186,31 @@ def test_diagnose_refuses_what_has_no_posterior():
         inference.diagnose(az.from_dict(prior={"p": np.zeros((1, 10))}))
     with pytest.raises(ValueError, match="posterior group"):
         inference.diagnose(np.zeros(3))
+
+
+def test_repeated_nuts_swaps_data_without_rebuilding_and_matches_the_exact_posterior():
+    model = coin.build_model([1, 0], [3.0, 7.0], prior=(2.0, 2.0))
+    sampler = inference.RepeatedNUTS(model, draws=1000, tune=500, chains=2)
+    for counts in ([3.0, 7.0], [12.0, 4.0]):
+        idata = sampler({"weights": np.array(counts)}, random_seed=4)
+        exact = coin.exact_posterior([1, 0], counts, prior=(2.0, 2.0))
+        mean = float(idata.posterior["p"].mean())
+        mcse = float(az.mcse(idata, var_names=["p"])["p"])
+        assert abs(mean - exact.mean()) < 4 * mcse  # 4 Monte Carlo standard errors
+        assert inference.diagnose(idata).divergences == 0
+
+
+def test_repeated_nuts_restarts_adaptation_so_a_seed_repeats_its_draws():
+    model = coin.build_model([1, 0], [3.0, 7.0])
+    sampler = inference.RepeatedNUTS(model, draws=50, tune=50, chains=1)
+    first = sampler({"weights": np.array([3.0, 7.0])}, random_seed=9).posterior["p"].values
+    sampler({"weights": np.array([30.0, 1.0])}, random_seed=1)
+    again = sampler({"weights": np.array([3.0, 7.0])}, random_seed=9).posterior["p"].values
+    np.testing.assert_array_equal(first, again)
+
+
+def test_repeated_nuts_refuses_bad_settings():
+    with pytest.raises(ValueError, match="draws must be"):
+        inference.RepeatedNUTS(coin.build_model([1, 0]), draws=0)
+    with pytest.raises(ValueError, match="model must be"):
+        inference.RepeatedNUTS("coin")

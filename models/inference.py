@@ -12,7 +12,7 @@ For a model with log density ``log p(theta) + sum_i w_i log p(y_i | theta)``:
 
 Both optimisers run L-BFGS on the model's own compiled log density and gradient, in the
 unconstrained space PyMC samples in, and follow a vanishing ridge path to find out whether a finite
-maximiser exists (see :func:`_maximise`).
+maximiser exists (see :mod:`models.maximise`).
 """
 
 from __future__ import annotations
@@ -26,29 +26,17 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
-from scipy import optimize
+
+from models.maximise import UnboundedLikelihoodError, maximise
+
+__all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "compile_log_likelihood",
+           "diagnose", "map_estimate", "mle", "sample"]
 
 SAMPLERS = ("pymc",)
 
 R_HAT_MAX = 1.01
 ESS_MIN = 400.0
 BFMI_MIN = 0.3
-
-# Ridge strengths lambda of  max f(z) / |f(z0)| - lambda/2 |z - z0|^2  (z unconstrained, z0 the
-# model's initial point).
-_RIDGE_PATH = (1e-2, 1e-4, 1e-6, 1e-8)
-# Between the last two ridge solutions: a rise of the objective larger than this (relative) means it
-# has no upper bound; a move of a constrained value larger than this (relative) means it runs away.
-_UNBOUNDED_RISE = 1e-3
-_RUNAWAY_MOVE = 1e-3
-# An unconstrained coordinate that moved more than this since the 1e-6 ridge is running off.
-_RUNNING_STEP = 1.0
-_LBFGS_OPTIONS = {"maxiter": 20_000, "ftol": 1e-15, "gtol": 1e-9}
-
-
-class UnboundedLikelihoodError(ValueError):
-    """The (weighted) log-likelihood has no finite maximiser, so the (W)MLE does not exist."""
-
 
 @dataclass(frozen=True)
 class Diagnostics:
@@ -97,138 +85,6 @@ def _check_model(model) -> pm.Model:
     return model
 
 
-class _Objective:
-    """``terms``' log density and gradient as functions of the raveled unconstrained vector z."""
-
-    def __init__(self, model: pm.Model, terms):
-        if model.discrete_value_vars:
-            names = [v.name for v in model.discrete_value_vars]
-            raise ValueError(f"cannot optimise discrete free variables {names}")
-        if not model.value_vars:
-            raise ValueError("the model has no free variables to estimate")
-        self.model = model
-        self.value_vars = list(model.value_vars)
-        start = model.initial_point()
-        self.shapes = [np.shape(start[v.name]) for v in self.value_vars]
-        self.sizes = [int(np.prod(s)) for s in self.shapes]
-        self.x0 = np.concatenate([np.ravel(start[v.name]) for v in self.value_vars]).astype(float)
-        target = model.logp(vars=terms, jacobian=False)
-        gradients = pytensor.grad(target, self.value_vars)
-        self._value_and_grad = model.compile_fn(
-            [target, *gradients], inputs=self.value_vars, point_fn=False, on_unused_input="ignore"
-        )
-        outputs = [*model.free_RVs, *model.deterministics]
-        self.output_names = [v.name for v in outputs]
-        self._outputs = model.compile_fn(
-            model.replace_rvs_by_values(outputs), inputs=self.value_vars, point_fn=False,
-            on_unused_input="ignore",
-        )
-
-    def _split(self, z):
-        parts = np.split(np.asarray(z, dtype=float), np.cumsum(self.sizes)[:-1])
-        return [p.reshape(s) for p, s in zip(parts, self.shapes)]
-
-    def value_and_grad(self, z):
-        value, *grads = self._value_and_grad(*self._split(z))
-        return float(value), np.concatenate([np.ravel(g) for g in grads])
-
-    def point(self, z) -> dict[str, np.ndarray]:
-        """Constrained values of the free variables and the deterministics at z."""
-        return {name: np.asarray(v) for name, v in zip(self.output_names, self._outputs(*self._split(z)))}
-
-    def free_values(self, z) -> np.ndarray:
-        point = self.point(z)
-        return np.concatenate([np.ravel(point[v.name]) for v in self.model.free_RVs])
-
-    def free_labels(self) -> list[str]:
-        """``name[dim=coord, ...]`` for every scalar element of the free variables."""
-        labels = []
-        point = self.point(self.x0)
-        for rv in self.model.free_RVs:
-            shape = np.shape(point[rv.name])
-            dims = self.model.named_vars_to_dims.get(rv.name) or (None,) * len(shape)
-            for index in np.ndindex(*shape):
-                parts = []
-                for dim, i in zip(dims, index):
-                    coords = self.model.coords.get(dim) if dim else None
-                    parts.append(f"{dim}={coords[i]}" if coords is not None else str(i))
-                labels.append(f"{rv.name}[{', '.join(parts)}]" if parts else rv.name)
-        return labels
-
-
-def _argmax(objective: _Objective, z_start, ridge: float, anchor, scale: float):
-    """argmax of ``f(z) / scale - ridge/2 |z - anchor|^2`` by L-BFGS from ``z_start``."""
-
-    def negative(z):
-        value, grad = objective.value_and_grad(z)
-        if not np.isfinite(value):
-            return np.inf if value < 0 or np.isnan(value) else -np.inf, np.zeros_like(z)
-        shift = z - anchor
-        return -(value / scale - 0.5 * ridge * shift @ shift), -(grad / scale - ridge * shift)
-
-    result = optimize.minimize(negative, z_start, jac=True, method="L-BFGS-B", options=_LBFGS_OPTIONS)
-    return result.x
-
-
-def _maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
-    """Maximise ``terms``' log density over the free variables, or explain why no maximiser exists.
-
-    Solves ``max f(z) / |f(z0)| - lambda/2 |z - z0|^2`` for lambda = 1e-2 ... 1e-8 (each from the
-    previous solution), then ``max f(z)``. Dividing by ``|f(z0)|`` makes the path, and the optimiser's
-    tolerances, indifferent to the scale of the weights. As lambda -> 0 the solutions converge to the maximiser when there is
-    one. Otherwise either f keeps rising (unbounded above: e.g. net negative weights), or f levels off
-    while some constrained value keeps moving (the supremum lies at infinity: separation), and
-    ``UnboundedLikelihoodError`` names the variables. If only the unconstrained coordinates run off
-    while the constrained values converge (all heads: logit p -> inf, p -> 1) the maximiser is on the
-    boundary of the parameter space and is returned there.
-    """
-    objective = _Objective(model, terms)
-    start_value, _ = objective.value_and_grad(objective.x0)
-    if not np.isfinite(start_value):
-        raise ValueError(f"the {what} is not finite at the model's initial point")
-    scale = abs(start_value) or 1.0
-    z = objective.x0
-    path = []
-    for ridge in _RIDGE_PATH:
-        z = _argmax(objective, z, ridge, objective.x0, scale)
-        path.append((objective.value_and_grad(z)[0], objective.free_values(z), z))
-    (value_before, free_before, z_before), (value_last, free_last, z_last) = path[-2:]
-
-    rise = value_last - value_before
-    if not np.isfinite(value_last) or rise > _UNBOUNDED_RISE * (scale + abs(value_before)):
-        moving = _moving_labels(objective, free_before, free_last)
-        driven = f", driven by {', '.join(moving)}" if moving else ""
-        raise UnboundedLikelihoodError(
-            f"the {what} has no upper bound: it climbs to {value_last:.4g} as the ridge vanishes"
-            f"{driven}; no finite maximiser exists (net negative weights?)"
-        )
-    moving = _moving_labels(objective, free_before, free_last)
-    if moving:
-        raise UnboundedLikelihoodError(
-            f"the {what} has no finite maximiser: it levels off at {value_last:.4g} while "
-            f"{', '.join(moving)} run(s) off to infinity (separation?)"
-        )
-    z_final = _argmax(objective, z_last, 0.0, objective.x0, scale)
-    # Constrained values converged. Unconstrained coordinates that still run (logit p -> inf) are
-    # pushed to their limit, so a boundary maximiser is reported exactly (p = 1, not 1 - 1e-10).
-    step = z_final - z_before
-    running = np.abs(step) > _RUNNING_STEP
-    if running.any():
-        limit = z_final.copy()
-        limit[running] += 1e6 * step[running]
-        limit_value = objective.value_and_grad(limit)[0]
-        if np.isfinite(limit_value) and limit_value >= objective.value_and_grad(z_final)[0]:
-            return objective.point(limit)
-    return objective.point(z_final)
-
-
-def _moving_labels(objective: _Objective, before, after) -> list[str]:
-    with np.errstate(invalid="ignore"):
-        moved = ~(np.abs(after - before) <= _RUNAWAY_MOVE * (1 + np.abs(before)))
-    labels = objective.free_labels()
-    return [labels[i] for i in np.flatnonzero(moved)]
-
-
 def _likelihood_terms(model: pm.Model):
     _check_model(model)
     terms = [*model.observed_RVs, *model.potentials]
@@ -266,13 +122,13 @@ def mle(model: pm.Model) -> dict[str, np.ndarray]:
     ``UnboundedLikelihoodError`` when no finite maximiser exists; a maximiser on the boundary of a
     bounded parameter (all heads: p = 1) is returned.
     """
-    return _maximise(model, _likelihood_terms(model), "weighted log-likelihood")
+    return maximise(model, _likelihood_terms(model), "weighted log-likelihood")
 
 
 def map_estimate(model: pm.Model) -> dict[str, np.ndarray]:
     """Maximum a posteriori: the mode of the whole log density (priors included, no Jacobian)."""
     likelihood = _likelihood_terms(model)
-    return _maximise(model, [*model.free_RVs, *likelihood], "log posterior density")
+    return maximise(model, [*model.free_RVs, *likelihood], "log posterior density")
 
 
 # --------------------------------------------------------------------------- sampling

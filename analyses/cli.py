@@ -2,7 +2,8 @@
 
 Every analysis writes ``OUT/figures/NAME/*.png``, ``OUT/results/NAME/*.nc`` and
 ``OUT/results/NAME/summary.csv`` and prints the summary. Exit codes: 0 done; 1 with ``--strict``
-when a fit failed its diagnostics; 2 bad arguments or bad input data (one line on stderr).
+when a fit failed its diagnostics; 2 bad arguments or bad input data (``InputError``: one line on
+stderr, checked before anything is written). Any other error is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import models  # noqa: F401  (configures PyTensor's BLAS before anything compiles)
 from analyses import ANALYSES, tables
 from analyses.output import Output
+from models.errors import InputError
 from models.inference import SAMPLERS, Diagnostics
 
 FULL = {"draws": 1000, "tune": 1000, "chains": 4}
@@ -74,7 +76,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=[*ANALYSES, "all"], help="which analysis to run")
     p.add_argument("--draws", type=_count(1),
                    help=f"posterior draws per chain (default {FULL['draws']}; sbc: 1000)")
-    p.add_argument("--tune", type=_count(0), help=f"tuning steps per chain (default {FULL['tune']}; sbc: 500)")
+    p.add_argument("--tune", type=_count(0),
+                   help=f"tuning steps per chain (default {FULL['tune']}; sbc: 500)")
     p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']}; sbc: 2)")
     p.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, help="seed of every random step")
     p.add_argument("--sampler", choices=SAMPLERS, default="pymc", help="NUTS back end")
@@ -92,9 +95,7 @@ def settings_for(args: argparse.Namespace, module) -> Settings:
     return Settings(**chosen, seed=args.seed, sampler=args.sampler, quick=args.quick)
 
 
-def run(name: str, args: argparse.Namespace, root: Path) -> Report:
-    module = importlib.import_module(f"analyses.{name}")
-    settings = settings_for(args, module)
+def run(name: str, module, settings: Settings, root: Path) -> Report:
     output = Output(root, name)
     started = time.perf_counter()
     report = module.main(settings, output)
@@ -117,12 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("pymc").setLevel(logging.WARNING)
     names = ANALYSES if args.name == "all" else (args.name,)
+    modules = {name: importlib.import_module(f"analyses.{name}") for name in names}
+    settings = {name: settings_for(args, module) for name, module in modules.items()}
     failed = []
     try:
-        for name in names:
-            report = run(name, args, root)
+        for name, module in modules.items():  # every check before anything is written
+            getattr(module, "check_settings", lambda _: None)(settings[name])
+        for name, module in modules.items():
+            report = run(name, module, settings[name], root)
             failed += [f"{name}/{label}" for label, d in report.fits.items() if not d.ok]
-    except ValueError as err:
+    except InputError as err:
         print(f"python -m analyses {args.name}: error: {err}", file=sys.stderr)
         return 2
     if args.strict and failed:

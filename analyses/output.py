@@ -2,8 +2,8 @@
 
 Each file is first written to a temporary file in the same folder and then renamed over the old
 one (``os.replace`` is atomic on POSIX), so a run killed at any moment leaves the previous figures,
-tables and posteriors readable. A killed run can leave a hidden ``.NAME.*.part`` file behind; the
-next run of the same analysis removes it.
+tables and posteriors readable. A killed run can leave a hidden ``.NAME.*.part`` file behind; a
+later run of the same analysis removes it once it is an hour old.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import csv
 import os
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytensor
 from models.inference import Diagnostics
 
 COLUMNS = ("model", "estimator", "quantity", "value", "lower", "upper")
+_STALE_SECONDS = 3600
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -58,9 +60,11 @@ class Output:
         self.figures = Path(root) / "figures" / name
         self.results = Path(root) / "results" / name
         self.written: list[Path] = []
+        stale = time.time() - _STALE_SECONDS  # younger .part files may belong to a concurrent run
         for folder in (self.figures, self.results):
             for debris in folder.glob(".*.part") if folder.is_dir() else ():
-                debris.unlink(missing_ok=True)
+                if debris.stat().st_mtime < stale:
+                    debris.unlink(missing_ok=True)
 
     def figure(self, fig, filename: str) -> Path:
         path = self.figures / filename

@@ -20,17 +20,18 @@ import pymc as pm
 from scipy import stats
 
 from models import weights as weights_lib
+from models.errors import InputError
 from models.likelihood import weighted_likelihood
 
 
 def _check_flips(flips) -> np.ndarray:
     y = np.asarray(flips)
     if y.ndim != 1 or y.size == 0:
-        raise ValueError(f"flips must be a non-empty one-dimensional array, got shape {y.shape}")
+        raise InputError(f"flips must be a non-empty one-dimensional array, got shape {y.shape}")
     if y.dtype == bool:
         y = y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.number) or not np.all(np.isin(y, (0, 1))):
-        raise ValueError("flips must hold only 0 (tails) and 1 (heads)")
+        raise InputError("flips must hold only 0 (tails) and 1 (heads)")
     return y.astype(np.int64)
 
 
@@ -38,9 +39,9 @@ def _check_prior(prior) -> tuple[float, float]:
     try:
         a, b = (float(v) for v in prior)
     except (TypeError, ValueError):
-        raise ValueError(f"prior must be a pair (a, b) of Beta parameters, got {prior!r}") from None
+        raise InputError(f"prior must be a pair (a, b) of Beta parameters, got {prior!r}") from None
     if not (np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0):
-        raise ValueError(f"prior Beta(a, b) needs finite a > 0 and b > 0, got ({a:g}, {b:g})")
+        raise InputError(f"prior Beta(a, b) needs finite a > 0 and b > 0, got ({a:g}, {b:g})")
     return a, b
 
 

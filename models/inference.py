@@ -27,6 +27,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
+from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError, maximise
 
 __all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "compile_log_likelihood",
@@ -49,11 +50,14 @@ class Diagnostics:
     min_bfmi: float
     chains: int
     draws: int
+    nonfinite_draws: int = 0
 
     @property
     def problems(self) -> list[str]:
         """One sentence per failed check (empty when ``ok``)."""
         found = []
+        if self.nonfinite_draws:
+            found.append(f"{self.nonfinite_draws} non-finite draw(s)")
         if self.chains < 2:
             found.append("r_hat needs at least 2 chains")
         elif not self.max_r_hat <= R_HAT_MAX:
@@ -81,7 +85,7 @@ class Diagnostics:
 
 def _check_model(model) -> pm.Model:
     if not isinstance(model, pm.Model):
-        raise ValueError(f"model must be a pymc.Model, got {type(model).__name__}")
+        raise InputError(f"model must be a pymc.Model, got {type(model).__name__}")
     return model
 
 
@@ -89,7 +93,7 @@ def _likelihood_terms(model: pm.Model):
     _check_model(model)
     terms = [*model.observed_RVs, *model.potentials]
     if not terms:
-        raise ValueError("the model has no observed variables or potentials: there is no likelihood")
+        raise InputError("the model has no observed variables or potentials: there is no likelihood")
     return terms
 
 
@@ -109,7 +113,7 @@ def compile_log_likelihood(model: pm.Model):
     def log_likelihood(**values) -> float:
         missing = set(names) - set(values)
         if missing:
-            raise ValueError(f"values needed for {sorted(missing)}")
+            raise InputError(f"values needed for {sorted(missing)}")
         return float(function(*(values[name] for name in names)))
 
     return log_likelihood
@@ -136,11 +140,12 @@ def map_estimate(model: pm.Model) -> dict[str, np.ndarray]:
 
 def _check_count(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
+    """CPU cores this process may use (PyMC's own default halves the count to guess at SMT)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -171,7 +176,7 @@ def sample(
     if random_seed is not None:
         random_seed = _check_count("random_seed", random_seed, 0)
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if progressbar is None:
         progressbar = sys.stderr.isatty()
     with model:
@@ -179,7 +184,7 @@ def sample(
             draws=draws,
             tune=tune,
             chains=chains,
-            cores=min(chains, _available_cores()),
+            cores=min(chains, available_cores()),
             random_seed=random_seed,
             progressbar=progressbar,
             compute_convergence_checks=False,
@@ -242,23 +247,22 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     """Worst-case r_hat, bulk/tail ESS and BFMI over all posterior variables, and divergences.
 
     Elements that are constant across draws (e.g. a fixed reference category) are skipped: their
-    r_hat and ESS are undefined, not bad.
+    r_hat and ESS are undefined, not bad. Anything else that is undefined counts as a failure: a
+    non-finite r_hat or ESS of a varying element, and draws that are NaN or infinite.
     """
     if not isinstance(idata, az.InferenceData) or "posterior" not in idata.groups():
-        raise ValueError(f"idata must be an InferenceData with a posterior group, got {type(idata).__name__}")
+        raise InputError(f"idata must be an InferenceData with a posterior group, got {type(idata).__name__}")
     posterior = idata.posterior
-    varying = {
-        name: posterior[name].std(dim=("chain", "draw")) > 0 for name in posterior.data_vars
-    }
+    nonfinite = sum(int((~np.isfinite(posterior[name].values)).sum()) for name in posterior.data_vars)
+    varying = {name: (posterior[name].std(dim=("chain", "draw"), skipna=False) > 0).values
+               for name in posterior.data_vars}
 
     def worst(dataset, reduce):
-        values = [dataset[name].where(mask).values.ravel() for name, mask in varying.items()]
-        values = np.concatenate(values) if values else np.array([])
-        values = values[np.isfinite(values)]
-        return float(reduce(values)) if values.size else float("nan")
+        values = np.concatenate([np.ravel(dataset[name].values[mask]) for name, mask in varying.items()])
+        return float(reduce(values)) if values.size else float("nan")  # NaN propagates: a failure
 
     chains = posterior.sizes["chain"]
-    with np.errstate(invalid="ignore", divide="ignore"):  # constant elements: 0 / 0, skipped below
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant elements: 0 / 0, masked out
         r_hat = worst(az.rhat(posterior), np.max) if chains > 1 else float("nan")
         ess_bulk = worst(az.ess(posterior, method="bulk"), np.min)
         ess_tail = worst(az.ess(posterior, method="tail"), np.min)
@@ -273,4 +277,5 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
         min_bfmi=float(np.min(az.bfmi(idata))) if has_energy else float("nan"),
         chains=int(chains),
         draws=int(posterior.sizes["draw"]),
+        nonfinite_draws=nonfinite,
     )

@@ -4,9 +4,9 @@
 
 It is a ``pm.CustomDist`` whose
 
-* ``logp`` is ``w_i * log D(y_i | theta)``: ``pm.sample(idata_kwargs={"log_likelihood": True})``
-  and ``pm.compute_log_likelihood`` then store the *pointwise weighted* log-likelihood, which is
-  what this model's ``az.loo`` measures;
+* ``logp`` is ``w_i * log D(y_i | theta)`` (exactly 0 where ``w_i = 0``):
+  ``pm.sample(idata_kwargs={"log_likelihood": True})`` and ``pm.compute_log_likelihood`` then store
+  the *pointwise weighted* log-likelihood, which is what this model's ``az.loo`` measures;
 * ``dist`` is the plain, unweighted ``D(theta)``: prior and posterior predictive draws come from
   the generative model, because weights are an inferential device, not data.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 from functools import partial
 
 import pymc as pm
+import pytensor.tensor as pt
 
 
 def _plain_distribution(*inputs, distribution, parameter_names):
@@ -31,7 +32,8 @@ def _plain_distribution(*inputs, distribution, parameter_names):
 def _weighted_logp(value, *inputs, distribution, parameter_names):
     *parameters, weights = inputs
     plain = distribution.dist(**dict(zip(parameter_names, parameters)))
-    return weights * pm.logp(plain, value)
+    # A zero weight drops its observation exactly, even where its log density is -inf (0 * -inf = NaN).
+    return pt.switch(pt.eq(weights, 0), 0.0, weights * pm.logp(plain, value))
 
 
 def weighted_likelihood(name, distribution, weights, *, observed, dims, signature=None, **parameters):

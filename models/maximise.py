@@ -36,6 +36,8 @@ import pymc as pm
 import pytensor
 from scipy import optimize
 
+from models.errors import InputError
+
 # Down to 1e-8: at a runaway the penalised gradient, about lambda |z|, stays far above the L-BFGS
 # tolerance (1e-12), so the optimiser resolves every step of the path.
 _RIDGE_PATH = tuple(10.0**-k for k in range(1, 9))
@@ -60,9 +62,9 @@ class Objective:
     def __init__(self, model: pm.Model, terms):
         if model.discrete_value_vars:
             names = [v.name for v in model.discrete_value_vars]
-            raise ValueError(f"cannot optimise discrete free variables {names}")
+            raise InputError(f"cannot optimise discrete free variables {names}")
         if not model.value_vars:
-            raise ValueError("the model has no free variables to estimate")
+            raise InputError("the model has no free variables to estimate")
         self.model = model
         self.value_vars = list(model.value_vars)
         start = model.initial_point()
@@ -160,7 +162,7 @@ def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
     objective = Objective(model, terms)
     start_value, _ = objective.value_and_grad(objective.x0)
     if not np.isfinite(start_value):
-        raise ValueError(f"the {what} is not finite at the model's initial point")
+        raise InputError(f"the {what} is not finite at the model's initial point")
     scale = abs(start_value) or 1.0
     metric = objective.curvature(objective.x0, scale)
     z = objective.x0

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.errors import InputError
+
 NORMALIZATIONS = ("none", "n", "ess")
 
 
@@ -24,29 +26,29 @@ def check(weights, n: int, *, allow_negative: bool = False, name: str = "weights
     NaN or infinite values, negative values (unless ``allow_negative``), or all zero.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise InputError(f"n must be a positive integer, got {n!r}")
     if weights is None:
         return np.ones(n)
     try:
-        w = np.asarray(weights, dtype=float)
+        w = np.array(weights, dtype=float)  # a copy: the caller's array is never aliased
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be numbers, got {type(weights).__name__}: {err}") from None
+        raise InputError(f"{name} must be numbers, got {type(weights).__name__}: {err}") from None
     if w.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {w.shape}")
+        raise InputError(f"{name} must be one-dimensional, got shape {w.shape}")
     if w.size != n:
-        raise ValueError(f"{name} has length {w.size}, expected {n} (one per observation)")
+        raise InputError(f"{name} has length {w.size}, expected {n} (one per observation)")
     for bad, what in ((np.isnan(w), "NaN"), (np.isinf(w), "infinite")):
         if bad.any():
-            raise ValueError(f"{name} has {bad.sum()} {what} value(s), first at index {np.argmax(bad)}")
+            raise InputError(f"{name} has {bad.sum()} {what} value(s), first at index {np.argmax(bad)}")
     negative = w < 0
     if negative.any() and not allow_negative:
         first = int(np.argmax(negative))
-        raise ValueError(
+        raise InputError(
             f"{name} has {negative.sum()} negative value(s), first {w[first]:g} at index {first}; "
             "pass allow_negative=True if they are meant (e.g. advantages)"
         )
     if not np.any(w != 0):
-        raise ValueError(f"{name} are all zero: no observation would inform the fit")
+        raise InputError(f"{name} are all zero: no observation would inform the fit")
     return w
 
 
@@ -55,7 +57,7 @@ def kish_ess(weights) -> float:
     w = np.asarray(weights, dtype=float)
     total_square = np.sum(w**2)
     if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or total_square == 0:
-        raise ValueError("weights must be a non-empty, finite, not-all-zero one-dimensional array")
+        raise InputError("weights must be a non-empty, finite, not-all-zero one-dimensional array")
     return float(np.sum(w) ** 2 / total_square)
 
 
@@ -69,12 +71,12 @@ def normalize(weights, how: str = "none") -> np.ndarray:
     carry as much information as the equally weighted sample they are worth.
     """
     if how not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {how!r}")
+        raise InputError(f"normalize must be one of {NORMALIZATIONS}, got {how!r}")
     w = np.asarray(weights, dtype=float)
     if how == "none":
         return w.copy()
     total = np.sum(w)
     if not total > 0:
-        raise ValueError(f"cannot normalize weights to {how!r}: their sum is {total:g}, not positive")
+        raise InputError(f"cannot normalize weights to {how!r}: their sum is {total:g}, not positive")
     target = w.size if how == "n" else kish_ess(w)
     return w * (target / total)

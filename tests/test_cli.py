@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from analyses import cli
+from models.errors import InputError
 
 COIN_FIGURES = {"log_likelihood.png", "posteriors.png", "weight_sweep.png", "trace_rank.png"}
 COIN_POSTERIORS = {"unweighted.nc", "weights_as_given.nc", "weights_sum_n.nc", "weights_sum_ess.nc"}
@@ -101,7 +102,7 @@ def test_out_that_is_a_file_exits_2_and_writes_nothing(tmp_path, capsys):
 
 def test_bad_input_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
     def refuse(settings, output):
-        raise ValueError("flips must hold only 0 (tails) and 1 (heads)")
+        raise InputError("flips must hold only 0 (tails) and 1 (heads)")
 
     monkeypatch.setattr("analyses.coin.main", refuse)
     assert cli.main(["coin", "--quick", "--out", str(tmp_path)]) == 2
@@ -147,3 +148,19 @@ def test_a_killed_run_leaves_every_previous_result_readable(coin_quick, tmp_path
             assert az.from_netcdf(path).posterior["p"].size > 0
         else:
             assert plt.imread(path).ndim == 3
+
+
+def test_a_bug_is_not_disguised_as_bad_input(tmp_path, monkeypatch):
+    def broken(settings, output):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr("analyses.coin.main", broken)
+    with pytest.raises(ValueError, match="broadcast"):
+        cli.main(["coin", "--quick", "--out", str(tmp_path)])
+
+
+def test_all_checks_every_analysis_before_writing_anything(tmp_path, capsys):
+    # 40 x 2 draws are fine for the coin but too few for sbc's ranks: nothing may be written.
+    assert cli.main(["all", "--quick", "--draws", "40", "--chains", "2", "--out", str(tmp_path)]) == 2
+    assert "sbc needs at least 99 draws" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

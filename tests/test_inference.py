@@ -203,6 +203,25 @@ def test_diagnose_flags_chains_that_disagree_and_divergences():
     assert "5 divergent transition(s)" in diagnostics.problems
 
 
+def test_diagnose_counts_nan_draws_and_undefined_statistics_as_failures():
+    idata = fake_idata([0.0, 0.0, 0.0, 0.0])
+    idata.posterior["theta"][0, 5] = np.nan
+    diagnostics = inference.diagnose(idata)
+    assert diagnostics.nonfinite_draws == 1 and not diagnostics.ok
+    assert "1 non-finite draw(s)" in diagnostics.problems
+
+
+def test_diagnose_flags_low_ess_and_low_bfmi():
+    rng = np.random.default_rng(1)
+    sticky = np.cumsum(rng.normal(size=(4, 1000)), axis=1)  # random walks: ESS of a few dozen
+    energy = np.cumsum(rng.normal(size=(4, 1000)), axis=1)  # energy that barely moves: BFMI ~ 0
+    diagnostics = inference.diagnose(az.from_dict(posterior={"theta": sticky},
+                                                  sample_stats={"energy": energy}))
+    assert diagnostics.min_ess_bulk < 100 and diagnostics.min_bfmi < 0.3
+    assert any("bulk ESS" in p for p in diagnostics.problems)
+    assert any("BFMI" in p for p in diagnostics.problems)
+
+
 def test_diagnose_needs_two_chains_for_r_hat():
     diagnostics = inference.diagnose(fake_idata([0.0]))
     assert np.isnan(diagnostics.max_r_hat)

@@ -38,3 +38,13 @@ def test_weighted_categorical_with_core_dimension():
     probabilities = np.exp(preference) / np.exp(preference).sum()
     logp = model.compile_logp(vars=model.observed_RVs)({"preference": preference})
     assert logp == pytest.approx(np.sum(w * np.log(probabilities[actions])), rel=1e-12)
+
+
+def test_a_zero_weight_drops_an_impossible_observation_exactly():
+    # y = 3 is impossible under Bernoulli (log density -inf); weighted by zero it must vanish, not NaN.
+    with pm.Model(coords={"obs_id": range(3)}) as model:
+        p = pm.Beta("p", np.float64(2.0), np.float64(2.0))
+        weighted_likelihood("y", pm.Bernoulli, pm.Data("weights", np.array([1.0, 1.0, 0.0]), dims="obs_id"),
+                            observed=np.array([1, 0, 3]), dims="obs_id", p=p)
+    logp = model.compile_logp(vars=model.observed_RVs)({"p_logodds__": np.array(0.0)})
+    assert logp == pytest.approx(2 * np.log(0.5), rel=1e-12)

@@ -1,7 +1,9 @@
 """Files are written whole or not at all, with ordinary permissions."""
 
 import csv
+import os
 import stat
+import time
 
 import matplotlib.pyplot as plt
 import pytest
@@ -14,7 +16,8 @@ def test_table_is_replaced_whole_and_readable(tmp_path):
     path = output.table([{"model": "m", "estimator": "mle", "quantity": "p", "value": 0.25}])
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert rows == [{"model": "m", "estimator": "mle", "quantity": "p", "value": "0.25", "lower": "", "upper": ""}]
+    expected = {"model": "m", "estimator": "mle", "quantity": "p", "value": "0.25", "lower": "", "upper": ""}
+    assert rows == [expected]
     assert stat.S_IMODE(path.stat().st_mode) & 0o044  # group/other can read, unlike mkstemp's 0600
 
 
@@ -41,9 +44,13 @@ def test_figure_is_saved_and_closed(tmp_path):
     assert not plt.fignum_exists(fig.number)
 
 
-def test_debris_of_a_killed_write_is_removed_by_the_next_run(tmp_path):
-    debris = tmp_path / "results" / "demo" / ".summary.csv.x1y2.part"
-    debris.parent.mkdir(parents=True)
-    debris.write_text("half a table")
+def test_old_debris_of_a_killed_write_is_removed_and_fresh_debris_kept(tmp_path):
+    folder = tmp_path / "results" / "demo"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".summary.csv.x1y2.part", folder / ".ranks.csv.a3b4.part"
+    for debris in (old, fresh):
+        debris.write_text("half a table")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
     Output(tmp_path, "demo")
-    assert not debris.exists()
+    assert not old.exists() and fresh.exists()  # fresh: perhaps a concurrent run still writing

@@ -92,8 +92,9 @@ def test_wmle_ignores_the_scale_of_the_weights(data, scale):
 
 
 @COMPILING
-@given(flip_arrays.flatmap(lambda y: st.tuples(st.just(y), arrays(np.int64, y.size, elements=st.integers(0, 4)))),
-       st.floats(0.02, 0.98))
+@given(flip_arrays.flatmap(
+    lambda y: st.tuples(st.just(y), arrays(np.int64, y.size, elements=st.integers(0, 4)))),
+    st.floats(0.02, 0.98))
 def test_integer_weights_are_row_repetitions(data, p):
     flips, counts = data
     assume(counts.sum() > 0)

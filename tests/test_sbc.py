@@ -20,12 +20,17 @@ def test_jeffreys_interval_is_the_beta_half_posterior_quantiles():
     assert low < 0.9 < high
 
 
-def test_worst_diagnostics_takes_the_worst_of_each_check():
+def test_fits_summary_takes_the_worst_and_tolerates_a_few_failing_fits():
     good = Diagnostics(1.001, 900.0, 800.0, 0, 0.9, 2, 1000)
-    bad = Diagnostics(1.02, 300.0, 950.0, 2, 1.1, 2, 1000)
-    worst = sbc._worst([good, bad])
-    assert (worst.max_r_hat, worst.min_ess_bulk, worst.min_ess_tail, worst.divergences, worst.min_bfmi) == (
-        1.02, 300.0, 800.0, 2, 0.9)
+    unlucky = Diagnostics(1.012, 300.0, 950.0, 0, 1.1, 2, 1000)
+    summary = sbc.summarise_fits([good] * 19 + [unlucky])
+    worst = summary.worst
+    worst_values = (worst.max_r_hat, worst.min_ess_bulk, worst.min_ess_tail, worst.min_bfmi)
+    assert worst_values == (1.012, 300.0, 800.0, 0.9)
+    assert summary.failing == 1 and summary.ok  # 1 of 20 = 5%: chance
+    assert not sbc.summarise_fits([good] * 18 + [unlucky] * 2).ok  # 10%: a problem
+    divergent = Diagnostics(1.001, 900.0, 800.0, 3, 0.9, 2, 1000)
+    assert not sbc.summarise_fits([good] * 99 + [divergent]).ok  # any divergence
 
 
 def test_scenarios_simulate_what_they_say():

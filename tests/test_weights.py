@@ -15,10 +15,13 @@ def test_check_none_means_ones():
     np.testing.assert_array_equal(weights.check(None, 4), np.ones(4))
 
 
-def test_check_returns_float_copy():
-    w = weights.check([1, 2, 3], 3)
-    assert w.dtype == float
-    np.testing.assert_array_equal(w, [1.0, 2.0, 3.0])
+def test_check_returns_a_float_copy():
+    given = np.array([1.0, 2.0, 3.0])
+    w = weights.check(given, 3)
+    assert w.dtype == float and w is not given
+    w[0] = 99.0
+    assert given[0] == 1.0
+    np.testing.assert_array_equal(weights.check([1, 2, 3], 3), [1.0, 2.0, 3.0])
 
 
 @pytest.mark.parametrize(

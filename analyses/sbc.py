@@ -32,6 +32,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
+import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
@@ -240,25 +241,32 @@ def main(settings: Settings, output: Output) -> Report:
 
 
 def _plot_ranks(results: list[dict], rows: list[dict], simulations: int):
+    """Per scenario: rank histogram with a pointwise 99% band (top), and the ECDF of the ranks minus
+    the uniform CDF with ArviZ's simultaneous 99% band (bottom; Säilynoja et al. 2022)."""
     value = {(r["model"], r["quantity"]): r["value"] for r in rows}
-    fig, axs = plt.subplots(2, 2, figsize=(10, 6.8), sharey=True, sharex=True)
+    fig, axs = plt.subplots(2, len(SCENARIOS), figsize=(15, 6.6), sharey="row")
     low, high = stats.binom(simulations, 1 / BINS).ppf([0.005, 0.995])
-    for ax, scenario in zip(axs.ravel(), SCENARIOS):
-        counts = rank_counts([r["rank"] for r in results if r["scenario"] == scenario.name])
-        ax.axhspan(low, high, color="0.85", label="99% band if uniform")
-        ax.axhline(simulations / BINS, color="0.4", linestyle="--", linewidth=1)
-        ax.bar(np.arange(BINS), counts, width=0.9, color="C0" if scenario.exact else "C3",
-               label=f"rank histogram ({simulations} simulations)")
-        ax.set_title(f"{scenario.name.replace('_', ' ')}\nuniformity p = "
-                     f"{value[scenario.name, 'rank_uniformity_pvalue']:.2g}; "
-                     f"90% intervals cover {value[scenario.name, 'coverage_90']:.0%}", fontsize=10)
-        ax.set_xticks(np.arange(0, BINS + 1, 5) - 0.5, np.arange(0, RANK_DRAWS + 2, 25))
-    for ax in axs[1]:
-        ax.set_xlabel(f"rank of the true p among {RANK_DRAWS} posterior draws")
-    for ax in axs[:, 0]:
-        ax.set_ylabel("simulations per bin")
+    edges = np.arange(1, RANK_DRAWS + 1) / (RANK_DRAWS + 1)  # where the ranks' CDF meets U(0, 1)'s
+    for column, scenario in enumerate(SCENARIOS):
+        ranks = np.array([r["rank"] for r in results if r["scenario"] == scenario.name])
+        colour = "C0" if scenario.exact else "C3"
+        top, bottom = axs[0, column], axs[1, column]
+        top.axhspan(low, high, color="0.85", label="99% band if uniform (per bin)")
+        top.axhline(simulations / BINS, color="0.4", linestyle="--", linewidth=1)
+        top.bar(np.arange(BINS), rank_counts(ranks), width=0.9, color=colour,
+                label=f"ranks of {simulations} simulations")
+        top.set_xticks(np.arange(0, BINS + 1, 5) - 0.5, np.arange(0, RANK_DRAWS + 2, 25))
+        top.set_title(f"{scenario.name.replace('_', ' ')}\nuniformity p = "
+                      f"{value[scenario.name, 'rank_uniformity_pvalue']:.2g}; "
+                      f"90% intervals cover {value[scenario.name, 'coverage_90']:.0%}", fontsize=10)
+        az.plot_ecdf((ranks + 0.5) / (RANK_DRAWS + 1), cdf=stats.uniform().cdf, difference=True,
+                     confidence_bands="optimized", ci_prob=0.99, eval_points=edges, ax=bottom,
+                     plot_kwargs={"color": colour}, fill_kwargs={"color": "0.85", "alpha": 1.0})
+        bottom.set_xlabel(f"rank / {RANK_DRAWS + 1}")
+    axs[0, 0].set_ylabel("simulations per bin")
+    axs[1, 0].set_ylabel("ECDF - uniform CDF\n(grey: simultaneous 99% band)")
     axs[0, 0].legend(loc="upper left", fontsize=8)
-    fig.suptitle("SBC of the weighted coin: ranks of the true p among posterior draws\n"
-                 "(flat within the band = calibrated; U = intervals too narrow; hump = too wide)")
+    fig.suptitle("SBC of the weighted coin: ranks of the true p among 99 posterior draws "
+                 "(uniform = calibrated; U shape = intervals too narrow; hump = too wide)")
     fig.tight_layout()
     return fig

@@ -30,14 +30,15 @@ import pytensor.tensor as pt
 from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError, maximise
 
-__all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "compile_log_likelihood",
-           "diagnose", "map_estimate", "mle", "sample"]
+__all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
+           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample"]
 
 SAMPLERS = ("pymc",)
 
 R_HAT_MAX = 1.01
 ESS_MIN = 400.0
 BFMI_MIN = 0.3
+
 
 @dataclass(frozen=True)
 class Diagnostics:
@@ -213,8 +214,10 @@ class RepeatedNUTS:
     Simulation studies (SBC, coverage) fit the same model to hundreds of data sets; building and
     compiling it each time costs more than sampling a small model. This keeps one ``pm.NUTS`` step
     (the compiled log density and gradient) and swaps the data through ``pm.set_data``; step size and
-    mass matrix adaptation restart for every fit, and chains start at the model's initial point.
-    Chains run one after another in this process: parallelise across fits instead.
+    mass matrix adaptation restart for every fit, and each chain starts at the model's initial point
+    jittered by U(-1, 1) in the unconstrained space, as ``pm.sample`` does by default, so that r_hat
+    still compares chains from different starts. Chains run one after another in this process:
+    parallelise across fits instead.
     """
 
     def __init__(self, model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int = 2):
@@ -224,16 +227,30 @@ class RepeatedNUTS:
         self.chains = _check_count("chains", chains, 1)
         with model:
             self._step = pm.NUTS()
+        self._start = model.initial_point()
+        self._constrain = model.compile_fn(model.replace_rvs_by_values(model.free_RVs),
+                                           inputs=model.value_vars, point_fn=False)
+
+    def _jittered_starts(self, rng) -> list[dict[str, np.ndarray]]:
+        starts = []
+        for _ in range(self.chains):
+            unconstrained = [self._start[v.name] + rng.uniform(-1, 1, np.shape(self._start[v.name]))
+                             for v in self.model.value_vars]
+            constrained = self._constrain(*unconstrained)
+            starts.append({rv.name: value for rv, value in zip(self.model.free_RVs, constrained)})
+        return starts
 
     def __call__(self, data: dict[str, np.ndarray], random_seed: int) -> az.InferenceData:
         """Fit to ``data`` (``pm.Data`` name -> values): a light ``InferenceData`` with the free
         variables in ``posterior`` and ``diverging``/``energy`` in ``sample_stats`` (enough for
         :func:`diagnose`)."""
+        random_seed = _check_count("random_seed", random_seed, 0)
         pm.set_data(data, model=self.model)
+        starts = self._jittered_starts(np.random.default_rng(random_seed))
         with self.model:
             trace = pm.sample(
                 draws=self.draws, tune=self.tune, chains=self.chains, cores=1, step=self._step,
-                random_seed=_check_count("random_seed", random_seed, 0), progressbar=False,
+                initvals=starts, random_seed=random_seed, progressbar=False,
                 compute_convergence_checks=False, return_inferencedata=False,
             )
         posterior = {rv.name: np.stack(trace.get_values(rv.name, combine=False))

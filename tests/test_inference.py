@@ -268,3 +268,11 @@ def test_repeated_nuts_refuses_bad_settings():
         inference.RepeatedNUTS(coin.build_model([1, 0]), draws=0)
     with pytest.raises(ValueError, match="model must be"):
         inference.RepeatedNUTS("coin")
+
+
+def test_repeated_nuts_starts_each_chain_from_its_own_jittered_point():
+    sampler = inference.RepeatedNUTS(coin.build_model([1, 0], [3.0, 7.0]), draws=10, tune=10, chains=4)
+    starts = sampler._jittered_starts(np.random.default_rng(0))
+    values = [float(start["p"]) for start in starts]
+    # U(-1, 1) on the log-odds around p = 0.5: p within (expit(-1), expit(1)) = (0.269, 0.731).
+    assert len(set(values)) == 4 and all(0.268 < p < 0.732 for p in values)

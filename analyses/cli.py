@@ -72,10 +72,12 @@ def _default_root() -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m analyses", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="python -m analyses",
+                description="Run one wmle analysis, or all: figures go to OUT/figures/NAME/, posteriors "
+                            "and the summary table to OUT/results/NAME/.")
     p.add_argument("name", choices=[*ANALYSES, "all"], help="which analysis to run")
     p.add_argument("--draws", type=_count(1),
-                   help=f"posterior draws per chain (default {FULL['draws']}; sbc: 1000)")
+                   help=f"posterior draws per chain (default {FULL['draws']})")
     p.add_argument("--tune", type=_count(0),
                    help=f"tuning steps per chain (default {FULL['tune']}; sbc: 500)")
     p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']}; sbc: 2)")

@@ -125,7 +125,7 @@ def main(settings: Settings, output: Output) -> Report:
     return Report(rows=rows, fits=diagnostics | sweep_diagnostics)
 
 
-SWEEP_COLUMNS = ("normalize", "key_weight", "estimator", "value", "lower", "upper")
+SWEEP_COLUMNS = ("normalize", "key_weight", "estimator", "value", "lower", "upper", "diagnostics_ok")
 
 
 def _sweep(settings: Settings, rng):
@@ -153,9 +153,10 @@ def _sweep(settings: Settings, rng):
                                      chains=settings.chains, random_seed=int(rng.integers(2**31 - 1)),
                                      sampler=settings.sampler)
             lower, upper = az.hdi(idata, hdi_prob=tables.HDI_PROB)["p"].values
+            fit = diagnostics[f"sweep_{label}_c{weight:g}"] = inference.diagnose(idata)
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "posterior",
-                                                 float(idata.posterior["p"].mean()), lower, upper))))
-            diagnostics[f"sweep_{label}_c{weight:g}"] = inference.diagnose(idata)
+                                                 float(idata.posterior["p"].mean()), lower, upper,
+                                                 int(fit.ok)))))
     return rows, diagnostics
 
 

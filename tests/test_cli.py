@@ -51,6 +51,9 @@ def test_coin_quick_writes_figures_posteriors_and_summary(coin_quick):
         assert float(posterior["lower"]) < float(posterior["value"]) < float(posterior["upper"])
     assert value["unweighted", "mle", "p"]["lower"] == ""
     assert "weights_as_given  wmle" in done.stdout  # the table is printed
+    sweep = read_summary(out / "results" / "coin" / "weight_sweep.csv")
+    assert {r["diagnostics_ok"] for r in sweep if r["estimator"] == "posterior"} <= {"0", "1"}
+    assert {r["diagnostics_ok"] for r in sweep if r["estimator"] != "posterior"} == {""}
 
 
 def test_strict_exit_code_follows_the_diagnostics(coin_quick):

@@ -42,6 +42,7 @@ COLORS = {"unweighted": "0.55", "weights_as_given": "C3", "weights_sum_n": "C0",
 SWEEP_GRID = np.geomspace(1, 100, 81)
 SWEEP_NUTS = (1.0, 3.0, 10.0, 30.0, 100.0)
 SWEEP_NUTS_QUICK = (100.0,)
+SWEEP_COLUMNS = ("normalize", "key_weight", "estimator", "value", "lower", "upper", "diagnostics_ok")
 
 
 def key_weights(weight: float) -> np.ndarray:
@@ -123,9 +124,6 @@ def main(settings: Settings, output: Output) -> Report:
     output.figure(_plot_sweep(sweep), "weight_sweep.png")
     output.figure(_plot_trace(fits["weights_as_given"]["idata"]), "trace_rank.png")
     return Report(rows=rows, fits=diagnostics | sweep_diagnostics)
-
-
-SWEEP_COLUMNS = ("normalize", "key_weight", "estimator", "value", "lower", "upper", "diagnostics_ok")
 
 
 def _sweep(settings: Settings, rng):

@@ -42,7 +42,8 @@ class Settings:
 
 @dataclass
 class Report:
-    """What an analysis hands back: its summary rows and the diagnostics of each posterior fit."""
+    """What an analysis hands back: its summary rows and, per fit or group of fits, an object with
+    ``ok`` and ``problems`` (``Diagnostics``, or SBC's ``FitsSummary``)."""
 
     rows: list[dict]
     fits: dict[str, Diagnostics]

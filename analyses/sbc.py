@@ -218,7 +218,8 @@ def _rows(scenario: Scenario, results: list[dict]) -> tuple[list[dict], FitsSumm
                                     *jeffreys_interval(covered, n)))
     fits = summarise_fits([r["diagnostics"] for r in results])
     rows.append(tables.point(scenario.name, "sbc", "fits_failing_diagnostics", fits.failing))
-    return rows + tables.diagnostic_rows(scenario.name, fits.worst, estimator="sbc"), fits
+    worst = tables.diagnostic_rows(scenario.name, fits.worst, estimator="sbc", ok=fits.ok)
+    return rows + worst, fits
 
 
 def main(settings: Settings, output: Output) -> Report:

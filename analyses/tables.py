@@ -38,15 +38,17 @@ def posterior_rows(model: str, idata, var_names, estimator: str = "posterior") -
     return rows
 
 
-def diagnostic_rows(model: str, diagnostics: Diagnostics, estimator: str = "posterior") -> list[dict]:
-    """Sampler diagnostics as rows, plus ``ok`` (1 when every check passes)."""
+def diagnostic_rows(model: str, diagnostics: Diagnostics, estimator: str = "posterior",
+                    ok: bool | None = None) -> list[dict]:
+    """Sampler diagnostics as rows, plus ``diagnostics_ok``: 1 when every check passes, or the
+    verdict ``ok`` given by a caller that judges many fits together (SBC)."""
     values = {
         "r_hat_max": diagnostics.max_r_hat,
         "ess_bulk_min": diagnostics.min_ess_bulk,
         "ess_tail_min": diagnostics.min_ess_tail,
         "divergences": diagnostics.divergences,
         "bfmi_min": diagnostics.min_bfmi,
-        "diagnostics_ok": int(diagnostics.ok),
+        "diagnostics_ok": int(diagnostics.ok if ok is None else ok),
     }
     return [point(model, estimator, quantity, value) for quantity, value in values.items()]
 

@@ -78,3 +78,14 @@ def test_frequency_weights_pass_sbc_and_a_toss_weighted_ten_times_fails(tmp_path
     assert value["frequency_weights", "rank_uniformity_pvalue"] > 0.01
     assert value["key_toss_x10_as_given", "rank_uniformity_pvalue"] < 1e-6
     assert value["key_toss_x10_as_given", "coverage_90"] < 0.7
+
+
+def test_summary_verdict_follows_the_fits_summary_not_the_worst_fit():
+    good = Diagnostics(1.001, 900.0, 800.0, 0, 0.9, 2, 1000)
+    unlucky = Diagnostics(1.012, 300.0, 950.0, 0, 1.1, 2, 1000)
+    results = [{"rank": r, "covered_50": 1, "covered_90": 1, "diagnostics": good} for r in range(99)]
+    results.append({"rank": 50, "covered_50": 1, "covered_90": 1, "diagnostics": unlucky})
+    rows, fits = sbc._rows(sbc.SCENARIOS[0], results)
+    value = {row["quantity"]: row["value"] for row in rows}
+    assert fits.ok and value["fits_failing_diagnostics"] == 1
+    assert value["diagnostics_ok"] == 1 and value["r_hat_max"] == 1.012  # worst shown, verdict kept

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -56,6 +57,48 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
         dist=partial(_plain_distribution, **settings),
         logp=partial(_weighted_logp, **settings),
         signature=signature,
+        observed=observed,
+        dims=dims,
+    )
+
+
+def _focal_plain(logits, alpha, weights, size, *, gamma):
+    return pm.Categorical.dist(logit_p=logits, size=size)
+
+
+def _focal_logp(value, logits, alpha, weights, *, gamma):
+    log_p = logits - pt.logsumexp(logits, axis=-1, keepdims=True)
+    is_true = pt.eq(pt.shape_padright(value), pt.arange(logits.shape[-1]))
+    log_p_true = pt.sum(pt.switch(is_true, log_p, 0.0), axis=-1)
+    alpha_true = pt.sum(pt.switch(is_true, alpha, 0.0), axis=-1)
+    loss = alpha_true * log_p_true
+    if gamma > 0:  # (1 - p_t)^gamma as exp(gamma log sum_{k != t} p_k): exact where p_t is near 1
+        log_rest = pt.logsumexp(pt.switch(is_true, -np.inf, log_p), axis=-1)
+        loss = pt.exp(gamma * log_rest) * loss
+    loss = pt.switch(pt.any(is_true, axis=-1), loss, -np.inf)  # a code outside 0..K-1 is impossible
+    return pt.switch(pt.eq(weights, 0), 0.0, weights * loss)
+
+
+def weighted_focal(name, logits, weights, *, gamma, alpha, observed, dims):
+    """Add the focal-loss term ``sum_i w_i alpha_{y_i} (1 - p_i)^gamma log p_i`` (Lin et al. 2017),
+    with ``p_i = softmax(logits_i)[y_i]`` the probability of the observed class.
+
+    Not the log density of any distribution: used in place of the log-likelihood it makes the
+    posterior a generalised (Gibbs) posterior, ``exp(-loss) x prior``. It is added as a
+    ``pm.CustomDist`` rather than a bare ``pm.Potential`` so that the pointwise terms still land in
+    ``log_likelihood`` (as pseudo-log-likelihoods: ``az.loo`` on them is not an expected log
+    predictive density) and predictive draws come from the plain categorical model. With
+    ``gamma = 0`` and all ``alpha = 1`` it is exactly the weighted categorical log-likelihood.
+    ``logits`` has the classes on its last axis; ``alpha`` is one positive number per class.
+    """
+    return pm.CustomDist(
+        name,
+        logits,
+        alpha,
+        weights,
+        dist=partial(_focal_plain, gamma=float(gamma)),
+        logp=partial(_focal_logp, gamma=float(gamma)),
+        signature="(k),(k),()->()",
         observed=observed,
         dims=dims,
     )

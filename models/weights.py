@@ -80,3 +80,48 @@ def normalize(weights, how: str = "none") -> np.ndarray:
         raise InputError(f"cannot normalize weights to {how!r}: their sum is {total:g}, not positive")
     target = w.size if how == "n" else kish_ess(w)
     return w * (target / total)
+
+
+def class_labels(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, counts)``: ``y`` as integer codes 0..K-1, every class present, K >= 2."""
+    labels = np.asarray(y)
+    if labels.ndim != 1 or labels.size == 0:
+        raise InputError(f"{name} must be a non-empty one-dimensional array of class codes, "
+                         f"got shape {labels.shape}")
+    if labels.dtype == bool:
+        labels = labels.astype(np.int64)
+    if not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels)) \
+            or np.any(labels != np.round(labels)) or np.any(labels < 0):
+        raise InputError(f"{name} must hold integer class codes 0, 1, ..., K-1")
+    labels = labels.astype(np.int64)
+    counts = np.bincount(labels)
+    if counts.size < 2:
+        raise InputError(f"{name} has one class only: there is nothing to classify")
+    if np.any(counts == 0):
+        missing = np.flatnonzero(counts == 0).tolist()
+        raise InputError(f"{name} has no sample of class(es) {missing}: codes must run 0..K-1 "
+                         f"without gaps (K = {counts.size})")
+    return labels, counts
+
+
+def balanced(y) -> np.ndarray:
+    """Per-sample inverse-frequency weights ``n / (K n_k)`` for a sample of class k (scikit-learn's
+    ``class_weight="balanced"``): every class then carries total weight n / K, and the weights sum to n.
+    """
+    labels, counts = class_labels(y)
+    return (labels.size / (counts.size * counts))[labels]
+
+
+def effective_number(y, beta: float = 0.999) -> np.ndarray:
+    """Per-sample class-balanced weights of Cui et al. (2019), "effective number of samples".
+
+    A class with ``n_k`` samples is worth ``E_k = (1 - beta^n_k) / (1 - beta)`` distinct ones; its
+    weight ``(1 - beta) / (1 - beta^n_k) = 1 / E_k`` is normalised so that the K class weights sum to K.
+    ``beta -> 0`` gives equal weights, ``beta -> 1`` inverse frequencies (as :func:`balanced`).
+    """
+    labels, counts = class_labels(y)
+    if not (isinstance(beta, (int, float, np.floating)) and 0 <= beta < 1):
+        raise InputError(f"beta must be a number in [0, 1), got {beta!r}")
+    class_weight = (1 - beta) / -np.expm1(counts * np.log(beta)) if beta > 0 else np.ones(counts.size)
+    class_weight *= counts.size / class_weight.sum()
+    return class_weight[labels]

@@ -125,3 +125,183 @@ def effective_number(y, beta: float = 0.999) -> np.ndarray:
     class_weight = (1 - beta) / -np.expm1(counts * np.log(beta)) if beta > 0 else np.ones(counts.size)
     class_weight *= counts.size / class_weight.sum()
     return class_weight[labels]
+
+
+# --------------------------------------------------------------------------- reinforcement learning
+#
+# Logged steps t = 0..n-1 of one or more episodes, in order. Every function returns one number per
+# step, ready to be used (or turned into) weights of ``models.policy``.
+
+
+def _check_values(values, name: str) -> np.ndarray:
+    """``values`` as a non-empty one-dimensional float array of finite numbers."""
+    try:
+        x = np.array(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} must be numbers, got {type(values).__name__}: {err}") from None
+    if x.ndim != 1 or x.size == 0:
+        raise InputError(f"{name} must be a non-empty one-dimensional array, got shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise InputError(f"{name} has {bad.sum()} NaN or infinite value(s), first at index {np.argmax(bad)}")
+    return x
+
+
+def _check_positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(value) and value > 0):
+        raise InputError(f"{name} must be a finite positive number, got {value!r}")
+    return float(value)
+
+
+def check_codes(codes, n: int, *, name: str = "codes") -> np.ndarray:
+    """``codes`` (states, actions) as an int64 array of integer codes 0 .. n-1.
+
+    Whole numbers stored as floats (2.0) are accepted; fractions, booleans, strings, codes outside
+    0 .. n-1 and empty or multi-dimensional arrays are refused with an ``InputError`` naming ``name``.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"n must be a positive integer, got {n!r}")
+    try:
+        c = np.asarray(codes)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} must be an array of integer codes: {err}") from None
+    if c.ndim != 1 or c.size == 0:
+        raise InputError(f"{name} must be a non-empty one-dimensional array, got shape {c.shape}")
+    if c.dtype == bool or not (np.issubdtype(c.dtype, np.integer) or np.issubdtype(c.dtype, np.floating)):
+        raise InputError(f"{name} must be integer codes 0 .. {n - 1}, got dtype {c.dtype}")
+    fraction = ~np.isfinite(c) | (c != np.round(c))
+    if fraction.any():
+        first = int(np.argmax(fraction))
+        raise InputError(f"{name} must be integer codes, got {c[first]:g} at index {first}")
+    outside = (c < 0) | (c >= n)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise InputError(f"{name} must be codes 0 .. {n - 1}, got {outside.sum()} outside, "
+                         f"first {c[first]:g} at index {first}")
+    return c.astype(np.int64)
+
+
+def returns_to_go(rewards, episode_ends, gamma) -> np.ndarray:
+    """Discounted returns ``G_t = r_t + gamma G_{t+1}``, restarting after every step that ends an episode.
+
+    ``episode_ends[t]`` is True when step t is the last of its episode (then ``G_t = r_t``); the last
+    step must end an episode. ``gamma`` is the discount factor in [0, 1].
+    """
+    r = _check_values(rewards, "rewards")
+    try:
+        ends = np.asarray(episode_ends)
+        valid = ends.shape == r.shape and (ends.dtype == bool or np.isin(ends, (0, 1)).all())
+    except (TypeError, ValueError):  # ragged
+        valid = False
+    if not valid:
+        raise InputError(f"episode_ends must be {r.size} booleans, one per reward (True where an "
+                         "episode ends)")
+    if not ends[-1]:
+        raise InputError("episode_ends: the last episode has no end (the last step must end an episode)")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)) \
+            or not 0 <= gamma <= 1:
+        raise InputError(f"gamma must be a number in [0, 1], got {gamma!r}")
+    returns = np.empty_like(r)
+    following = 0.0
+    for t in range(r.size - 1, -1, -1):
+        following = r[t] + (0.0 if ends[t] else gamma * following)
+        returns[t] = following
+    return returns
+
+
+def advantages(returns, states, *, n_states) -> np.ndarray:
+    """Returns minus a state baseline: ``A_t = G_t - mean{G_u : s_u = s_t}`` over the logged steps.
+
+    The baseline is the mean return of each state; subtracting it leaves the policy-gradient
+    expectation unchanged and lowers its variance. Advantages are signed: use them as policy weights
+    with ``allow_negative=True``, or turn them into positive weights with :func:`awr`.
+    """
+    g = _check_values(returns, "returns")
+    if isinstance(n_states, bool) or not isinstance(n_states, (int, np.integer)) or n_states < 1:
+        raise InputError(f"n_states must be a positive integer, got {n_states!r}")
+    s = check_codes(states, n_states, name="states")
+    if s.size != g.size:
+        raise InputError(f"states has length {s.size} but returns has length {g.size}: one each per step")
+    visits = np.bincount(s, minlength=n_states)
+    baseline = np.bincount(s, weights=g, minlength=n_states) / np.maximum(visits, 1)
+    return g - baseline[s]
+
+
+def awr(advantages, *, temperature=1.0, max_weight=20.0) -> np.ndarray:
+    """Advantage-weighted regression weights ``min(exp(A / temperature), max_weight)`` (Peng et al. 2019).
+
+    Positive, so the weighted MLE exists wherever every action of a visited state was taken; a low
+    temperature approaches the greedy policy, a high one behaviour cloning. Computed as
+    ``exp(min(A / temperature, log max_weight))``, which cannot overflow.
+    """
+    a = _check_values(advantages, "advantages")
+    temperature = _check_positive(temperature, "temperature")
+    max_weight = _check_positive(max_weight, "max_weight")
+    with np.errstate(over="ignore"):  # A / temperature = inf is capped below
+        return np.exp(np.minimum(a / temperature, np.log(max_weight)))
+
+
+def importance_ratios(target_prob, behavior_prob, *, clip=None, truncate=None) -> np.ndarray:
+    """Off-policy importance ratios ``rho_t = pi(a_t | s_t) / beta(a_t | s_t)`` of the logged actions.
+
+    ``target_prob`` holds pi's probabilities of the logged actions (in [0, 1]), ``behavior_prob``
+    those of the policy that logged them (in (0, 1]: a logged action had positive probability).
+    Ordinary ratios by default (unbiased, possibly heavy-tailed: see :func:`psis_khat`);
+    ``clip=eps`` clips them to [1 - eps, 1 + eps] (PPO, eps in (0, 1)); ``truncate=rho_bar`` caps them
+    at ``min(rho, rho_bar)`` (V-trace, rho_bar > 0); not both. Self-normalised ratios, which sum to n,
+    are ``normalize(importance_ratios(...), "n")``.
+    """
+    target = _check_values(target_prob, "target_prob")
+    behavior = _check_values(behavior_prob, "behavior_prob")
+    if target.size != behavior.size:
+        raise InputError(f"target_prob has length {target.size} but behavior_prob has length "
+                         f"{behavior.size}: one each per logged action")
+    outside = (target < 0) | (target > 1)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise InputError(f"target_prob must be probabilities in [0, 1], "
+                         f"got {target[first]:g} at index {first}")
+    outside = (behavior <= 0) | (behavior > 1)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise InputError(f"behavior_prob must be in (0, 1] (a logged action had positive probability), "
+                         f"got {behavior[first]:g} at index {first}")
+    if clip is not None and truncate is not None:
+        raise InputError("pass clip (PPO) or truncate (V-trace), not both")
+    ratios = target / behavior
+    if clip is not None:
+        if isinstance(clip, bool) or not isinstance(clip, (int, float, np.floating)) or not 0 < clip < 1:
+            raise InputError(f"clip must be a number in (0, 1), got {clip!r}")
+        return np.clip(ratios, 1 - clip, 1 + clip)
+    if truncate is not None:
+        return np.minimum(ratios, _check_positive(truncate, "truncate"))
+    return ratios
+
+
+def psis_khat(log_weights) -> float:
+    """Pareto k-hat of importance weights, from ArviZ's Pareto-smoothed importance sampling
+    (``az.psislw``, Vehtari et al. 2024): the estimated shape of the weights' right tail.
+
+    Below 0.7 a weighted average over these weights is reliable (below 0.5 good); above 0.7 the
+    weights' variance is so large (infinite for k >= 0.5 in theory) that a few draws dominate, and
+    the weighted MLE or posterior rests on them. ``log_weights`` are log importance ratios (any
+    additive constant; -inf for a zero weight). Give the raw, uncapped ratios: capped or clipped
+    weights tie at the cap and leave no tail to fit. ArviZ returns inf when the tail is too short to
+    fit: fewer than about 21 weights, or ties at the top.
+    """
+    try:
+        lw = np.array(log_weights, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"log_weights must be numbers, got {type(log_weights).__name__}: {err}") from None
+    if lw.ndim != 1 or lw.size == 0:
+        raise InputError(f"log_weights must be a non-empty one-dimensional array, got shape {lw.shape}")
+    bad = np.isnan(lw) | (lw == np.inf)
+    if bad.any():
+        raise InputError(f"log_weights has {bad.sum()} NaN or +inf value(s), first at index {np.argmax(bad)}")
+    if np.all(lw == -np.inf):
+        raise InputError("log_weights are all -inf: every weight is zero")
+    import arviz as az  # here, not at the top: arviz is slow to import and only this needs it
+
+    _, khat = az.psislw(lw)
+    return float(khat)

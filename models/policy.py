@@ -1,0 +1,138 @@
+"""Reward-weighted action preferences: a tabular softmax policy fitted to logged (state, action) steps.
+
+Each state s has one preference theta_sa per action a, and the policy is their softmax:
+
+    theta_sa ~ Normal(0, sd)                          for every state s and action a
+    pi(a | s) = exp(theta_sa) / sum_b exp(theta_sb)
+    log p(theta | D, w) = sum_{s,a} log N(theta_sa | 0, sd) + sum_i w_i log pi(a_i | s_i) + const
+
+for logged steps i = 1..n with state s_i, action a_i and weight w_i. The weights say what the fit is:
+
+* w_i = 1: behaviour cloning. The MLE is the empirical action frequencies of every state.
+* w_i = A_i, an advantage (``weights.returns_to_go`` minus a baseline, ``weights.advantages``): the
+  policy-gradient objective. Its gradient with respect to theta_s is
+  ``sum_{i: s_i = s} w_i (e_{a_i} - pi(. | s))``, the REINFORCE estimator.
+* w_i = min(exp(A_i / T), cap): advantage-weighted regression (``weights.awr``).
+* w_i = pi(a_i | s_i) / beta(a_i | s_i): off-policy importance ratios (``weights.importance_ratios``).
+
+Only the weighted counts ``W_sa = sum_{i: s_i = s, a_i = a} w_i`` enter the likelihood, so with
+``collapse=True`` the model has one row per (state, action) cell, weighted W_sa: the same log
+density at a cost independent of the number of logged steps (n_states n_actions rows of
+n_actions preferences each).
+
+Identification. Adding a constant to every preference of a state leaves pi, and so the likelihood,
+unchanged: the likelihood identifies the policy, not the preferences. The prior identifies them
+(for the posterior and the MAP); the estimand to compare across estimators is ``policy``.
+
+Existence of the weighted MLE. Per state the weighted log-likelihood is ``sum_a W_sa log pi(a | s)``.
+When every W_sa of a state is positive it is maximised at ``pi(a | s) = W_sa / sum_b W_sb``, the
+normalised weighted counts (unchanged when all weights are multiplied by c > 0). When some cell has
+net negative weight, W_sa < 0, it is unbounded above (pi(a | s) -> 0 sends it to +infinity); when a
+cell of a state with data has zero net weight (an action never taken there), its supremum has
+pi(a | s) = 0, on the boundary, at preference -infinity: no finite maximiser. ``inference.mle``
+raises ``UnboundedLikelihoodError`` in both cases, naming the preferences that run off; the prior
+keeps MAP and posterior proper. A state without data leaves its row of the likelihood flat: every
+policy there is a maximiser (``inference.mle`` reports the uniform one it starts from).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+
+from models import weights as weights_lib
+from models.errors import InputError
+from models.likelihood import weighted_likelihood
+
+
+def _check_size(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_steps(states, actions, n_states, n_actions) -> tuple[np.ndarray, np.ndarray]:
+    n_states = _check_size(n_states, "n_states", 1)
+    n_actions = _check_size(n_actions, "n_actions", 2)
+    s = weights_lib.check_codes(states, n_states, name="states")
+    a = weights_lib.check_codes(actions, n_actions, name="actions")
+    if s.size != a.size:
+        raise InputError(f"states has length {s.size} but actions has length {a.size}: one each per step")
+    return s, a
+
+
+def _sum_cells(s, a, w, n_states: int, n_actions: int) -> np.ndarray:
+    cells = np.zeros((n_states, n_actions))
+    np.add.at(cells, (s, a), w)
+    return cells
+
+
+def cell_weights(states, actions, weights=None, *, n_states, n_actions) -> np.ndarray:
+    """The net weight ``W_sa = sum_{i: s_i = s, a_i = a} w_i`` of every cell, shape (n_states, n_actions).
+
+    ``weights`` default to ones (then W holds the counts); negative weights are allowed. The weighted
+    MLE policy, where it exists, is ``W / W.sum(axis=1, keepdims=True)`` for the states with data.
+    """
+    s, a = _check_steps(states, actions, n_states, n_actions)
+    w = weights_lib.check(weights, s.size, allow_negative=True)
+    return _sum_cells(s, a, w, n_states, n_actions)
+
+
+def prepare(states, actions, weights=None, *, n_states, n_actions, preference_sd=1.0,
+            allow_negative=False, normalize="none"):
+    """Validated ``(states, actions, weights, preference_sd)`` exactly as the model uses them."""
+    s, a = _check_steps(states, actions, n_states, n_actions)
+    try:
+        sd = float(preference_sd)
+    except (TypeError, ValueError):
+        raise InputError(f"preference_sd must be a number, got {preference_sd!r}") from None
+    if not (np.isfinite(sd) and sd > 0):
+        raise InputError(f"preference_sd must be finite and positive, got {sd:g}")
+    w = weights_lib.check(weights, s.size, allow_negative=allow_negative)
+    if normalize in ("n", "ess") and np.any(w < 0):
+        # Both rescalings measure information by sum(w) (or Kish's ESS), which signed weights lack:
+        # advantages with a baseline sum to about zero, and the rescaling factor would be arbitrary.
+        raise InputError(f"normalize={normalize!r} is defined for non-negative weights; with negative "
+                         "weights (advantages) use normalize='none' and scale them yourself")
+    return s, a, weights_lib.normalize(w, normalize), sd
+
+
+def build_model(states, actions, weights=None, *, n_states, n_actions, preference_sd=1.0,
+                allow_negative=False, normalize="none", collapse=False) -> pm.Model:
+    """The weighted tabular softmax policy; free variable ``preference`` (dims ``state``, ``action``).
+
+    ``states`` and ``actions`` are integer codes of the logged steps (0 .. n_states - 1 and
+    0 .. n_actions - 1), ``weights`` one per step (default ones), checked (negative ones refused
+    unless ``allow_negative``) and rescaled by ``normalize`` ("none", "n" or "ess", see
+    :func:`models.weights.normalize`; "n" and "ess" need non-negative weights). The deterministic
+    ``policy`` is the softmax of ``preference`` over ``action``; the observed term is ``action``.
+
+    Data: ``pm.Data`` ``state_idx``, ``action_idx`` and ``weights`` along ``obs_id`` (one row per
+    step), or with ``collapse=True`` along ``cell`` (one row per (state, action), state-major, weight
+    W_sa; every cell is a row, so any weights can be swapped in with ``pm.set_data``).
+    """
+    s, a, w, sd = prepare(states, actions, weights, n_states=n_states, n_actions=n_actions,
+                          preference_sd=preference_sd, allow_negative=allow_negative, normalize=normalize)
+    if not isinstance(collapse, (bool, np.bool_)):
+        raise InputError(f"collapse must be True or False, got {collapse!r}")
+    if collapse:
+        dim = "cell"
+        w = _sum_cells(s, a, w, n_states, n_actions).ravel()
+        s, a = np.repeat(np.arange(n_states), n_actions), np.tile(np.arange(n_actions), n_states)
+    else:
+        dim = "obs_id"
+    coords = {"state": np.arange(n_states), "action": np.arange(n_actions), dim: np.arange(s.size)}
+    with pm.Model(coords=coords) as model:
+        state_idx = pm.Data("state_idx", s, dims=dim)
+        action_idx = pm.Data("action_idx", a, dims=dim)
+        weights_data = pm.Data("weights", w, dims=dim)
+        # float64 constants: a Python float that fits float32 would make PyTensor do the prior in float32.
+        preference = pm.Normal("preference", mu=np.float64(0.0), sigma=np.float64(sd),
+                               dims=("state", "action"))
+        pm.Deterministic("policy", pm.math.softmax(preference, axis=-1), dims=("state", "action"))
+        # preference[state_idx] spelled with a second index: PyTensor 2.38's gradient of the
+        # one-index form refuses a single row (obs_id of length 1) as a "runtime broadcast".
+        logit_p = preference[state_idx[:, None], np.arange(n_actions)]
+        weighted_likelihood("action", pm.Categorical, weights_data, observed=action_idx, dims=dim,
+                            signature="(k),()->()", logit_p=logit_p)
+    return model

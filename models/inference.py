@@ -28,10 +28,10 @@ import pytensor
 import pytensor.tensor as pt
 
 from models.errors import InputError
-from models.maximise import UnboundedLikelihoodError, maximise
+from models.maximise import UnboundedLikelihoodError, maximise, path
 
 __all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
-           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample"]
+           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "mle_path", "sample"]
 
 SAMPLERS = ("pymc",)
 
@@ -130,6 +130,18 @@ def mle(model: pm.Model) -> dict[str, np.ndarray]:
     return maximise(model, _likelihood_terms(model), "weighted log-likelihood")
 
 
+def mle_path(model: pm.Model) -> list[dict]:
+    """The path :func:`mle` follows to decide whether a finite maximiser exists, for plotting it.
+
+    One dict per step of the vanishing ridge (the initial point first, ``ridge`` = inf, then
+    ``ridge`` = 1e-1 ... 1e-8): ``ridge``, ``log_likelihood`` (the weighted log-likelihood there,
+    ridge excluded) and the constrained values of every free variable and deterministic. A finite
+    maximiser shows as values that settle; a runaway as a parameter or the log-likelihood that keeps
+    moving as the ridge vanishes. No verdict and no error: :func:`mle` draws the conclusion.
+    """
+    return path(model, _likelihood_terms(model), "log_likelihood", "weighted log-likelihood")
+
+
 def map_estimate(model: pm.Model) -> dict[str, np.ndarray]:
     """Maximum a posteriori: the mode of the whole log density (priors included, no Jacobian)."""
     likelihood = _likelihood_terms(model)
@@ -162,13 +174,15 @@ def sample(
     sampler: str = "pymc",
     posterior_predictive: bool = False,
     progressbar: bool | None = None,
+    target_accept: float = 0.8,
 ) -> az.InferenceData:
     """NUTS draws of the (pseudo-)posterior as ``InferenceData``.
 
     ``log_likelihood`` holds the pointwise *weighted* log-likelihood; ``posterior_predictive``
     (when asked for) comes from the *unweighted* generative distribution. ``attrs`` record the
     sampler settings. Chains run in parallel processes, one per core. ``progressbar`` defaults to
-    showing progress when standard error is a terminal.
+    showing progress when standard error is a terminal. ``target_accept`` (NUTS's target acceptance
+    rate, PyMC's default 0.8) buys smaller steps for curved posteriors when set nearer 1.
     """
     _check_model(model)
     draws = _check_count("draws", draws, 1)
@@ -178,6 +192,9 @@ def sample(
         random_seed = _check_count("random_seed", random_seed, 0)
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float, np.floating)) \
+            or not 0 < target_accept < 1:
+        raise InputError(f"target_accept must be a number in (0, 1), got {target_accept!r}")
     if progressbar is None:
         progressbar = sys.stderr.isatty()
     with model:
@@ -188,6 +205,7 @@ def sample(
             cores=min(chains, available_cores()),
             random_seed=random_seed,
             progressbar=progressbar,
+            target_accept=float(target_accept),
             compute_convergence_checks=False,
             idata_kwargs={"log_likelihood": True},
         )
@@ -203,6 +221,7 @@ def sample(
         draws=draws,
         tune=tune,
         chains=chains,
+        target_accept=float(target_accept),
         random_seed="none" if random_seed is None else random_seed,
     )
     return idata
@@ -253,9 +272,9 @@ class RepeatedNUTS:
                 initvals=starts, random_seed=random_seed, progressbar=False,
                 compute_convergence_checks=False, return_inferencedata=False,
             )
-        posterior = {rv.name: np.stack(trace.get_values(rv.name, combine=False))
+        posterior = {rv.name: np.stack(trace.get_values(rv.name, combine=False, squeeze=False))
                      for rv in self.model.free_RVs}
-        stats = {name: np.stack(trace.get_sampler_stats(name, combine=False))
+        stats = {name: np.stack(trace.get_sampler_stats(name, combine=False, squeeze=False))
                  for name in ("diverging", "energy")}
         return az.from_dict(posterior=posterior, sample_stats=stats)
 

@@ -154,12 +154,10 @@ def _converged(series: np.ndarray) -> np.ndarray:
         return (steps[-1] <= _LAST_STEP_SHARE * largest) | (largest <= _STILL * (1 + np.abs(series[-1])))
 
 
-def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
-    """Constrained values of the free variables and deterministics at the maximiser of ``terms``.
-
-    Raises ``UnboundedLikelihoodError`` (naming the variables that run off) when none exists.
-    """
-    objective = Objective(model, terms)
+def _ridge_path(objective: Objective, what: str):
+    """The vanishing-ridge path from the initial point: ``(scale, metric, values, unconstrained,
+    constrained)``, the last three lists with one entry for the start and one per ridge of
+    ``_RIDGE_PATH`` (see the module docstring)."""
     start_value, _ = objective.value_and_grad(objective.x0)
     if not np.isfinite(start_value):
         raise InputError(f"the {what} is not finite at the model's initial point")
@@ -172,6 +170,30 @@ def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
         values.append(objective.value_and_grad(z)[0])
         unconstrained.append(z)
         constrained.append(objective.free_values(z))
+    return scale, metric, values, unconstrained, constrained
+
+
+def path(model: pm.Model, terms, value_name: str, what: str) -> list[dict]:
+    """The vanishing-ridge path of ``terms`` that :func:`maximise` follows, one dict per step.
+
+    The first entry is the initial point (``ridge`` = inf), then one per ridge from 1e-1 down to
+    1e-8; each holds ``ridge``, ``value_name`` (the value of ``terms`` there, without the ridge)
+    and the constrained values of every free variable and deterministic. No verdict is drawn.
+    """
+    objective = Objective(model, terms)
+    _, _, values, unconstrained, _ = _ridge_path(objective, what)
+    return [{"ridge": ridge, value_name: float(value), **objective.point(z)}
+            for ridge, value, z in zip((np.inf, *_RIDGE_PATH), values, unconstrained)]
+
+
+def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
+    """Constrained values of the free variables and deterministics at the maximiser of ``terms``.
+
+    Raises ``UnboundedLikelihoodError`` (naming the variables that run off) when none exists.
+    """
+    objective = Objective(model, terms)
+    scale, metric, values, unconstrained, constrained = _ridge_path(objective, what)
+    z = unconstrained[-1]
     labels = objective.free_labels()
     running = [labels[i] for i in np.flatnonzero(~_converged(np.array(constrained)))]
 

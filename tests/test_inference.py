@@ -163,6 +163,7 @@ def test_compile_log_likelihood_equals_scipy(flips, key_weights):
         ({"chains": 1.5}, "chains must be"),
         ({"random_seed": -3}, "random_seed must be"),
         ({"sampler": "stan"}, "sampler must be one of"),
+        ({"target_accept": 1.0}, "target_accept must be a number in"),
     ],
 )
 def test_sample_refuses_bad_arguments(flips, arguments, message):
@@ -171,9 +172,11 @@ def test_sample_refuses_bad_arguments(flips, arguments, message):
 
 
 def test_sample_records_its_settings(flips):
-    idata = inference.sample(coin.build_model(flips), draws=30, tune=30, chains=2, random_seed=5)
-    assert {k: idata.attrs[k] for k in ("sampler", "draws", "tune", "chains", "random_seed")} == {
-        "sampler": "pymc", "draws": 30, "tune": 30, "chains": 2, "random_seed": 5}
+    idata = inference.sample(coin.build_model(flips), draws=30, tune=30, chains=2, random_seed=5,
+                             target_accept=0.9)
+    keys = ("sampler", "draws", "tune", "chains", "random_seed", "target_accept")
+    assert {k: idata.attrs[k] for k in keys} == {
+        "sampler": "pymc", "draws": 30, "tune": 30, "chains": 2, "random_seed": 5, "target_accept": 0.9}
     assert "log_likelihood" in idata.groups()
 
 

@@ -1,0 +1,524 @@
+"""Imbalanced classes: what class weights, focal loss and a prior correction do to the estimate
+and to its uncertainty, when the rare class has 10 (or 15) examples.
+
+Question. A classifier of 1000 dogs and 10 cats that always says "dog" is 99% accurate. Weighting
+the cats' log-likelihood terms (inverse frequency, "effective number"), focusing on hard samples
+(focal loss), or fitting plainly and correcting the intercept afterwards (King & Zeng's prior
+correction) all move the decision boundary towards the dogs. Which does what to the coefficients,
+to minority recall and calibration, and how sure can one be of any of it with 10 cats?
+
+Model (``models.classes``), features standardised here:
+
+    coef_j ~ Normal(0, 2.5),  intercept ~ Normal(0, 5)
+    log p(theta | y, w) = log p(theta) + sum_i w_i log Bernoulli(y_i | sigmoid(intercept + x_i . coef))
+
+(focal: the Bernoulli term replaced by ``(1 - p_i)^gamma log p_i``, a generalised posterior).
+
+Data. (1) Simulated: dogs x ~ N(0, I), cats x ~ N((2, 1), I), 1000 and 10 of them; then the true
+log-odds of "cat" is linear, log(10/1000) + 2 x_1 + x_2 - 2.5, so the truth is a point of the model.
+Test set: 100,000 fresh animals at the same 1% rate. (2) Real: the Wisconsin diagnostic breast-cancer
+data shipped with scikit-learn (``sklearn.datasets.load_breast_cancer``: 357 benign, 212 malignant
+fine-needle aspirates, UCI), three features; training set 285 benign and 15 malignant (5%, drawn at
+random: the subsampling makes malignant rare); test set the other 72 benign and 197 malignant,
+weighted so that malignant are 5% of it for the rate-dependent metrics (Brier, calibration).
+
+Schemes: none; ``balanced`` (n / (K n_k)); ``effective_number`` (Cui et al., beta = 0.99; at 0.999
+these counts give nearly the balanced weights); focal gamma in {0, 1, 2, 5}; ``prior_correction``:
+the unweighted fit with its intercept shifted by logit(0.5) - logit(ybar), i.e. moved to a population
+with equal class rates, the target balanced weights aim at (King & Zeng's weighting with tau = 0.5
+is exactly the balanced scheme). Class weights are rescaled to sum to n so that the schemes differ in
+direction, not in total information. Every scheme gets its (W)MLE, MAP and NUTS posterior.
+
+Metrics on the test set, at threshold 0.5: minority recall, balanced accuracy, Brier score, expected
+calibration error (10 equal-width bins); for the posterior per draw (mean and 94% HDI) and for the
+posterior predictive probability (the draws' average).
+
+LOO. ``az.compare`` ranks models by the expected log predictive density of the data they were fitted
+to, so it is meaningful only among models with the same, unweighted likelihood: here the simulated
+data's unweighted two-feature model against a one-feature model. Across weighting schemes it is not:
+each scheme's ``log_likelihood`` holds w_i log p(y_i | theta), a different target per scheme, and the
+focal terms are not log densities at all.
+
+Outputs (``figures/classes/``): ``decision_boundaries.png``, ``coefficients_forest.png``,
+``metrics.png``, ``calibration.png``, ``focal_sweep.png``; (``results/classes/``): one NetCDF
+posterior per (data set, scheme), ``summary.csv``, ``loo_compare.csv``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy import special, stats
+
+from analyses import plotting, tables
+from analyses.cli import Report, Settings
+from analyses.output import Output
+from models import classes, inference
+from models import weights as weights_lib
+from models.inference import UnboundedLikelihoodError
+
+THRESHOLD = 0.5
+TARGET_RATE = 0.5  # the prior correction's population: equal class rates
+EFFECTIVE_NUMBER_BETA = 0.99
+FOCAL_GAMMAS = (0.0, 1.0, 2.0, 5.0)
+FOCAL_TARGET_ACCEPT = 0.95
+METRIC_DRAWS = 400
+CALIBRATION_BINS = np.linspace(0.0, 1.0, 11)
+SIMULATED_CAT_MEAN = np.array([2.0, 1.0])
+LOO_COLUMNS = ("model", "rank", "elpd_loo", "p_loo", "elpd_diff", "weight", "se", "dse", "warning")
+METRICS = ("minority_recall", "balanced_accuracy", "brier", "ece")
+METRIC_LABELS = {"minority_recall": "minority recall", "balanced_accuracy": "balanced accuracy",
+                 "brier": "Brier score", "ece": "expected calibration error"}
+SCHEME_COLORS = {"none": "0.45", "balanced": "C3", "effective_number": "C1", "focal_g0": "C8",
+                 "focal_g1": "C9", "focal_g2": "C0", "focal_g5": "C4", "prior_correction": "C2"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    test_weights: np.ndarray  # reweight the test set to the population's class rates
+    feature_names: list[str]
+    class_names: list[str]
+    truth: dict | None  # true intercept and coef on the standardised scale
+
+
+def _standardise(X, X_test):
+    mean, sd = X.mean(axis=0), X.std(axis=0)
+    return (X - mean) / sd, (X_test - mean) / sd, mean, sd
+
+
+def simulated(rng, n_dogs: int = 1000, n_cats: int = 10, n_test: int = 100_000) -> Dataset:
+    """Dogs N(0, I), cats N(mu, I): true log-odds log(n_cats/n_dogs) + mu . x - |mu|^2 / 2."""
+    rate = n_cats / (n_dogs + n_cats)
+
+    def animals(n_0, n_1):
+        X = np.r_[rng.normal(size=(n_0, 2)), SIMULATED_CAT_MEAN + rng.normal(size=(n_1, 2))]
+        return X, np.r_[np.zeros(n_0, int), np.ones(n_1, int)]
+
+    X, y = animals(n_dogs, n_cats)
+    n_test_cats = rng.binomial(n_test, rate)
+    X_test, y_test = animals(n_test - n_test_cats, n_test_cats)
+    X, X_test, mean, sd = _standardise(X, X_test)
+    intercept = np.log(rate / (1 - rate)) - SIMULATED_CAT_MEAN @ SIMULATED_CAT_MEAN / 2
+    # x = mean + sd z: the same log-odds in standardised z.
+    truth = {"intercept": intercept + SIMULATED_CAT_MEAN @ mean, "coef": SIMULATED_CAT_MEAN * sd}
+    return Dataset("simulated", X, y, X_test, y_test, np.ones(y_test.size),
+                   ["ear_pointiness", "whisker_length"], ["dog", "cat"], truth)
+
+
+def breast_cancer(rng, n_benign: int = 285, n_malignant: int = 15) -> Dataset:
+    """scikit-learn's copy of the Wisconsin diagnostic breast-cancer data, malignant made rare."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    features = ["mean radius", "mean texture", "mean smoothness"]
+    columns = [list(data.feature_names).index(name) for name in features]
+    malignant = (data.target == 0).astype(int)  # scikit-learn codes malignant as 0
+    benign_rows = rng.permutation(np.flatnonzero(malignant == 0))
+    malignant_rows = rng.permutation(np.flatnonzero(malignant == 1))
+    train = np.r_[benign_rows[:n_benign], malignant_rows[:n_malignant]]
+    test = np.r_[benign_rows[n_benign:], malignant_rows[n_malignant:]]
+    X, X_test, _, _ = _standardise(data.data[train][:, columns], data.data[test][:, columns])
+    y, y_test = malignant[train], malignant[test]
+    rate = n_malignant / (n_benign + n_malignant)
+    test_weights = np.where(y_test == 1, rate / y_test.mean(), (1 - rate) / (1 - y_test.mean()))
+    return Dataset("breast_cancer", X, y, X_test, y_test, test_weights,
+                   [name.replace(" ", "_") for name in features], ["benign", "malignant"], None)
+
+
+def schemes(quick: bool) -> dict[str, dict]:
+    """Scheme name -> how to weight and which likelihood (``prior_correction`` reuses ``none``)."""
+    gammas = (2.0,) if quick else FOCAL_GAMMAS
+    chosen = {"none": {"weights": None}, "balanced": {"weights": weights_lib.balanced}}
+    if not quick:
+        chosen["effective_number"] = {
+            "weights": lambda y: weights_lib.effective_number(y, EFFECTIVE_NUMBER_BETA)}
+    for gamma in gammas:
+        chosen[f"focal_g{gamma:g}"] = {"weights": None, "likelihood": "focal", "focal_gamma": gamma}
+    return chosen
+
+
+def _progress(message: str) -> None:
+    print(f"classes: {message}", file=sys.stderr, flush=True)
+
+
+def _estimate(estimator, model):
+    try:
+        return estimator(model), None
+    except UnboundedLikelihoodError as err:
+        return None, str(err)
+
+
+def fit(dataset: Dataset, name: str, scheme: dict, settings: Settings, seed: int, output: Output) -> dict:
+    weights = scheme["weights"](dataset.y) if scheme["weights"] else None
+    normalize = "none" if weights is None else "n"
+    options = {key: scheme[key] for key in ("likelihood", "focal_gamma") if key in scheme}
+    model = classes.build_model(dataset.X, dataset.y, weights, normalize=normalize,
+                                feature_names=dataset.feature_names, class_names=dataset.class_names,
+                                **options)
+    mle, mle_failure = _estimate(inference.mle, model)
+    # The focal Gibbs posterior is not log-concave; smaller NUTS steps avoid its rare divergences.
+    target_accept = FOCAL_TARGET_ACCEPT if options.get("likelihood") == "focal" else 0.8
+    idata = inference.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                             random_seed=seed, sampler=settings.sampler, target_accept=target_accept)
+    result = {"model": model, "mle": mle, "mle_failure": mle_failure, "map": inference.map_estimate(model),
+              "idata": idata, "diagnostics": inference.diagnose(idata),
+              "weights": np.asarray(model["weights"].get_value())}
+    label = f"{dataset.name}_{name}"
+    output.posterior(idata, f"{label}.nc", result["diagnostics"], model=label, scheme=name,
+                     normalize=normalize, likelihood=options.get("likelihood", "categorical"),
+                     focal_gamma=options.get("focal_gamma", "none"))
+    return result
+
+
+def prior_corrected(plain: dict, y: np.ndarray) -> dict:
+    """The unweighted fit with every intercept (MLE, MAP, each draw) shifted to equal class rates."""
+    shift = classes.prior_correction(float(y.mean()), TARGET_RATE)
+    shifted = {}
+    for key in ("mle", "map"):
+        estimate = plain[key]
+        shifted[key] = None if estimate is None else {**estimate, "intercept": estimate["intercept"] + shift}
+    idata = az.InferenceData(posterior=plain["idata"].posterior.assign(
+        intercept=plain["idata"].posterior["intercept"] + shift))
+    return {**plain, **shifted, "idata": idata, "shift": shift}
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def metrics(probability: np.ndarray, y: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Test-set metrics for each row of ``probability`` (draws x samples, P(minority)).
+
+    Recall and balanced accuracy do not depend on the class rates; Brier score and expected
+    calibration error are averages over the test set weighted by ``weights`` (population rates).
+    """
+    probability = np.atleast_2d(probability)
+    predicted = probability > THRESHOLD
+    recall = predicted[:, y == 1].mean(axis=1)
+    specificity = (~predicted[:, y == 0]).mean(axis=1)
+    share = weights / weights.sum()
+    brier = ((probability - y) ** 2) @ share
+    ece = np.empty(len(probability))
+    for row, p in enumerate(probability):
+        bins = np.clip(np.digitize(p, CALIBRATION_BINS[1:-1]), 0, len(CALIBRATION_BINS) - 2)
+        gap = np.bincount(bins, share * (p - y), minlength=len(CALIBRATION_BINS) - 1)
+        ece[row] = np.sum(np.abs(gap))  # = sum over bins of mass x |mean p - observed rate|
+    return {"minority_recall": recall, "balanced_accuracy": (recall + specificity) / 2,
+            "brier": brier, "ece": ece}
+
+
+def _thinned(idata, name: str, count: int) -> np.ndarray:
+    draws = idata.posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    return draws[np.linspace(0, len(draws) - 1, min(count, len(draws))).astype(int)]
+
+
+def evaluate(dataset: Dataset, result: dict) -> dict:
+    """Point metrics of the MLE and MAP, per-draw metrics of the posterior, and the posterior
+    predictive probability's metrics; also the predictive probabilities themselves."""
+    X, y, w = dataset.X_test, dataset.y_test, dataset.test_weights
+    out = {}
+    for key in ("mle", "map"):
+        if result[key] is not None:
+            p = classes.predict_proba(X, result[key]["intercept"], result[key]["coef"])
+            out[key] = {name: float(v[0]) for name, v in metrics(p, y, w).items()}
+    p_draws = classes.predict_proba(X, _thinned(result["idata"], "intercept", METRIC_DRAWS),
+                                    _thinned(result["idata"], "coef", METRIC_DRAWS))
+    out["posterior"] = metrics(p_draws, y, w)
+    out["predictive_probability"] = p_draws.mean(axis=0)
+    out["posterior_predictive"] = {name: float(v[0]) for name, v in
+                                   metrics(out["predictive_probability"], y, w).items()}
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _rows(dataset: Dataset, name: str, result: dict, scores: dict) -> list[dict]:
+    label = f"{dataset.name}_{name}"
+    point_name = "wmle" if name in ("balanced", "effective_number") else "mle"
+    rows = [tables.point(label, "weights", "sum", result["weights"].sum()),
+            tables.point(label, "weights", "kish_ess", weights_lib.kish_ess(result["weights"])),
+            tables.point(label, point_name, "exists", int(result["mle"] is not None))]
+    for key, estimator in ((point_name, "mle"), ("map", "map")):
+        estimate = result[estimator]
+        if estimate is None:
+            continue
+        rows.append(tables.point(label, key, "intercept", estimate["intercept"]))
+        rows += [tables.point(label, key, f"coef[{feature}]", value)
+                 for feature, value in zip(dataset.feature_names, estimate["coef"])]
+        rows += [tables.point(label, key, metric, scores[estimator][metric]) for metric in METRICS]
+    rows += _posterior_rows(label, result["idata"], dataset.feature_names)
+    for metric in METRICS:
+        draws = scores["posterior"][metric]
+        rows.append(tables.interval(label, "posterior", metric, draws.mean(),
+                                    *az.hdi(draws, hdi_prob=tables.HDI_PROB)))
+        predictive = scores["posterior_predictive"][metric]
+        rows.append(tables.point(label, "posterior_predictive", metric, predictive))
+    if name != "prior_correction":
+        rows += tables.diagnostic_rows(label, result["diagnostics"])
+    return rows
+
+
+def _posterior_rows(label: str, idata, feature_names) -> list[dict]:
+    rows = []
+    for name in ("intercept", "coef"):
+        draws = idata.posterior[name]
+        hdi = az.hdi(idata, hdi_prob=tables.HDI_PROB, var_names=[name])[name].values
+        means = np.atleast_1d(draws.mean(dim=("chain", "draw")).values)
+        names = [name] if name == "intercept" else [f"coef[{f}]" for f in feature_names]
+        for quantity, mean, bounds in zip(names, means, np.atleast_2d(hdi)):
+            rows.append(tables.interval(label, "posterior", quantity, mean, *bounds))
+    return rows
+
+
+def _truth_rows(dataset: Dataset) -> list[dict]:
+    if dataset.truth is None:
+        return []
+    label = f"{dataset.name}_truth"
+    shift = classes.prior_correction(float(dataset.y.mean()), TARGET_RATE)
+    rows = [tables.point(label, "truth", "intercept", dataset.truth["intercept"]),
+            # what balanced weights and the prior correction estimate: the intercept at equal class rates
+            tables.point(label, "truth", "intercept_equal_rates", dataset.truth["intercept"] + shift)]
+    rows += [tables.point(label, "truth", f"coef[{f}]", v) for f, v in zip(dataset.feature_names,
+                                                                            dataset.truth["coef"])]
+    p = special.expit(dataset.truth["intercept"] + dataset.X_test @ dataset.truth["coef"])
+    rows += [tables.point(label, "truth", m, v[0]) for m, v in metrics(p, dataset.y_test,
+                                                                        dataset.test_weights).items()]
+    return rows
+
+
+def loo_comparison(dataset: Dataset, full: dict, settings: Settings, seed: int, output: Output):
+    """``az.compare`` of the unweighted two-feature model and a one-feature one (same likelihood)."""
+    model = classes.build_model(dataset.X[:, :1], dataset.y, feature_names=dataset.feature_names[:1],
+                                class_names=dataset.class_names)
+    idata = inference.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                             random_seed=seed, sampler=settings.sampler)
+    compared = az.compare({"both_features": full["idata"], dataset.feature_names[0] + "_only": idata})
+    output.table([{"model": name, **{k: float(v) for k, v in row.items() if k not in ("warning", "scale")},
+                   "warning": bool(row["warning"])} for name, row in compared.iterrows()],
+                 "loo_compare.csv",
+                 columns=LOO_COLUMNS)
+    rows = []
+    for name, row in compared.iterrows():  # elpd_loo +- one standard error
+        label = f"{dataset.name}_none" if name == "both_features" else f"{dataset.name}_{name}"
+        elpd, se = row["elpd_loo"], row["se"]
+        rows.append(tables.interval(label, "posterior", "elpd_loo", elpd, elpd - se, elpd + se))
+    return rows, inference.diagnose(idata)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(settings: Settings, output: Output) -> Report:
+    plotting.apply_style()
+    rng = np.random.default_rng(settings.seed)
+    datasets = [simulated(rng), breast_cancer(rng)]
+    chosen = schemes(settings.quick)
+    rows, diagnostics, fits, scores = [], {}, {}, {}
+    for dataset in datasets:
+        rows += _truth_rows(dataset)
+        for name, scheme in chosen.items():
+            _progress(f"{dataset.name}, {name}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
+            result = fit(dataset, name, scheme, settings, int(rng.integers(2**31 - 1)), output)
+            fits[dataset.name, name] = result
+            diagnostics[f"{dataset.name}_{name}"] = result["diagnostics"]
+        fits[dataset.name, "prior_correction"] = prior_corrected(fits[dataset.name, "none"], dataset.y)
+        for name in [*chosen, "prior_correction"]:
+            scores[dataset.name, name] = evaluate(dataset, fits[dataset.name, name])
+            rows += _rows(dataset, name, fits[dataset.name, name], scores[dataset.name, name])
+    _progress("LOO: unweighted two-feature model against one feature (simulated data)")
+    loo_rows, loo_diagnostics = loo_comparison(datasets[0], fits["simulated", "none"], settings,
+                                               int(rng.integers(2**31 - 1)), output)
+    rows += loo_rows
+    diagnostics["simulated_one_feature"] = loo_diagnostics
+
+    names = [*chosen, "prior_correction"]
+    output.figure(_plot_boundaries(datasets[0], fits, names), "decision_boundaries.png")
+    output.figure(_plot_forest(datasets, fits, names), "coefficients_forest.png")
+    output.figure(_plot_metrics(datasets, scores, names), "metrics.png")
+    output.figure(_plot_calibration(datasets[0], scores, names), "calibration.png")
+    output.figure(_plot_focal(datasets, fits, scores, [n for n in names if n.startswith("focal")]),
+                  "focal_sweep.png")
+    return Report(rows=rows, fits=diagnostics)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _pretty(name: str) -> str:
+    if name.startswith("focal_g"):
+        return f"focal, gamma = {name[7:]}"
+    return name.replace("_", " ")
+
+
+def _boundary(intercept, coef, x1):
+    """x2 on the P = 0.5 line for each x1 (last axis), for one or many parameter values."""
+    intercept, coef = np.asarray(intercept)[..., None], np.asarray(coef)
+    return -(intercept + coef[..., :1] * x1) / coef[..., 1:2]
+
+
+def _share_predicting_minority(idata, grid: np.ndarray, draws: int = 1000) -> np.ndarray:
+    """Share of posterior draws with P(minority) > 0.5 at each point of a (rows, columns, 2) grid."""
+    intercept, coef = _thinned(idata, "intercept", draws), _thinned(idata, "coef", draws)
+    points = grid.reshape(-1, 2)
+    share = np.mean(intercept[:, None] + coef @ points.T > 0, axis=0)
+    return share.reshape(grid.shape[:2])
+
+
+BOUNDARY_PANELS = ("none", "balanced", "effective_number", "focal_g2", "prior_correction")
+
+
+def _plot_boundaries(dataset: Dataset, fits: dict, names: list[str]):
+    shown = [n for n in names if n in BOUNDARY_PANELS]
+    fig, axs = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.8), sharex=True, sharey=True)
+    x1 = np.linspace(-3, 4.5, 200)
+    grid = np.stack(np.meshgrid(x1, x1), axis=-1)  # grid[i, j] = (x1[j], x2[i]), as contourf expects
+    dogs, cats = dataset.X[dataset.y == 0], dataset.X[dataset.y == 1]
+    truth = dataset.truth
+    for ax, name in zip(np.atleast_1d(axs), shown):
+        result = fits[dataset.name, name]
+        ax.scatter(*dogs.T, s=4, color="0.75", label=f"{dataset.class_names[0]}s ({len(dogs)})")
+        ax.scatter(*cats.T, s=22, color="C3", edgecolor="black", linewidth=0.5,
+                   label=f"{dataset.class_names[1]}s ({len(cats)})")
+        # Band: where between 3% and 97% of the posterior draws predict "cat" (robust where the
+        # boundary's slope is uncertain, unlike quantiles of the lines themselves).
+        share = _share_predicting_minority(result["idata"], grid)
+        ax.contourf(x1, x1, share, levels=[0.03, 0.97], colors=[SCHEME_COLORS[name]], alpha=0.25)
+        posterior_mean = {k: result["idata"].posterior[k].mean(dim=("chain", "draw")).values
+                          for k in ("intercept", "coef")}
+        ax.plot(x1, _boundary(posterior_mean["intercept"], posterior_mean["coef"], x1),
+                color=SCHEME_COLORS[name], linewidth=2, label="posterior mean")
+        if result["mle"] is not None:
+            ax.plot(x1, _boundary(result["mle"]["intercept"], result["mle"]["coef"], x1),
+                    **plotting.ESTIMATOR_STYLE["mle"], linewidth=1.3,
+                    label="MLE / WMLE")
+        ax.plot(x1, _boundary(result["map"]["intercept"], result["map"]["coef"], x1),
+                **plotting.ESTIMATOR_STYLE["map"], linewidth=1.5, label="MAP")
+        ax.plot(x1, _boundary(truth["intercept"], truth["coef"], x1), color="C2", linewidth=1,
+                label="truth, P(cat) = 0.5")
+        balanced_truth = truth["intercept"] + classes.prior_correction(float(dataset.y.mean()), TARGET_RATE)
+        ax.plot(x1, _boundary(balanced_truth, truth["coef"], x1), color="C2", linestyle="-.", linewidth=1,
+                label="truth, equal class rates")
+        ax.set(title=_pretty(name), xlabel=f"{dataset.feature_names[0]} (standardised)",
+               xlim=(-3, 4.5), ylim=(-3, 4.5))
+    np.atleast_1d(axs)[0].set_ylabel(f"{dataset.feature_names[1]} (standardised)")
+    handles, labels = np.atleast_1d(axs)[0].get_legend_handles_labels()
+    handles.insert(2, plt.Rectangle((0, 0), 1, 1, color="0.6", alpha=0.4))
+    labels.insert(2, "3-97% of posterior draws say cat (94% band)")
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.12))
+    fig.suptitle("Where each scheme puts the P = 0.5 boundary between 1000 dogs and 10 cats "
+                 "(cats predicted above-right)", y=1.02)
+    return fig
+
+
+def _plot_forest(datasets, fits, names):
+    fig, axs = plt.subplots(1, len(datasets), figsize=(13, 1.5 + 0.4 * len(names) * 3),
+                            gridspec_kw={"wspace": 0.45})
+    for ax, dataset in zip(axs, datasets):
+        az.plot_forest([fits[dataset.name, n]["idata"] for n in names],
+                       model_names=[_pretty(n) for n in names], var_names=["intercept", "coef"],
+                       combined=True, hdi_prob=tables.HDI_PROB, colors=[SCHEME_COLORS[n] for n in names],
+                       legend=ax is axs[0], ax=ax)
+        ax.set_title(f"{dataset.name.replace('_', ' ')}: posterior mean, 50% and 94% HDI")
+        if dataset.truth is not None:  # one tick per variable, top to bottom: intercept, coef[...]
+            truth = [dataset.truth["intercept"], *dataset.truth["coef"]]
+            ax.plot(truth, sorted(ax.get_yticks(), reverse=True), "D", color="C2", markersize=7,
+                    markeredgecolor="black", zorder=5)
+            ax.set_title(ax.get_title() + "\n(green diamonds: the true values)")
+    fig.suptitle("Coefficients per scheme: weights move the intercept and narrow the intervals; "
+                 "the prior correction moves only the intercept", y=0.97)
+    return fig
+
+
+def _plot_metrics(datasets, scores, names):
+    fig, axs = plt.subplots(len(datasets), len(METRICS), figsize=(14, 3.2 * len(datasets)), sharey="row")
+    y = np.arange(len(names))[::-1]
+    for row, dataset in zip(np.atleast_2d(axs), datasets):
+        for ax, metric in zip(row, METRICS):
+            for position, name in zip(y, names):
+                score = scores[dataset.name, name]
+                draws = score["posterior"][metric]
+                lower, upper = az.hdi(draws, hdi_prob=tables.HDI_PROB)
+                ax.plot([lower, upper], [position, position], color=SCHEME_COLORS[name], linewidth=3,
+                        alpha=0.6)
+                ax.plot(draws.mean(), position, "o", color=SCHEME_COLORS[name], markeredgecolor="black")
+                if "mle" in score:
+                    ax.plot(score["mle"][metric], position + 0.22, "x", color="black")
+                ax.plot(score["map"][metric], position - 0.22, "+", color="0.35")
+            ax.set(title=f"{dataset.name.replace('_', ' ')}: {METRIC_LABELS[metric]}", yticks=y,
+                   yticklabels=[_pretty(n) for n in names])
+    handles = [plt.Line2D([], [], marker="o", color="0.4", markeredgecolor="black",
+                          label="posterior mean, 94% HDI"),
+               plt.Line2D([], [], marker="x", color="black", linestyle="", label="(W)MLE"),
+               plt.Line2D([], [], marker="+", color="0.35", linestyle="", label="MAP")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.03))
+    fig.suptitle(f"Test-set metrics at threshold {THRESHOLD}: recall bought with calibration", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_calibration(dataset: Dataset, scores, names):
+    """Reliability diagram on the simulated test set (100,000 animals, so bins are well filled);
+    error bars: 95% Jeffreys intervals of each bin's observed rate."""
+    fig, ax = plt.subplots(figsize=(6.8, 5.2))
+    edges = CALIBRATION_BINS
+    for offset, name in zip(np.linspace(-0.012, 0.012, len(names)), names):
+        p = scores[dataset.name, name]["predictive_probability"]
+        bins = np.clip(np.digitize(p, edges[1:-1]), 0, edges.size - 2)
+        count = np.bincount(bins, minlength=edges.size - 1)
+        cats = np.bincount(bins, dataset.y_test, minlength=edges.size - 1)
+        used = count >= 20
+        predicted = np.bincount(bins, p, minlength=edges.size - 1)[used] / count[used]
+        low, high = stats.beta(cats[used] + 0.5, count[used] - cats[used] + 0.5).ppf([[0.025], [0.975]])
+        observed = cats[used] / count[used]
+        low, high = np.minimum(low, observed), np.maximum(high, observed)  # k = 0 or n: bound at 0 or 1
+        ax.errorbar(predicted + offset, observed, yerr=[observed - low, high - observed], fmt="o-",
+                    color=SCHEME_COLORS[name], markersize=4, capsize=2, linewidth=1.2, label=_pretty(name))
+    ax.plot([0, 1], [0, 1], color="black", linewidth=0.8)
+    ax.set(xlabel="mean predicted P(cat) in bin (posterior predictive)",
+           ylabel="observed share of cats in bin", xlim=(0, 1), ylim=(0, 1),
+           title="Calibration on 100,000 fresh animals (bins with >= 20; 95% intervals):\n"
+                 "class weights and the prior correction over-predict cats, as they are meant to")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def _plot_focal(datasets, fits, scores, names):
+    gammas = [float(n[7:]) for n in names]
+    fig, axs = plt.subplots(len(datasets), 2, figsize=(11, 3.3 * len(datasets)))
+    for (ax_coef, ax_recall), dataset in zip(np.atleast_2d(axs), datasets):
+        for j, feature in enumerate(["intercept", *dataset.feature_names]):
+            key = (lambda post: post["intercept"]) if j == 0 else (lambda post, j=j: post["coef"][..., j - 1])
+            color = f"C{j}"
+            draws = [key(fits[dataset.name, n]["idata"].posterior).values.ravel() for n in names]
+            hdi = np.array([az.hdi(d, hdi_prob=tables.HDI_PROB) for d in draws])
+            ax_coef.fill_between(gammas, hdi[:, 0], hdi[:, 1], color=color, alpha=0.2)
+            ax_coef.plot(gammas, [d.mean() for d in draws], "o-", color=color, label=feature)
+            mles = [fits[dataset.name, n]["mle"] for n in names]
+            if all(m is not None for m in mles):
+                ax_coef.plot(gammas, [np.ravel(key(m))[0] for m in mles], "x", color="black")
+        ax_coef.set(title=f"{dataset.name.replace('_', ' ')}: coefficients (posterior mean, 94% HDI; x: MLE)",
+                    xlabel="focal gamma")
+        ax_coef.legend(fontsize=8)
+        recall = [scores[dataset.name, n]["posterior"]["minority_recall"] for n in names]
+        hdi = np.array([az.hdi(r, hdi_prob=tables.HDI_PROB) for r in recall])
+        ax_recall.fill_between(gammas, hdi[:, 0], hdi[:, 1], color="C3", alpha=0.2)
+        ax_recall.plot(gammas, [r.mean() for r in recall], "o-", color="C3", label="posterior")
+        with_mle = [(g, scores[dataset.name, n]["mle"]["minority_recall"]) for g, n in zip(gammas, names)
+                    if "mle" in scores[dataset.name, n]]
+        if with_mle:
+            ax_recall.plot(*zip(*with_mle), "x", color="black", label="MLE")
+        ax_recall.legend(fontsize=8)
+        ax_recall.set(title="minority recall on the test set", xlabel="focal gamma", ylim=(0, 1))
+    fig.suptitle("Focal loss without class weights: larger gamma flattens the fit (intercept up, slopes "
+                 "down), leaves minority recall where it was, and widens the Gibbs posterior", y=1.01)
+    fig.tight_layout()
+    return fig

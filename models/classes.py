@@ -47,7 +47,7 @@ from scipy import special
 
 from models import weights as weights_lib
 from models.errors import InputError
-from models.likelihood import weighted_focal, weighted_likelihood
+from models.likelihood import weighted_softmax
 
 LIKELIHOODS = ("categorical", "focal")
 
@@ -159,14 +159,10 @@ def build_model(X, y, weights=None, *, coef_sd=2.5, intercept_sd=5.0, likelihood
             coef = pm.ZeroSumNormal("coef", sigma=coef_sd, dims=("feature", "class"))
             logits = intercept + pt.dot(X_data, coef)
         if likelihood == "focal":
-            weighted_focal("label", logits, weights_data, gamma=focal_gamma, alpha=alpha,
-                           observed=y_data, dims="obs_id")
-        elif n_classes == 2:
-            weighted_likelihood("label", pm.Bernoulli, weights_data, observed=y_data, dims="obs_id",
-                                logit_p=eta)
+            weighted_softmax("label", logits, weights_data, gamma=focal_gamma, alpha=alpha,
+                             observed=y_data, dims="obs_id")
         else:
-            weighted_likelihood("label", pm.Categorical, weights_data, observed=y_data, dims="obs_id",
-                                signature="(k),()->()", logit_p=logits)
+            weighted_softmax("label", logits, weights_data, observed=y_data, dims="obs_id")
     return model
 
 

@@ -62,12 +62,12 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
     )
 
 
-def _focal_plain(logits, alpha, weights, size, *, gamma):
+def _softmax_plain(logits, alpha, weights, size, *, gamma):
     return pm.Categorical.dist(logit_p=logits, size=size)
 
 
-def _focal_logp(value, logits, alpha, weights, *, gamma):
-    log_p = logits - pt.logsumexp(logits, axis=-1, keepdims=True)
+def _softmax_logp(value, logits, alpha, weights, *, gamma):
+    log_p = pt.special.log_softmax(logits, axis=-1)  # stable: finite gradients at any logit
     is_true = pt.eq(pt.shape_padright(value), pt.arange(logits.shape[-1]))
     log_p_true = pt.sum(pt.switch(is_true, log_p, 0.0), axis=-1)
     alpha_true = pt.sum(pt.switch(is_true, alpha, 0.0), axis=-1)
@@ -79,25 +79,31 @@ def _focal_logp(value, logits, alpha, weights, *, gamma):
     return pt.switch(pt.eq(weights, 0), 0.0, weights * loss)
 
 
-def weighted_focal(name, logits, weights, *, gamma, alpha, observed, dims):
-    """Add the focal-loss term ``sum_i w_i alpha_{y_i} (1 - p_i)^gamma log p_i`` (Lin et al. 2017),
-    with ``p_i = softmax(logits_i)[y_i]`` the probability of the observed class.
+def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=None):
+    """Add ``sum_i w_i alpha_{y_i} (1 - p_i)^gamma log p_i`` with ``p_i = softmax(logits_i)[y_i]``.
 
-    Not the log density of any distribution: used in place of the log-likelihood it makes the
-    posterior a generalised (Gibbs) posterior, ``exp(-loss) x prior``. It is added as a
-    ``pm.CustomDist`` rather than a bare ``pm.Potential`` so that the pointwise terms still land in
-    ``log_likelihood`` (as pseudo-log-likelihoods: ``az.loo`` on them is not an expected log
-    predictive density) and predictive draws come from the plain categorical model. With
-    ``gamma = 0`` and all ``alpha = 1`` it is exactly the weighted categorical log-likelihood.
-    ``logits`` has the classes on its last axis; ``alpha`` is one positive number per class.
+    With ``gamma = 0`` and no ``alpha`` this is the weighted categorical log-likelihood of class codes
+    ``y`` given logits (two classes: logits ``(0, eta)`` give the logistic model), computed through
+    ``log_softmax`` so that its gradient stays finite at any logit (PyMC's ``Categorical`` and
+    ``Bernoulli`` with ``logit_p`` return NaN gradients once a logit passes about 40, which the
+    existence check of the MLE and separated data reach). ``logits`` has the classes on its last axis.
+
+    With ``gamma > 0`` or ``alpha`` it is the focal loss of Lin et al. (2017), one positive ``alpha``
+    per class: not the log density of any distribution. Used in place of the log-likelihood it makes
+    the posterior a generalised (Gibbs) posterior, ``prior x exp(-loss)``. It stays a ``pm.CustomDist``
+    (rather than a bare ``pm.Potential``) so that the pointwise terms still land in ``log_likelihood``
+    (as pseudo-log-likelihoods: ``az.loo`` on them is not an expected log predictive density) and
+    predictive draws come from the plain categorical model.
     """
+    logits = pt.as_tensor_variable(logits)
+    alpha = pt.ones(logits.shape[-1]) if alpha is None else np.asarray(alpha, dtype=np.float64)
     return pm.CustomDist(
         name,
         logits,
         alpha,
         weights,
-        dist=partial(_focal_plain, gamma=float(gamma)),
-        logp=partial(_focal_logp, gamma=float(gamma)),
+        dist=partial(_softmax_plain, gamma=float(gamma)),
+        logp=partial(_softmax_logp, gamma=float(gamma)),
         signature="(k),(k),()->()",
         observed=observed,
         dims=dims,

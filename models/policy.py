@@ -42,7 +42,7 @@ import pymc as pm
 
 from models import weights as weights_lib
 from models.errors import InputError
-from models.likelihood import weighted_likelihood
+from models.likelihood import weighted_softmax
 
 
 def _check_size(value, name: str, minimum: int) -> int:
@@ -133,6 +133,5 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
         # preference[state_idx] spelled with a second index: PyTensor 2.38's gradient of the
         # one-index form refuses a single row (obs_id of length 1) as a "runtime broadcast".
         logit_p = preference[state_idx[:, None], np.arange(n_actions)]
-        weighted_likelihood("action", pm.Categorical, weights_data, observed=action_idx, dims=dim,
-                            signature="(k),()->()", logit_p=logit_p)
+        weighted_softmax("action", logit_p, weights_data, observed=action_idx, dims=dim)
     return model

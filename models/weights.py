@@ -95,8 +95,8 @@ def class_labels(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{name} must hold integer class codes 0, 1, ..., K-1")
     labels = labels.astype(np.int64)
     counts = np.bincount(labels)
-    if counts.size < 2:
-        raise InputError(f"{name} has one class only: there is nothing to classify")
+    if np.count_nonzero(counts) < 2:
+        raise InputError(f"{name} has one class only ({labels[0]}): there is nothing to classify")
     if np.any(counts == 0):
         missing = np.flatnonzero(counts == 0).tolist()
         raise InputError(f"{name} has no sample of class(es) {missing}: codes must run 0..K-1 "

@@ -48,3 +48,24 @@ def test_a_zero_weight_drops_an_impossible_observation_exactly():
                             observed=np.array([1, 0, 3]), dims="obs_id", p=p)
     logp = model.compile_logp(vars=model.observed_RVs)({"p_logodds__": np.array(0.0)})
     assert logp == pytest.approx(2 * np.log(0.5), rel=1e-12)
+
+
+def test_softmax_term_has_finite_gradients_at_extreme_logits():
+    # PyMC's Bernoulli/Categorical with logit_p give NaN gradients past logit ~40; the suite's term
+    # must not (the MLE's existence check and separated data drive logits far out).
+    import pytensor
+    import pytensor.tensor as pt
+
+    from models.likelihood import weighted_softmax
+
+    with pm.Model(coords={"obs_id": range(2)}) as model:
+        eta = pm.Flat("eta")
+        logits = pt.stack([pt.zeros(2), pt.stack([eta, -eta])], axis=-1)
+        weighted_softmax("y", logits, pm.Data("weights", np.array([1.0, 2.0]), dims="obs_id"),
+                         observed=np.array([0, 1]), dims="obs_id")
+    total = model.logp()
+    f = pytensor.function(model.value_vars, [total, pytensor.grad(total, model.value_vars[0])])
+    for value in (-800.0, -42.0, 0.0, 42.0, 800.0):
+        log_density, gradient = f(np.float64(value))
+        expected = -np.logaddexp(0, value) + 2 * -np.logaddexp(0, value)  # y = 0 at eta; y = 1 at -eta
+        assert log_density == pytest.approx(expected, rel=1e-12) and np.isfinite(gradient)

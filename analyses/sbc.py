@@ -8,20 +8,28 @@ generative model (a numpy simulator, independent of the PyMC code under test), f
 model by NUTS and take L = 99 draws evenly spaced through the pooled chains; rank_s is the number of
 draws below theta_s. If the fitted posterior is the true posterior of the process that made the data,
 rank_s is uniform on {0, ..., 99}: a U shape means intervals too narrow, a hump too wide, a slope a
-bias. Uniformity is tested with a chi-square test on 20 bins; the empirical coverage of central 50%
-and 90% intervals says the same in interval terms (with 95% Jeffreys intervals for Monte Carlo error).
+bias. Uniformity is tested with a chi-square test on 20 bins per scalar parameter (a scenario's
+p-value: the smallest times the number of parameters, Bonferroni); the empirical coverage of central
+50% and 90% intervals says the same in interval terms (95% Monte Carlo intervals: Jeffreys for one
+parameter, clustered by simulation for several).
 
-Coin scenarios (``models.coin``, prior Beta(2, 2)):
+Scenarios, each with frequency weights (the weighted posterior is the true posterior: SBC must pass)
+and with weights that are not frequencies (a pseudo-posterior: SBC shows how far off it is):
 
-* ``frequency_weights``: 20 tosses stored as two rows, heads and tails, weighted by their counts.
-  The weighted likelihood is then the binomial likelihood, the posterior is exact: SBC must pass.
-* ``key_toss_x10_as_given`` / ``_sum_n`` / ``_sum_ess``: 10 tosses, the 3rd weighted 10, with the
-  weights as given, summing to n, or summing to Kish's ESS. The data are ten tosses, whatever the
-  weights say: the weighted posterior is a pseudo-posterior, and SBC shows how far off it is.
+* coin (``models.coin``, prior Beta(2, 2)): ``frequency_weights``, 20 tosses stored as two rows,
+  heads and tails, weighted by their counts; ``key_toss_x10_as_given`` / ``_sum_n`` / ``_sum_ess``,
+  10 tosses, the 3rd weighted 10, with the weights as given, summing to n, or to Kish's ESS.
+* classes (``models.classes``, two features on a 3 x 3 grid, coef and intercept ~ N(0, 1), 60
+  samples): ``classes_frequency_weights``, the samples stored as 18 (pattern, label) rows weighted by
+  their counts; ``classes_balanced_sum_n``, one row per sample with balanced class weights.
+* policy (``models.policy``, 2 states x 3 actions, preferences ~ N(0, 1), 40 logged steps, collapsed
+  cells): ``policy_frequency_weights``, cell counts; ``policy_lognormal_weights_as_given``, noisy
+  importance-type weights LogNormal(0, 1) per step, as raw importance ratios would be used.
 
 Each fit: 2 chains x (500 tuning + 1000 draws) unless ``--chains/--tune/--draws`` say otherwise; one
 compiled model per scenario and worker process (``inference.RepeatedNUTS``), fits spread over cores.
-Outputs: ``figures/sbc/coin_ranks.png``; ``results/sbc/summary.csv``, ``results/sbc/ranks.csv``.
+Outputs: ``figures/sbc/{coin,classes,policy}_ranks.png``; ``results/sbc/summary.csv``,
+``results/sbc/ranks.csv`` (one row per simulation and parameter).
 """
 
 from __future__ import annotations
@@ -35,49 +43,117 @@ from dataclasses import dataclass
 import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from analyses import plotting, tables
 from analyses.cli import Report, Settings
 from analyses.output import Output
-from models import coin, inference
+from models import classes, coin, inference
+from models import policy as policy_lib
+from models import weights as weights_lib
 from models.errors import InputError
 from models.inference import Diagnostics
 
-PRIOR = (2.0, 2.0)
 RANK_DRAWS = 99  # L: ranks take the L + 1 = 100 values 0..99
 BINS = 20
 SIMULATIONS = 100
-SIMULATIONS_QUICK = 20
+SIMULATIONS_QUICK = 10
 CHUNK = 10  # simulations per task: progress granularity
 SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
+
+COIN_PRIOR = (2.0, 2.0)
 FREQUENCY_TOSSES = 20
 KEY_WEIGHTS = np.array([1, 1, 10, 1, 1, 1, 1, 1, 1, 1], dtype=float)
+
+CLASSES_PRIOR = {"coef_sd": 1.0, "intercept_sd": 1.0}
+CLASSES_SAMPLES = 60
+GRID = np.array([(a, b) for a in (-1.0, 0.0, 1.0) for b in (-1.0, 0.0, 1.0)])  # 9 covariate patterns
+
+POLICY_STATES, POLICY_ACTIONS, POLICY_STEPS, POLICY_SD = 2, 3, 40, 1.0
+LOGNORMAL_SD = 1.0  # noisy importance-type weights, mean e^0.5 = 1.65, Kish ESS about n / e
+
+
+def _coin_simulate(rng, variant: str, normalize: str):
+    p_true = rng.beta(*COIN_PRIOR)
+    if variant == "frequency":
+        heads = rng.binomial(FREQUENCY_TOSSES, p_true)
+        flips, weights = np.array([1, 0]), np.array([heads, FREQUENCY_TOSSES - heads], dtype=float)
+    else:
+        flips, weights = rng.binomial(1, p_true, size=KEY_WEIGHTS.size), KEY_WEIGHTS
+    return {"p": p_true}, {"flips": flips}, weights_lib.normalize(weights, normalize)
+
+
+def _classes_simulate(rng, variant: str, normalize: str):
+    intercept = rng.normal(0, CLASSES_PRIOR["intercept_sd"])
+    coef = rng.normal(0, CLASSES_PRIOR["coef_sd"], size=2)
+    X = GRID[rng.integers(0, len(GRID), CLASSES_SAMPLES)]
+    y = (rng.uniform(size=CLASSES_SAMPLES) < special.expit(intercept + X @ coef)).astype(np.int64)
+    truth = {"intercept": intercept, "coef": coef}
+    if variant == "frequency":  # the same data as counts of the 18 (pattern, label) rows
+        X_rows, y_rows = np.repeat(GRID, 2, axis=0), np.tile([0, 1], len(GRID))
+        pattern = np.argmax((X[:, None, :] == GRID[None]).all(-1), axis=1)
+        counts = np.bincount(2 * pattern + y, minlength=len(X_rows)).astype(float)
+        return truth, {"X": X_rows, "y": y_rows}, counts
+    if np.all(y == y[0]):  # balanced weights need both classes; all ones is then what they would be
+        return truth, {"X": X, "y": y}, np.ones(CLASSES_SAMPLES)
+    return truth, {"X": X, "y": y}, weights_lib.normalize(weights_lib.balanced(y), normalize)
+
+
+def _policy_simulate(rng, variant: str, normalize: str):
+    preference = rng.normal(0, POLICY_SD, size=(POLICY_STATES, POLICY_ACTIONS))
+    policy = special.softmax(preference, axis=1)
+    states = rng.integers(0, POLICY_STATES, POLICY_STEPS)
+    actions = np.array([rng.choice(POLICY_ACTIONS, p=policy[s]) for s in states])
+    if variant == "frequency":
+        weights = np.ones(POLICY_STEPS)
+    else:
+        weights = weights_lib.normalize(rng.lognormal(0, LOGNORMAL_SD, POLICY_STEPS), normalize)
+    cells = policy_lib.cell_weights(states, actions, weights, n_states=POLICY_STATES,
+                                    n_actions=POLICY_ACTIONS)
+    return {"preference": preference}, {}, cells.ravel()
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """How data are simulated and weighted; ``exact`` when the weighted posterior is the posterior."""
+    """A model, how its data are simulated from the prior, and how they are weighted.
+
+    ``exact``: the weighted posterior is the true posterior of the simulated process (frequency
+    weights), so SBC must pass; otherwise it is a pseudo-posterior and SBC measures how far off it is.
+    """
 
     name: str
+    family: str  # "coin", "classes" or "policy"
+    variant: str
     exact: bool
-    normalize: str
+    normalize: str = "none"  # of the per-observation weights, before any collapsing
 
-    def simulate(self, rng) -> tuple[float, np.ndarray, np.ndarray]:
-        """``(p_true, flips, weights)`` from the prior and the Bernoulli generative model."""
-        p_true = rng.beta(*PRIOR)
-        if self.exact:
-            heads = rng.binomial(FREQUENCY_TOSSES, p_true)
-            return p_true, np.array([1, 0]), np.array([heads, FREQUENCY_TOSSES - heads], dtype=float)
-        return p_true, rng.binomial(1, p_true, size=KEY_WEIGHTS.size), KEY_WEIGHTS
+    def simulate(self, rng) -> tuple[dict, dict, np.ndarray]:
+        """``(truth, data, weights)``: parameters from the prior, ``pm.Data`` values, weights."""
+        simulate = {"coin": _coin_simulate, "classes": _classes_simulate, "policy": _policy_simulate}
+        return simulate[self.family](rng, self.variant, self.normalize)
+
+    def build_model(self, data: dict, weights: np.ndarray):
+        if self.family == "coin":
+            return coin.build_model(data["flips"], weights, prior=COIN_PRIOR)
+        if self.family == "classes":
+            return classes.build_model(data["X"], data["y"], weights, **CLASSES_PRIOR)
+        states = np.repeat(np.arange(POLICY_STATES), POLICY_ACTIONS)
+        actions = np.tile(np.arange(POLICY_ACTIONS), POLICY_STATES)
+        return policy_lib.build_model(states, actions, weights, n_states=POLICY_STATES,
+                                      n_actions=POLICY_ACTIONS, preference_sd=POLICY_SD, collapse=True)
 
 
 SCENARIOS = (
-    Scenario("frequency_weights", exact=True, normalize="none"),
-    Scenario("key_toss_x10_as_given", exact=False, normalize="none"),
-    Scenario("key_toss_x10_sum_n", exact=False, normalize="n"),
-    Scenario("key_toss_x10_sum_ess", exact=False, normalize="ess"),
+    Scenario("frequency_weights", "coin", "frequency", exact=True),
+    Scenario("key_toss_x10_as_given", "coin", "key_toss", exact=False),
+    Scenario("key_toss_x10_sum_n", "coin", "key_toss", exact=False, normalize="n"),
+    Scenario("key_toss_x10_sum_ess", "coin", "key_toss", exact=False, normalize="ess"),
+    Scenario("classes_frequency_weights", "classes", "frequency", exact=True),
+    Scenario("classes_balanced_sum_n", "classes", "balanced", exact=False, normalize="n"),
+    Scenario("policy_frequency_weights", "policy", "frequency", exact=True),
+    Scenario("policy_lognormal_weights_as_given", "policy", "lognormal", exact=False),
 )
+FAMILIES = ("coin", "classes", "policy")
 
 # --------------------------------------------------------------------------- worker processes
 
@@ -92,29 +168,38 @@ def _quiet_worker() -> None:
 
 def _fit_chunk(scenario_index: int, simulations: list[int], seed: int, draws: int, tune: int,
                chains: int) -> list[dict]:
-    """Simulate, fit and rank the given simulations of one scenario (runs in a worker process)."""
+    """Simulate, fit and rank the given simulations of one scenario (runs in a worker process).
+
+    One result per simulation and scalar parameter: the rank of the true value among L thinned
+    draws and whether the central 50% and 90% intervals cover it.
+    """
     scenario = SCENARIOS[scenario_index]
     key = (scenario_index, draws, tune, chains)
     if key not in _SAMPLERS:
-        _, flips, weights = scenario.simulate(np.random.default_rng(0))
-        model = coin.build_model(flips, weights, prior=PRIOR, normalize=scenario.normalize)
+        _, data, weights = scenario.simulate(np.random.default_rng(0))
+        model = scenario.build_model(data, weights)
         _SAMPLERS[key] = inference.RepeatedNUTS(model, draws=draws, tune=tune, chains=chains)
     sampler = _SAMPLERS[key]
     results = []
     for simulation in simulations:
         rng = np.random.default_rng([seed, scenario_index, simulation])
-        p_true, flips, weights = scenario.simulate(rng)
-        flips, weights, _ = coin.prepare(flips, weights, prior=PRIOR, normalize=scenario.normalize)
-        idata = sampler({"flips": flips, "weights": weights}, random_seed=int(rng.integers(2**31 - 1)))
-        draws_p = idata.posterior["p"].values.ravel()
-        thinned = draws_p[np.linspace(0, draws_p.size - 1, RANK_DRAWS).round().astype(int)]
-        q05, q25, q75, q95 = np.quantile(draws_p, [0.05, 0.25, 0.75, 0.95])
-        results.append({
-            "scenario": scenario.name, "simulation": simulation, "p_true": p_true,
-            "rank": int(np.sum(thinned < p_true)),
-            "covered_50": int(q25 <= p_true <= q75), "covered_90": int(q05 <= p_true <= q95),
-            "diagnostics": inference.diagnose(idata),
-        })
+        truth, data, weights = scenario.simulate(rng)
+        idata = sampler({**data, "weights": weights}, random_seed=int(rng.integers(2**31 - 1)))
+        diagnostics = inference.diagnose(idata)
+        for name, true_value in truth.items():
+            pooled = idata.posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+            for index in np.ndindex(*np.shape(true_value)):
+                draws_p = pooled[(slice(None), *index)]
+                value = float(np.asarray(true_value)[index])
+                thinned = draws_p[np.linspace(0, draws_p.size - 1, RANK_DRAWS).round().astype(int)]
+                q05, q25, q75, q95 = np.quantile(draws_p, [0.05, 0.25, 0.75, 0.95])
+                results.append({
+                    "scenario": scenario.name, "simulation": simulation,
+                    "parameter": name + (f"[{','.join(map(str, index))}]" if index else ""),
+                    "true_value": value, "rank": int(np.sum(thinned < value)),
+                    "covered_50": int(q25 <= value <= q75), "covered_90": int(q05 <= value <= q95),
+                    "diagnostics": diagnostics,
+                })
     return results
 
 
@@ -141,7 +226,7 @@ def _run_all(settings: Settings, simulations: int) -> list[dict]:
         for future in as_completed(futures):
             chunk = future.result()
             results += chunk
-            done[chunk[0]["scenario"]] += len(chunk)
+            done[chunk[0]["scenario"]] += len({r["simulation"] for r in chunk})
             print("sbc: fits done " + ", ".join(f"{name} {n}/{simulations}" for name, n in done.items()),
                   file=sys.stderr, flush=True)
     return sorted(results, key=lambda r: (r["scenario"], r["simulation"]))
@@ -204,19 +289,44 @@ def jeffreys_interval(successes: int, trials: int, level: float = 0.95) -> tuple
     return float(posterior.ppf(tail)), float(posterior.ppf(1 - tail))
 
 
+def coverage_interval(covered: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Monte Carlo interval of an empirical coverage from a (simulations, parameters) 0/1 array.
+
+    One parameter: the Jeffreys interval. Several: the parameters of one fit are not independent,
+    so the interval comes from the spread of the per-simulation coverage (clustered normal interval).
+    """
+    simulations, parameters = covered.shape
+    if parameters == 1:
+        return jeffreys_interval(int(covered.sum()), simulations, level)
+    per_simulation = covered.mean(axis=1)
+    half = stats.norm.ppf(0.5 + level / 2) * per_simulation.std(ddof=1) / np.sqrt(simulations)
+    return float(max(0.0, per_simulation.mean() - half)), float(min(1.0, per_simulation.mean() + half))
+
+
 def _rows(scenario: Scenario, results: list[dict]) -> tuple[list[dict], FitsSummary]:
-    ranks = np.array([r["rank"] for r in results])
-    n = ranks.size
+    """Uniformity per parameter (chi-square, 20 bins) and for the scenario (Bonferroni: the smallest
+    p-value times the number of parameters); coverage pooled over parameters and simulations."""
+    parameters = sorted({r["parameter"] for r in results})
+    pvalues = {}
+    for name in parameters:
+        ranks = [r["rank"] for r in results if r["parameter"] == name]
+        pvalues[name] = stats.chisquare(rank_counts(ranks)).pvalue
+    simulations = sorted({r["simulation"] for r in results})
     rows = [
-        tables.point(scenario.name, "sbc", "simulations", n),
+        tables.point(scenario.name, "sbc", "simulations", len(simulations)),
         tables.point(scenario.name, "sbc", "rank_uniformity_pvalue",
-                     stats.chisquare(rank_counts(ranks)).pvalue),
+                     min(1.0, len(parameters) * min(pvalues.values()))),
     ]
+    if len(parameters) > 1:
+        rows += [tables.point(scenario.name, "sbc", f"rank_uniformity_pvalue[{name}]", value)
+                 for name, value in pvalues.items()]
     for level in (50, 90):
-        covered = sum(r[f"covered_{level}"] for r in results)
-        rows.append(tables.interval(scenario.name, "sbc", f"coverage_{level}", covered / n,
-                                    *jeffreys_interval(covered, n)))
-    fits = summarise_fits([r["diagnostics"] for r in results])
+        covered = np.array([[r[f"covered_{level}"] for r in results if r["simulation"] == s]
+                            for s in simulations])
+        rows.append(tables.interval(scenario.name, "sbc", f"coverage_{level}", covered.mean(),
+                                    *coverage_interval(covered)))
+    first_per_fit = {r["simulation"]: r["diagnostics"] for r in results}
+    fits = summarise_fits(list(first_per_fit.values()))
     rows.append(tables.point(scenario.name, "sbc", "fits_failing_diagnostics", fits.failing))
     worst = tables.diagnostic_rows(scenario.name, fits.worst, estimator="sbc", ok=fits.ok)
     return rows + worst, fits
@@ -235,27 +345,35 @@ def main(settings: Settings, output: Output) -> Report:
         mine = [r for r in results if r["scenario"] == scenario.name]
         scenario_rows, fits[scenario.name] = _rows(scenario, mine)
         rows += scenario_rows
-    columns = ("scenario", "simulation", "p_true", "rank", "covered_50", "covered_90")
+    columns = ("scenario", "simulation", "parameter", "true_value", "rank", "covered_50", "covered_90")
     output.table(results, "ranks.csv", columns=columns)
-    output.figure(_plot_ranks(results, rows, simulations), "coin_ranks.png")
+    for family in FAMILIES:
+        scenarios = [s for s in SCENARIOS if s.family == family]
+        output.figure(_plot_ranks(family, scenarios, results, rows, simulations), f"{family}_ranks.png")
     return Report(rows=rows, fits=fits)
 
 
-def _plot_ranks(results: list[dict], rows: list[dict], simulations: int):
-    """Per scenario: rank histogram with a pointwise 99% band (top), and the ECDF of the ranks minus
-    the uniform CDF with ArviZ's simultaneous 99% band (bottom; Säilynoja et al. 2022)."""
+def _plot_ranks(family: str, scenarios: list[Scenario], results: list[dict], rows: list[dict],
+                simulations: int):
+    """Per scenario: histogram of the ranks of all parameters with a pointwise 99% band (top), and
+    the ECDF of the ranks minus the uniform CDF with ArviZ's simultaneous 99% band (bottom;
+    Säilynoja et al. 2022). Parameters of one fit are pooled; each is uniform when calibrated."""
     value = {(r["model"], r["quantity"]): r["value"] for r in rows}
-    fig, axs = plt.subplots(2, len(SCENARIOS), figsize=(15, 6.6), sharey="row")
-    low, high = stats.binom(simulations, 1 / BINS).ppf([0.005, 0.995])
+    fig, axs = plt.subplots(2, len(scenarios), figsize=(3.8 * len(scenarios) + 0.5, 6.6), sharey="row",
+                            squeeze=False)
     edges = np.arange(1, RANK_DRAWS + 1) / (RANK_DRAWS + 1)  # where the ranks' CDF meets U(0, 1)'s
-    for column, scenario in enumerate(SCENARIOS):
-        ranks = np.array([r["rank"] for r in results if r["scenario"] == scenario.name])
+    for column, scenario in enumerate(scenarios):
+        mine = [r for r in results if r["scenario"] == scenario.name]
+        ranks = np.array([r["rank"] for r in mine])
+        parameters = len({r["parameter"] for r in mine})
+        low, high = stats.binom(ranks.size, 1 / BINS).ppf([0.005, 0.995])
         colour = "C0" if scenario.exact else "C3"
         top, bottom = axs[0, column], axs[1, column]
-        top.axhspan(low, high, color="0.85", label="99% band if uniform (per bin)")
+        top.axhspan(low / parameters, high / parameters, color="0.85", label="99% band if uniform (per bin)")
         top.axhline(simulations / BINS, color="0.4", linestyle="--", linewidth=1)
-        top.bar(np.arange(BINS), rank_counts(ranks), width=0.9, color=colour,
-                label=f"ranks of {simulations} simulations")
+        top.bar(np.arange(BINS), rank_counts(ranks) / parameters, width=0.9, color=colour,
+                label=f"ranks, {simulations} simulations" + (f" x {parameters} parameters, per parameter"
+                                                             if parameters > 1 else ""))
         top.set_xticks(np.arange(0, BINS + 1, 5) - 0.5, np.arange(0, RANK_DRAWS + 2, 25))
         top.set_title(f"{scenario.name.replace('_', ' ')}\nuniformity p = "
                       f"{value[scenario.name, 'rank_uniformity_pvalue']:.2g}; "
@@ -267,7 +385,7 @@ def _plot_ranks(results: list[dict], rows: list[dict], simulations: int):
     axs[0, 0].set_ylabel("simulations per bin")
     axs[1, 0].set_ylabel("ECDF - uniform CDF\n(grey: simultaneous 99% band)")
     axs[0, 0].legend(loc="upper left", fontsize=8)
-    fig.suptitle("SBC of the weighted coin: ranks of the true p among 99 posterior draws "
-                 "(uniform = calibrated; U shape = intervals too narrow; hump = too wide)")
+    fig.suptitle(f"SBC of the weighted {family} model: ranks of the true values among 99 posterior draws\n"
+                 "(uniform = calibrated; U shape = intervals too narrow; hump = too wide; slope = bias)")
     fig.tight_layout()
     return fig

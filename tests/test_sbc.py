@@ -1,4 +1,6 @@
-"""Simulation-based calibration machinery (fast) and the coin's SBC verdicts (slow)."""
+"""Simulation-based calibration machinery (fast) and the SBC verdicts (slow)."""
+
+import csv
 
 import numpy as np
 import pytest
@@ -33,19 +35,62 @@ def test_fits_summary_takes_the_worst_and_tolerates_a_few_failing_fits():
     assert not sbc.summarise_fits([good] * 99 + [divergent]).ok  # any divergence
 
 
+def scenario(name):
+    return next(s for s in sbc.SCENARIOS if s.name == name)
+
+
 def test_scenarios_simulate_what_they_say():
     rng = np.random.default_rng(1)
-    frequency, as_given = sbc.SCENARIOS[0], sbc.SCENARIOS[1]
-    p, flips, weights = frequency.simulate(rng)
-    assert 0 < p < 1 and list(flips) == [1, 0] and weights.sum() == sbc.FREQUENCY_TOSSES
-    p, flips, weights = as_given.simulate(rng)
-    assert set(flips) <= {0, 1} and flips.size == 10 and weights[2] == 10 and weights.sum() == 19
+    truth, data, weights = scenario("frequency_weights").simulate(rng)
+    assert 0 < truth["p"] < 1 and list(data["flips"]) == [1, 0] and weights.sum() == sbc.FREQUENCY_TOSSES
+    truth, data, weights = scenario("key_toss_x10_as_given").simulate(rng)
+    assert set(data["flips"]) <= {0, 1} and data["flips"].size == 10 and weights[2] == 10
+    assert weights.sum() == 19
+    # Classes: 60 samples on 9 covariate patterns, stored as 18 (pattern, label) rows with counts.
+    truth, data, weights = scenario("classes_frequency_weights").simulate(rng)
+    assert data["X"].shape == (18, 2) and weights.sum() == sbc.CLASSES_SAMPLES and truth["coef"].shape == (2,)
+    truth, data, weights = scenario("classes_balanced_sum_n").simulate(rng)
+    assert weights.sum() == pytest.approx(sbc.CLASSES_SAMPLES) and len(np.unique(weights)) == 2
+    # Policy: cell weights of 40 steps; counts for frequency weights, lognormal summing to n otherwise.
+    truth, data, weights = scenario("policy_frequency_weights").simulate(rng)
+    assert weights.shape == (sbc.POLICY_STATES * sbc.POLICY_ACTIONS,) and weights.sum() == sbc.POLICY_STEPS
+    assert np.all(weights == np.round(weights))
+    truth, data, weights = scenario("policy_lognormal_weights_as_given").simulate(rng)
+    assert np.all(weights >= 0) and truth["preference"].shape == (2, 3)
+
+
+def test_coverage_interval_is_jeffreys_for_one_parameter_and_clustered_for_several():
+    one = np.r_[np.ones(45), np.zeros(5)][:, None]
+    assert sbc.coverage_interval(one) == sbc.jeffreys_interval(45, 50)
+    # Parameters that always agree within a simulation carry the information of one parameter.
+    twins = np.repeat(one, 2, axis=1)
+    low, high = sbc.coverage_interval(twins)
+    assert low < 0.9 < high and high - low > 0.8 * np.subtract(*sbc.jeffreys_interval(45, 50)[::-1])
+
+
+def test_frequency_weighted_classes_rows_equal_the_samples_they_count():
+    """The 18 weighted rows must have the log-likelihood of the 60 samples they summarise."""
+    from models import classes
+    from models.inference import compile_log_likelihood
+
+    rng = np.random.default_rng([3, 4])
+    counted = scenario("classes_frequency_weights")
+    truth, data, counts = counted.simulate(np.random.default_rng([3, 4]))
+    truth_b, raw, _ = scenario("classes_balanced_sum_n").simulate(rng)  # same draws, one row each
+    assert truth_b["intercept"] == truth["intercept"]
+    theta = {"intercept": np.float64(0.2), "coef": np.array([0.5, -0.4])}
+    rows = compile_log_likelihood(classes.build_model(data["X"], data["y"], counts))(**theta)
+    samples = compile_log_likelihood(classes.build_model(raw["X"], raw["y"]))(**theta)
+    assert rows == pytest.approx(samples, rel=1e-12)
 
 
 def test_a_simulation_gives_the_same_rank_whatever_chunk_it_runs_in():
     together = sbc._fit_chunk(1, [0, 1, 2], seed=5, draws=100, tune=100, chains=1)
     alone = sbc._fit_chunk(1, [2], seed=5, draws=100, tune=100, chains=1)
-    assert together[2]["rank"] == alone[0]["rank"] and together[2]["p_true"] == alone[0]["p_true"]
+    policy = sbc.SCENARIOS.index(scenario("policy_frequency_weights"))
+    ranked = sbc._fit_chunk(policy, [0], seed=5, draws=100, tune=100, chains=1)
+    assert [r["parameter"] for r in ranked] == [f"preference[{s},{a}]" for s in range(2) for a in range(3)]
+    assert together[2]["rank"] == alone[0]["rank"] and together[2]["true_value"] == alone[0]["true_value"]
     assert all(0 <= r["rank"] <= sbc.RANK_DRAWS for r in together)
 
 
@@ -56,11 +101,13 @@ def test_sbc_refuses_fewer_draws_than_ranks(tmp_path, capsys):
 
 def test_sbc_quick_writes_ranks_summary_and_figure(tmp_path):
     assert cli.main(["sbc", "--quick", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "figures/sbc/coin_ranks.png").stat().st_size > 0
-    ranks = np.genfromtxt(tmp_path / "results/sbc/ranks.csv", delimiter=",", names=True, dtype=None,
-                          encoding=None)
-    assert ranks.size == sbc.SIMULATIONS_QUICK * len(sbc.SCENARIOS)
-    assert ranks["rank"].min() >= 0 and ranks["rank"].max() <= sbc.RANK_DRAWS
+    for family in sbc.FAMILIES:
+        assert (tmp_path / f"figures/sbc/{family}_ranks.png").stat().st_size > 0
+    with open(tmp_path / "results/sbc/ranks.csv", newline="") as handle:
+        ranks = np.array([int(row["rank"]) for row in csv.DictReader(handle)])
+    parameters = {"coin": 1, "classes": 3, "policy": 6}
+    assert ranks.size == sbc.SIMULATIONS_QUICK * sum(parameters[s.family] for s in sbc.SCENARIOS)
+    assert ranks.min() >= 0 and ranks.max() <= sbc.RANK_DRAWS
     summary = (tmp_path / "results/sbc/summary.csv").read_text()
     for scenario in sbc.SCENARIOS:
         assert f"{scenario.name},sbc,rank_uniformity_pvalue," in summary
@@ -68,8 +115,6 @@ def test_sbc_quick_writes_ranks_summary_and_figure(tmp_path):
 
 @pytest.mark.slow
 def test_frequency_weights_pass_sbc_and_a_toss_weighted_ten_times_fails(tmp_path):
-    import csv
-
     assert cli.main(["sbc", "--out", str(tmp_path)]) in (0, 1)
     with open(tmp_path / "results/sbc/summary.csv", newline="") as handle:
         value = {(r["model"], r["quantity"]): float(r["value"]) for r in csv.DictReader(handle)}
@@ -83,8 +128,10 @@ def test_frequency_weights_pass_sbc_and_a_toss_weighted_ten_times_fails(tmp_path
 def test_summary_verdict_follows_the_fits_summary_not_the_worst_fit():
     good = Diagnostics(1.001, 900.0, 800.0, 0, 0.9, 2, 1000)
     unlucky = Diagnostics(1.012, 300.0, 950.0, 0, 1.1, 2, 1000)
-    results = [{"rank": r, "covered_50": 1, "covered_90": 1, "diagnostics": good} for r in range(99)]
-    results.append({"rank": 50, "covered_50": 1, "covered_90": 1, "diagnostics": unlucky})
+    results = [{"simulation": r, "parameter": "p", "rank": r, "covered_50": 1, "covered_90": 1,
+                "diagnostics": good} for r in range(99)]
+    results.append({"simulation": 99, "parameter": "p", "rank": 50, "covered_50": 1, "covered_90": 1,
+                    "diagnostics": unlucky})
     rows, fits = sbc._rows(sbc.SCENARIOS[0], results)
     value = {row["quantity"]: row["value"] for row in rows}
     assert fits.ok and value["fits_failing_diagnostics"] == 1

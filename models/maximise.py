@@ -49,6 +49,8 @@ _STILL = 1e-8
 _RISE_RATIO = 0.5
 _RISE_NOISE = 1e-9
 _LBFGS_OPTIONS = {"maxiter": 50_000, "ftol": 0.0, "gtol": 1e-12}
+# Curvatures (of f / scale, per unit of z) below this, relative to the largest, are treated as flat.
+_FLAT = 1e-8
 _GRADIENT_WARNING = 1e-6
 
 
@@ -109,7 +111,9 @@ class Objective:
             curvature[j] = abs(change) / (2 * step[j] * scale)
         curvature[~np.isfinite(curvature)] = 1.0
         largest = curvature.max()
-        return np.maximum(curvature, 1e-16 * largest) if largest > 0 else np.ones(z.size)
+        if not largest > _FLAT:  # no curvature anywhere (a linear f): unit metric
+            return np.ones(z.size)
+        return np.maximum(curvature, _FLAT * largest)
 
     def free_labels(self) -> list[str]:
         """``name[dim=coord, ...]`` for every scalar element of the free variables."""
@@ -158,10 +162,12 @@ def _ridge_path(objective: Objective, what: str):
     """The vanishing-ridge path from the initial point: ``(scale, metric, values, unconstrained,
     constrained)``, the last three lists with one entry for the start and one per ridge of
     ``_RIDGE_PATH`` (see the module docstring)."""
-    start_value, _ = objective.value_and_grad(objective.x0)
+    start_value, start_gradient = objective.value_and_grad(objective.x0)
     if not np.isfinite(start_value):
         raise InputError(f"the {what} is not finite at the model's initial point")
-    scale = abs(start_value) or 1.0
+    # The size of f, or of its change over a unit step if larger: f(z0) alone can be 0 by cancellation
+    # (advantages summing to zero in every state make f linear and f(z0) = 0).
+    scale = max(abs(start_value), float(np.max(np.abs(start_gradient)))) or 1.0
     metric = objective.curvature(objective.x0, scale)
     z = objective.x0
     values, unconstrained, constrained = [start_value], [objective.x0], [objective.free_values(z)]

@@ -22,12 +22,16 @@ fine-needle aspirates, UCI), three features; training set 285 benign and 15 mali
 random: the subsampling makes malignant rare); test set the other 72 benign and 197 malignant,
 weighted so that malignant are 5% of it for the rate-dependent metrics (Brier, calibration).
 
-Schemes: none; ``balanced`` (n / (K n_k)); ``effective_number`` (Cui et al., beta = 0.99; at 0.999
-these counts give nearly the balanced weights); focal gamma in {0, 1, 2, 5}; ``prior_correction``:
+Schemes: none; ``balanced`` (n / (K n_k)), rescaled to sum to n, and ``balanced_sum_ess``, the same
+weights rescaled to sum to their Kish effective sample size; ``effective_number`` (Cui et al.,
+beta = 0.99: cat:dog weight 10.5 here, against 63.5 at beta = 0.999 and 100 balanced); focal gamma in
+{0, 1, 2, 5} (its point estimate, the maximiser of the focal pseudo-likelihood, is ``pseudo_mle``);
+``prior_correction``:
 the unweighted fit with its intercept shifted by logit(0.5) - logit(ybar), i.e. moved to a population
 with equal class rates, the target balanced weights aim at (King & Zeng's weighting with tau = 0.5
 is exactly the balanced scheme). Class weights are rescaled to sum to n so that the schemes differ in
-direction, not in total information. Every scheme gets its (W)MLE, MAP and NUTS posterior.
+direction, not in total weight, except ``balanced_sum_ess``, which shows what the scale alone does to
+the posterior. Every scheme gets its (W)MLE, MAP and NUTS posterior.
 
 Metrics on the test set, at threshold 0.5: minority recall, balanced accuracy, Brier score, expected
 calibration error (10 equal-width bins); for the posterior per draw (mean and 94% HDI) and for the
@@ -73,8 +77,9 @@ LOO_COLUMNS = ("model", "rank", "elpd_loo", "p_loo", "elpd_diff", "weight", "se"
 METRICS = ("minority_recall", "balanced_accuracy", "brier", "ece")
 METRIC_LABELS = {"minority_recall": "minority recall", "balanced_accuracy": "balanced accuracy",
                  "brier": "Brier score", "ece": "expected calibration error"}
-SCHEME_COLORS = {"none": "0.45", "balanced": "C3", "effective_number": "C1", "focal_g0": "C8",
-                 "focal_g1": "C9", "focal_g2": "C0", "focal_g5": "C4", "prior_correction": "C2"}
+SCHEME_COLORS = {"none": "0.45", "balanced": "C3", "balanced_sum_ess": "C6", "effective_number": "C1",
+                 "focal_g0": "C8", "focal_g1": "C9", "focal_g2": "C0", "focal_g5": "C4",
+                 "prior_correction": "C2"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ def schemes(quick: bool) -> dict[str, dict]:
     gammas = (2.0,) if quick else FOCAL_GAMMAS
     chosen = {"none": {"weights": None}, "balanced": {"weights": weights_lib.balanced}}
     if not quick:
+        chosen["balanced_sum_ess"] = {"weights": weights_lib.balanced, "normalize": "ess"}
         chosen["effective_number"] = {
             "weights": lambda y: weights_lib.effective_number(y, EFFECTIVE_NUMBER_BETA)}
     for gamma in gammas:
@@ -159,7 +165,7 @@ def _estimate(estimator, model):
 
 def fit(dataset: Dataset, name: str, scheme: dict, settings: Settings, seed: int, output: Output) -> dict:
     weights = scheme["weights"](dataset.y) if scheme["weights"] else None
-    normalize = "none" if weights is None else "n"
+    normalize = "none" if weights is None else scheme.get("normalize", "n")
     options = {key: scheme[key] for key in ("likelihood", "focal_gamma") if key in scheme}
     model = classes.build_model(dataset.X, dataset.y, weights, normalize=normalize,
                                 feature_names=dataset.feature_names, class_names=dataset.class_names,
@@ -243,7 +249,8 @@ def evaluate(dataset: Dataset, result: dict) -> dict:
 
 def _rows(dataset: Dataset, name: str, result: dict, scores: dict) -> list[dict]:
     label = f"{dataset.name}_{name}"
-    point_name = "wmle" if name in ("balanced", "effective_number") else "mle"
+    point_name = {"none": "mle", "focal_g0": "mle", "prior_correction": "mle"}.get(
+        name, "pseudo_mle" if name.startswith("focal") else "wmle")
     rows = [tables.point(label, "weights", "sum", result["weights"].sum()),
             tables.point(label, "weights", "kish_ess", weights_lib.kish_ess(result["weights"])),
             tables.point(label, point_name, "exists", int(result["mle"] is not None))]
@@ -307,10 +314,10 @@ def loo_comparison(dataset: Dataset, full: dict, settings: Settings, seed: int, 
                  "loo_compare.csv",
                  columns=LOO_COLUMNS)
     rows = []
-    for name, row in compared.iterrows():  # elpd_loo +- one standard error
+    for name, row in compared.iterrows():
         label = f"{dataset.name}_none" if name == "both_features" else f"{dataset.name}_{name}"
-        elpd, se = row["elpd_loo"], row["se"]
-        rows.append(tables.interval(label, "posterior", "elpd_loo", elpd, elpd - se, elpd + se))
+        rows.append(tables.point(label, "posterior", "elpd_loo", row["elpd_loo"]))
+        rows.append(tables.point(label, "posterior", "elpd_loo_se", row["se"]))
     return rows, inference.diagnose(idata)
 
 
@@ -373,7 +380,7 @@ def _share_predicting_minority(idata, grid: np.ndarray, draws: int = 1000) -> np
     return share.reshape(grid.shape[:2])
 
 
-BOUNDARY_PANELS = ("none", "balanced", "effective_number", "focal_g2", "prior_correction")
+BOUNDARY_PANELS = ("none", "balanced", "balanced_sum_ess", "effective_number", "focal_g2", "prior_correction")
 
 
 def _plot_boundaries(dataset: Dataset, fits: dict, names: list[str]):

@@ -27,16 +27,18 @@ minus the mean return of its state, ``weights.advantages``):
 * ``awr``: w = min(exp(A_i / T), 20) (``weights.awr``; T = 0.5 in the bandit, whose rewards have sd 1,
   and 0.1 in FrozenLake, whose advantages have sd 0.2). Its WMLE is proportional to beta x mean exp(A / T).
 * ``offpolicy_*``: w = rho_i A_i with rho_i = pi_target(a_i | s_i) / beta(a_i | s_i), ordinary,
-  clipped to [0.8, 1.2] (PPO, eps = 0.2), truncated at 1 (V-trace, rho_bar = 1) or self-normalised
-  (rescaled to sum to n). The target is the uniform policy, the one at the prior mean (preferences 0)
-  from which every fit starts: its ratios make the logged actions count as if each had been tried
-  equally often, so a cell's weight follows its mean advantage instead of beta's frequency. It is
-  stated, not fitted, and uses nothing the data do not (no oracle). The ratios correct the choice of
-  the logged action only; the advantage remains the behaviour's (as in PPO). Where a state's weights
-  sum to a negative number, ``+|sum_a W_sa| logsumexp(preference_s)`` makes the log density convex
-  in that state's preferences: the pseudo-posterior can be multimodal (one mode per action that
-  may dominate), and NUTS chains that settle in different modes show it in r_hat. The count of
-  such states is the row ``weights, negative_state_totals``.
+  clipped to [0.8, 1.2] (PPO-style ratio clipping, eps = 0.2; PPO's surrogate also takes the minimum
+  with the unclipped term), truncated at 1 (V-trace, rho_bar = 1) or self-normalised per state
+  (divided by the mean ratio of the state's logged steps). The target is the uniform policy, the one
+  at the prior mean (preferences 0) from which every fit starts: its ratios make the logged actions
+  count as if each had been tried equally often, so a cell's weight follows its mean advantage
+  instead of beta's frequency. It is stated, not fitted, and uses nothing the data do not (no
+  oracle). The ratios correct the choice of the logged action only; the advantage remains the
+  behaviour's (as in PPO). Where a state's weights sum to a negative number, ``+|sum_a W_sa|
+  logsumexp(preference_s)`` makes the log density convex in that state's preferences: the pseudo-
+  posterior can be multimodal (one mode per action that may dominate), and NUTS chains that settle
+  in different modes show it in r_hat. The count of such states is the row ``weights,
+  negative_state_totals``.
 
 Weights are used as given (frequency weights, ``normalize="none"``): a weight of 20 counts as 20
 steps. Signed weights have no natural scale: the prior alone keeps MAP and posterior finite, and
@@ -396,8 +398,20 @@ def scheme_weights(problem: Problem, scheme: str) -> tuple[np.ndarray, bool]:
         return weights_lib.awr(advantage, temperature=problem.temperature, max_weight=AWR_MAX_WEIGHT), False
     rho = ratios(problem, **OFFPOLICY[scheme])
     if scheme == "offpolicy_self_normalised":
-        rho = weights_lib.normalize(rho, "n")
+        rho = self_normalised_by_state(rho, problem.states, problem.n_states)
     return rho * advantage, True
+
+
+def self_normalised_by_state(rho: np.ndarray, states: np.ndarray, n_states: int) -> np.ndarray:
+    """Weighted importance sampling per state: ``rho_i / mean{rho_j : s_j = s_i}``.
+
+    Each state's ratios then average 1 over its logged steps, whatever beta's visits did: the
+    per-state ratio of estimates that trades the ordinary ratios' unbiasedness for lower variance.
+    (Rescaling all ratios by one constant would change nothing but the posterior's temperature.)
+    """
+    visits = np.bincount(states, minlength=n_states)
+    mean = np.bincount(states, weights=rho, minlength=n_states) / np.maximum(visits, 1)
+    return rho / mean[states]
 
 
 def episode_log_ratios(problem: Problem, rho: np.ndarray) -> np.ndarray:
@@ -435,7 +449,8 @@ def ratio_diagnostics(problem: Problem, rho: np.ndarray) -> dict[str, float]:
     """
     log_episode = episode_log_ratios(problem, rho)
     return {"ratio_kish_ess": weights_lib.kish_ess(rho),
-            "episode_ratio_kish_ess": weights_lib.kish_ess(np.exp(log_episode)),
+            # Kish ESS ignores the scale: shifting the logs keeps exp() finite for long episodes.
+            "episode_ratio_kish_ess": weights_lib.kish_ess(np.exp(log_episode - log_episode.max())),
             "episode_ratio_psis_khat": finite_khat(log_episode)}
 
 
@@ -861,7 +876,10 @@ def plot_weight_diagnostics(problems: dict):
                             linewidth=1, label="dotted: unclipped, untruncated")
                 bottom.axhline(raw["episode_ratio_psis_khat"], color=color, linestyle="--", linewidth=1.4,
                                label=f"bottom, {name}: raw ratio products per episode")
-        bottom.axhline(0.7, color="black", linewidth=1, label="k-hat 0.7: unreliable above")
+        for name, problem in problems.items():  # Vehtari et al. (2024): reliable below this threshold
+            threshold = min(1 - 1 / np.log10(problem.states.size), 0.7)
+            bottom.axhline(threshold, color=colors[name], linewidth=1,
+                           label=f"{name}: k-hat threshold {threshold:.2f} for S = {problem.states.size}")
         top.set(ylabel="Kish ESS / n", ylim=(0, 1.05))
         bottom.set(ylabel="PSIS k-hat")
         chosen = CLIP if kind == "clip" else TRUNCATE
@@ -870,9 +888,9 @@ def plot_weight_diagnostics(problems: dict):
     axs[1, 0].set(xlabel="clip level eps (ratios clipped to [1 - eps, 1 + eps]; grey: the fits' 0.2)")
     axs[1, 1].set(xlabel="truncation level rho_bar (ratios capped at rho_bar; grey: the fits' 1)",
                   xscale="log")
-    axs[0, 0].set_title("PPO clipping: Kish ESS of the ratios")
+    axs[0, 0].set_title("PPO-style clipping: Kish ESS of the ratios")
     axs[0, 1].set_title("V-trace truncation: Kish ESS of the ratios")
-    for ax, kind in zip(axs[1], ("PPO clipping", "V-trace truncation")):
+    for ax, kind in zip(axs[1], ("PPO-style clipping", "V-trace truncation")):
         ax.set_title(f"{kind}: k-hat of the likelihood weights |rho_i A_i|\n(k-hat of capped ratios is "
                      "undefined: they tie at the cap, and per-step ratios tie per cell)", fontsize=9.5)
     handles, labels = [], []

@@ -24,7 +24,8 @@ and with weights that are not frequencies (a pseudo-posterior: SBC shows how far
   their counts; ``classes_balanced_sum_n``, one row per sample with balanced class weights.
 * policy (``models.policy``, 2 states x 3 actions, preferences ~ N(0, 1), 40 logged steps, collapsed
   cells): ``policy_frequency_weights``, cell counts; ``policy_lognormal_weights_as_given``, noisy
-  importance-type weights LogNormal(0, 1) per step, as raw importance ratios would be used.
+  importance-type weights per step, LogNormal with mean 1 and sd of log 1.5 (Kish ESS about n / 9.5),
+  used as given, as raw importance ratios would be.
 
 Each fit: 2 chains x (500 tuning + 1000 draws) unless ``--chains/--tune/--draws`` say otherwise; one
 compiled model per scenario and worker process (``inference.RepeatedNUTS``), fits spread over cores.
@@ -70,7 +71,7 @@ CLASSES_SAMPLES = 60
 GRID = np.array([(a, b) for a in (-1.0, 0.0, 1.0) for b in (-1.0, 0.0, 1.0)])  # 9 covariate patterns
 
 POLICY_STATES, POLICY_ACTIONS, POLICY_STEPS, POLICY_SD = 2, 3, 40, 1.0
-LOGNORMAL_SD = 1.0  # noisy importance-type weights, mean e^0.5 = 1.65, Kish ESS about n / e
+LOGNORMAL_SD = 1.5  # noisy importance-type weights with mean 1, as ratios under beta; Kish ESS ~ n / 9.5
 
 
 def _coin_simulate(rng, variant: str, normalize: str):
@@ -107,7 +108,8 @@ def _policy_simulate(rng, variant: str, normalize: str):
     if variant == "frequency":
         weights = np.ones(POLICY_STEPS)
     else:
-        weights = weights_lib.normalize(rng.lognormal(0, LOGNORMAL_SD, POLICY_STEPS), normalize)
+        mean_one = rng.lognormal(-LOGNORMAL_SD**2 / 2, LOGNORMAL_SD, POLICY_STEPS)
+        weights = weights_lib.normalize(mean_one, normalize)
     cells = policy_lib.cell_weights(states, actions, weights, n_states=POLICY_STATES,
                                     n_actions=POLICY_ACTIONS)
     return {"preference": preference}, {}, cells.ravel()
@@ -355,33 +357,43 @@ def main(settings: Settings, output: Output) -> Report:
 
 def _plot_ranks(family: str, scenarios: list[Scenario], results: list[dict], rows: list[dict],
                 simulations: int):
-    """Per scenario: histogram of the ranks of all parameters with a pointwise 99% band (top), and
-    the ECDF of the ranks minus the uniform CDF with ArviZ's simultaneous 99% band (bottom;
-    Säilynoja et al. 2022). Parameters of one fit are pooled; each is uniform when calibrated."""
+    """Per scenario: histogram of the ranks (averaged over the parameters) with the pointwise 99% band
+    of one parameter's histogram (top), and each parameter's ECDF of the ranks minus the uniform CDF
+    with ArviZ's simultaneous 99% band for that many simulations (bottom; Säilynoja et al. 2022).
+
+    The parameters of one fit are correlated, so pooled ranks are not independent draws: every band
+    here is computed for the number of simulations, not simulations x parameters. For the averaged
+    histogram that band is conservative (the average of correlated bins varies at most as one bin).
+    """
     value = {(r["model"], r["quantity"]): r["value"] for r in rows}
     fig, axs = plt.subplots(2, len(scenarios), figsize=(3.8 * len(scenarios) + 0.5, 6.6), sharey="row",
                             squeeze=False)
     edges = np.arange(1, RANK_DRAWS + 1) / (RANK_DRAWS + 1)  # where the ranks' CDF meets U(0, 1)'s
+    low, high = stats.binom(simulations, 1 / BINS).ppf([0.005, 0.995])
     for column, scenario in enumerate(scenarios):
         mine = [r for r in results if r["scenario"] == scenario.name]
-        ranks = np.array([r["rank"] for r in mine])
-        parameters = len({r["parameter"] for r in mine})
-        low, high = stats.binom(ranks.size, 1 / BINS).ppf([0.005, 0.995])
+        parameters = sorted({r["parameter"] for r in mine})
+        ranks = {name: np.array([r["rank"] for r in mine if r["parameter"] == name]) for name in parameters}
         colour = "C0" if scenario.exact else "C3"
         top, bottom = axs[0, column], axs[1, column]
-        top.axhspan(low / parameters, high / parameters, color="0.85", label="99% band if uniform (per bin)")
+        top.axhspan(low, high, color="0.85", label="99% band if uniform (per bin)")
         top.axhline(simulations / BINS, color="0.4", linestyle="--", linewidth=1)
-        top.bar(np.arange(BINS), rank_counts(ranks) / parameters, width=0.9, color=colour,
-                label=f"ranks, {simulations} simulations" + (f" x {parameters} parameters, per parameter"
-                                                             if parameters > 1 else ""))
+        average = np.mean([rank_counts(r) for r in ranks.values()], axis=0)
+        top.bar(np.arange(BINS), average, width=0.9, color=colour,
+                label=f"ranks, {simulations} simulations" + (f", mean of {len(parameters)} parameters"
+                                                             if len(parameters) > 1 else ""))
         top.set_xticks(np.arange(0, BINS + 1, 5) - 0.5, np.arange(0, RANK_DRAWS + 2, 25))
         top.set_title(f"{scenario.name.replace('_', ' ')}\nuniformity p = "
                       f"{value[scenario.name, 'rank_uniformity_pvalue']:.2g}; "
                       f"90% intervals cover {value[scenario.name, 'coverage_90']:.0%}", fontsize=10)
-        az.plot_ecdf((ranks + 0.5) / (RANK_DRAWS + 1), cdf=stats.uniform().cdf, difference=True,
-                     confidence_bands="optimized", ci_prob=0.99, eval_points=edges, ax=bottom,
-                     plot_kwargs={"color": colour}, fill_kwargs={"color": "0.85", "alpha": 1.0})
-        bottom.set_xlabel(f"rank / {RANK_DRAWS + 1}")
+        for name, parameter_ranks in ranks.items():
+            az.plot_ecdf((parameter_ranks + 0.5) / (RANK_DRAWS + 1), cdf=stats.uniform().cdf, difference=True,
+                         confidence_bands="optimized", ci_prob=0.99, eval_points=edges, ax=bottom,
+                         plot_kwargs={"color": colour, "alpha": 1.0 if len(ranks) == 1 else 0.6,
+                                      "linewidth": 1.2},
+                         fill_kwargs={"color": "0.85", "alpha": 1.0})
+        per_parameter = " (one line per parameter)" if len(ranks) > 1 else ""
+        bottom.set_xlabel(f"rank / {RANK_DRAWS + 1}{per_parameter}")
     axs[0, 0].set_ylabel("simulations per bin")
     axs[1, 0].set_ylabel("ECDF - uniform CDF\n(grey: simultaneous 99% band)")
     axs[0, 0].legend(loc="upper left", fontsize=8)

@@ -17,8 +17,9 @@ reference (its logit is 0): the usual logistic regression, ``coef`` has dims ``f
 K > 2 every class keeps its own column, but ``intercept`` and each row of ``coef`` sum to zero over
 ``class`` (``pm.ZeroSumNormal``, a flat prior on that subspace when ``intercept_sd=None``): the model
 has K - 1 free directions per feature, all classes are treated alike, and the (W)MLE is unique
-whenever it exists. ``coef_sd`` is then the scale of the zero-sum vector; each element's marginal
-sd is ``coef_sd sqrt((K - 1) / K)``.
+whenever it exists and ``[1, X]`` has full column rank. ``coef_sd`` is then the scale of the
+zero-sum vector; each element's marginal sd is ``coef_sd sqrt((K - 1) / K)``, so the log-odds of two
+classes, a difference of two elements, has prior sd ``coef_sd sqrt(2)`` (``coef_sd`` for K = 2).
 
 Weights. ``weights`` (default all ones; e.g. :func:`models.weights.balanced`) are checked, rescaled by
 ``normalize`` and stored as ``pm.Data("weights")``. Scaling them all by c leaves the (W)MLE alone
@@ -70,7 +71,9 @@ def _check_features(X) -> np.ndarray:
 def _check_names(names, size: int, argument: str, default_prefix: str) -> list[str]:
     if names is None:
         return [f"{default_prefix}{j}" for j in range(size)]
-    names = [str(name) for name in names] if not isinstance(names, str) else [names]
+    if isinstance(names, str) or not np.iterable(names):
+        raise InputError(f"{argument} must be a sequence of {size} names, got {names!r}")
+    names = [str(name) for name in names]
     if len(names) != size:
         raise InputError(f"{argument} has {len(names)} name(s), expected {size}")
     if len(set(names)) != size:
@@ -95,7 +98,10 @@ def focal_alpha_per_class(focal_alpha, n_classes: int) -> np.ndarray:
     i.e. a for class 1 as in Lin et al.; else one positive number per class."""
     if focal_alpha is None:
         return np.ones(n_classes)
-    alpha = np.atleast_1d(np.asarray(focal_alpha, dtype=float))
+    try:
+        alpha = np.atleast_1d(np.asarray(focal_alpha, dtype=float))
+    except (TypeError, ValueError):
+        raise InputError(f"focal_alpha must be None or numbers, got {focal_alpha!r}") from None
     if alpha.size == 1 and n_classes == 2:
         if not 0 < alpha[0] < 1:
             raise InputError(f"focal_alpha as one number must lie in (0, 1), got {alpha[0]:g}")
@@ -131,10 +137,10 @@ def build_model(X, y, weights=None, *, coef_sd=2.5, intercept_sd=5.0, likelihood
         raise InputError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     coef_sd = _check_scale(coef_sd, "coef_sd")
     intercept_sd = _check_scale(intercept_sd, "intercept_sd", allow_none=True)
-    if likelihood == "focal":
-        if not _is_number(focal_gamma) or not (np.isfinite(focal_gamma) and focal_gamma >= 0):
-            raise InputError(f"focal_gamma must be a finite number >= 0, got {focal_gamma!r}")
-        alpha = focal_alpha_per_class(focal_alpha, n_classes)
+    # Checked whatever the likelihood, so that a typo is never silently ignored.
+    if not _is_number(focal_gamma) or not (np.isfinite(focal_gamma) and focal_gamma >= 0):
+        raise InputError(f"focal_gamma must be a finite number >= 0, got {focal_gamma!r}")
+    alpha = focal_alpha_per_class(focal_alpha, n_classes)
     coords = {
         "obs_id": np.arange(labels.size),
         "feature": _check_names(feature_names, features.shape[1], "feature_names", "x"),

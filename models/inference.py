@@ -28,10 +28,10 @@ import pytensor
 import pytensor.tensor as pt
 
 from models.errors import InputError
-from models.maximise import UnboundedLikelihoodError, maximise, path
+from models.maximise import UnboundedLikelihoodError, maximise
 
 __all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
-           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "mle_path", "sample"]
+           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample"]
 
 SAMPLERS = ("pymc",)
 
@@ -128,18 +128,6 @@ def mle(model: pm.Model) -> dict[str, np.ndarray]:
     bounded parameter (all heads: p = 1) is returned.
     """
     return maximise(model, _likelihood_terms(model), "weighted log-likelihood")
-
-
-def mle_path(model: pm.Model) -> list[dict]:
-    """The path :func:`mle` follows to decide whether a finite maximiser exists, for plotting it.
-
-    One dict per step of the vanishing ridge (the initial point first, ``ridge`` = inf, then
-    ``ridge`` = 1e-1 ... 1e-8): ``ridge``, ``log_likelihood`` (the weighted log-likelihood there,
-    ridge excluded) and the constrained values of every free variable and deterministic. A finite
-    maximiser shows as values that settle; a runaway as a parameter or the log-likelihood that keeps
-    moving as the ridge vanishes. No verdict and no error: :func:`mle` draws the conclusion.
-    """
-    return path(model, _likelihood_terms(model), "log_likelihood", "weighted log-likelihood")
 
 
 def map_estimate(model: pm.Model) -> dict[str, np.ndarray]:

@@ -1,8 +1,10 @@
-"""The one weighted log-likelihood term every model in the suite is built with.
+"""The weighted log-likelihood term every model in the suite is built with, in two forms:
 
     weighted_likelihood(name, D, weights, observed=y, p=theta)   adds   sum_i w_i log D(y_i | theta)
+    weighted_softmax(name, logits, weights, observed=y)          adds   sum_i w_i log softmax(logits_i)[y_i]
 
-It is a ``pm.CustomDist`` whose
+(the second, for class codes given logits, is numerically stable at any logit and has the focal
+loss as an option). Each is a ``pm.CustomDist`` whose
 
 * ``logp`` is ``w_i * log D(y_i | theta)`` (exactly 0 where ``w_i = 0``):
   ``pm.sample(idata_kwargs={"log_likelihood": True})`` and ``pm.compute_log_likelihood`` then store

@@ -8,10 +8,13 @@ Existence. A weighted log-likelihood can have no finite maximiser: with net nega
 unbounded above; with separable classes it rises towards a supremum at infinity. An optimiser then
 stops wherever its tolerances say. Instead we follow a vanishing ridge,
 
-    z(lambda) = argmax  f(z) / |f(z0)|  -  lambda/2 sum_j d_j (z_j - z0_j)^2,   lambda = 1e-1 ... 1e-8,
+    z(lambda) = argmax  f(z) / s  -  lambda/2 sum_j d_j (z_j - z0_j)^2,   lambda = 1e-1 ... 1e-8,
 
-with ``d_j`` the curvature of ``f / |f(z0)|`` at the initial point ``z0`` in coordinate j, so that the
-path does not depend on the scale of the weights nor on the units of any parameter. As lambda -> 0
+with ``s = max(|f(z0)|, max_j |df/dz_j(z0)|)`` (the size of f, or of its change over a unit step when
+f(z0) cancels to about 0, as with advantages summing to zero) and ``d_j`` the curvature of ``f / s``
+at the initial point ``z0`` in coordinate j, so that the path does not depend on the scale of the
+weights nor on the units of any parameter. Curvatures below 1e-8 of the largest are floored there;
+when f has no curvature at all (a linear f) the metric is the identity. As lambda -> 0
 each coordinate either converges (its steps shrink like lambda once lambda is below the curvature at
 the optimum), or runs off (steps of constant size: logarithmic growth, the supremum lies at infinity),
 and ``f`` either converges or keeps climbing (unbounded above). The decision looks at the shape of
@@ -177,19 +180,6 @@ def _ridge_path(objective: Objective, what: str):
         unconstrained.append(z)
         constrained.append(objective.free_values(z))
     return scale, metric, values, unconstrained, constrained
-
-
-def path(model: pm.Model, terms, value_name: str, what: str) -> list[dict]:
-    """The vanishing-ridge path of ``terms`` that :func:`maximise` follows, one dict per step.
-
-    The first entry is the initial point (``ridge`` = inf), then one per ridge from 1e-1 down to
-    1e-8; each holds ``ridge``, ``value_name`` (the value of ``terms`` there, without the ridge)
-    and the constrained values of every free variable and deterministic. No verdict is drawn.
-    """
-    objective = Objective(model, terms)
-    _, _, values, unconstrained, _ = _ridge_path(objective, what)
-    return [{"ridge": ridge, value_name: float(value), **objective.point(z)}
-            for ridge, value, z in zip((np.inf, *_RIDGE_PATH), values, unconstrained)]
 
 
 def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:

@@ -83,6 +83,8 @@ def prepare(states, actions, weights=None, *, n_states, n_actions, preference_sd
     """Validated ``(states, actions, weights, preference_sd)`` exactly as the model uses them."""
     s, a = _check_steps(states, actions, n_states, n_actions)
     try:
+        if isinstance(preference_sd, bool):
+            raise TypeError
         sd = float(preference_sd)
     except (TypeError, ValueError):
         raise InputError(f"preference_sd must be a number, got {preference_sd!r}") from None

@@ -84,7 +84,10 @@ def normalize(weights, how: str = "none") -> np.ndarray:
 
 def class_labels(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
     """``(labels, counts)``: ``y`` as integer codes 0..K-1, every class present, K >= 2."""
-    labels = np.asarray(y)
+    try:
+        labels = np.asarray(y)
+    except (TypeError, ValueError) as err:  # ragged
+        raise InputError(f"{name} must be a one-dimensional array of class codes: {err}") from None
     if labels.ndim != 1 or labels.size == 0:
         raise InputError(f"{name} must be a non-empty one-dimensional array of class codes, "
                          f"got shape {labels.shape}")
@@ -93,10 +96,13 @@ def class_labels(y, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels)) \
             or np.any(labels != np.round(labels)) or np.any(labels < 0):
         raise InputError(f"{name} must hold integer class codes 0, 1, ..., K-1")
+    if np.unique(labels).size < 2:
+        raise InputError(f"{name} has one class only ({labels[0]:g}): there is nothing to classify")
+    if labels.max() >= labels.size:  # K codes need at least K samples when every class is present
+        raise InputError(f"{name} has code {labels.max():g} with only {labels.size} samples: codes must "
+                         "run 0..K-1 with every class present")
     labels = labels.astype(np.int64)
     counts = np.bincount(labels)
-    if np.count_nonzero(counts) < 2:
-        raise InputError(f"{name} has one class only ({labels[0]}): there is nothing to classify")
     if np.any(counts == 0):
         missing = np.flatnonzero(counts == 0).tolist()
         raise InputError(f"{name} has no sample of class(es) {missing}: codes must run 0..K-1 "
@@ -120,7 +126,7 @@ def effective_number(y, beta: float = 0.999) -> np.ndarray:
     ``beta -> 0`` gives equal weights, ``beta -> 1`` inverse frequencies (as :func:`balanced`).
     """
     labels, counts = class_labels(y)
-    if not (isinstance(beta, (int, float, np.floating)) and 0 <= beta < 1):
+    if isinstance(beta, bool) or not (isinstance(beta, (int, float, np.floating)) and 0 <= beta < 1):
         raise InputError(f"beta must be a number in [0, 1), got {beta!r}")
     class_weight = (1 - beta) / -np.expm1(counts * np.log(beta)) if beta > 0 else np.ones(counts.size)
     class_weight *= counts.size / class_weight.sum()
@@ -213,9 +219,12 @@ def returns_to_go(rewards, episode_ends, gamma) -> np.ndarray:
 def advantages(returns, states, *, n_states) -> np.ndarray:
     """Returns minus a state baseline: ``A_t = G_t - mean{G_u : s_u = s_t}`` over the logged steps.
 
-    The baseline is the mean return of each state; subtracting it leaves the policy-gradient
-    expectation unchanged and lowers its variance. Advantages are signed: use them as policy weights
-    with ``allow_negative=True``, or turn them into positive weights with :func:`awr`.
+    The baseline is the mean return of each state over the log (the step's own return included, a
+    bias of order 1 / n_s); a baseline that depends on the state only leaves the expected policy
+    gradient at the behaviour policy unchanged and lowers its variance. Away from the behaviour
+    policy, A-weighted log-likelihoods are a surrogate, not the gradient of the return. Advantages
+    are signed: use them as policy weights with ``allow_negative=True``, or turn them into positive
+    weights with :func:`awr`.
     """
     g = _check_values(returns, "returns")
     if isinstance(n_states, bool) or not isinstance(n_states, (int, np.integer)) or n_states < 1:

@@ -81,4 +81,9 @@ def test_quick_run_summary_is_consistent(quick_run):
             row = rows[f"{dataset}_balanced", "posterior", metric]
             assert 0 <= float(row["lower"]) <= float(row["value"]) <= float(row["upper"]) <= 1
     assert ("simulated_truth", "truth", "coef[ear_pointiness]") in rows
-    assert ("simulated_ear_pointiness_only", "posterior", "elpd_loo") in rows
+    assert ("simulated_ear_pointiness_only", "posterior", "elpd_loo_se") in rows
+    # The README's point: weights summing to n make 10 cats look like 505; the prior correction's
+    # posterior (the unweighted one, shifted) is several times wider. A 2x margin on a 5x effect.
+    width = lambda model: float(rows[model, "posterior", "intercept"]["upper"]) - float(  # noqa: E731
+        rows[model, "posterior", "intercept"]["lower"])
+    assert width("simulated_prior_correction") > 2 * width("simulated_balanced")

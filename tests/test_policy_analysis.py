@@ -138,7 +138,8 @@ def test_offpolicy_weights_are_ratios_to_the_uniform_target_times_advantages(ban
     rho = 0.2 / bandit.behavior[bandit.states, bandit.actions]
     expected = {"offpolicy_ordinary": rho, "offpolicy_clipped": np.clip(rho, 0.8, 1.2),
                 "offpolicy_truncated": np.minimum(rho, 1.0),
-                "offpolicy_self_normalised": rho * rho.size / rho.sum()}
+                "offpolicy_self_normalised": rho / np.array([rho[bandit.states == s].mean()
+                                                             for s in bandit.states])}
     for scheme, ratio in expected.items():
         weights, signed = analysis.scheme_weights(bandit, scheme)
         assert signed

@@ -79,7 +79,8 @@ def invalid_class_input(draw):
 
 
 MESSAGES = {"nan": "X has", "inf": "X has", "length": "y has length", "one class": "one class only",
-            "negative": "integer class codes", "fraction": "integer class codes", "gap": "no sample of class"}
+            "negative": "integer class codes", "fraction": "integer class codes",
+            "gap": "no sample of class|codes must run 0..K-1"}
 
 
 @FAST

@@ -240,6 +240,8 @@ def test_focal_wmle_moves_towards_hard_samples():
     y = np.r_[np.zeros(300, int), np.ones(15, int)]
     plain = inference.mle(classes.build_model(X, y))
     focal = inference.mle(classes.build_model(X, y, likelihood="focal", focal_gamma=2.0))
+    # Optimiser tolerance is ~1e-6; the shift itself is 2.5 units here (-4.03 to -1.50 on
+    # this seed), so a 0.5 margin asserts a substantial move, not rounding.
     assert focal["intercept"] > plain["intercept"] + 0.5
 
 

@@ -249,6 +249,7 @@ def test_quick_run_advantage_posterior_matches_its_exact_gaussian(quick_run):
         error = az.mcse(idata, var_names=["preference"])["preference"].values
         assert np.max(np.abs(mean - cells) / error) < 5
         sd = preference.std(dim=("chain", "draw")).values
+        # A sample sd from ESS ~ 300 quick draws has relative error ~ 1 / sqrt(2 ESS) = 0.04: 5 s.e.
         np.testing.assert_allclose(sd, 1.0, rtol=0.2)
         attrs = idata.attrs
         assert attrs["problem"] == problem and attrs["scheme"] == "advantage" and attrs["wmle_exists"] == 0
@@ -257,4 +258,5 @@ def test_quick_run_advantage_posterior_matches_its_exact_gaussian(quick_run):
         nuts = value[f"{problem}_advantage", "posterior", "expected_return"]
         exact = value[f"{problem}_advantage", "exact_posterior", "expected_return"]
         width = float(exact["upper"]) - float(exact["lower"])
-        assert abs(float(nuts["value"]) - float(exact["value"])) < 0.2 * width
+        # MCSE of a mean from ESS ~ 300 is ~ (width / 3.8) / sqrt(300) = 0.015 width; 0.1 width ~ 6 MCSE.
+        assert abs(float(nuts["value"]) - float(exact["value"])) < 0.1 * width

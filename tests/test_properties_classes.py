@@ -91,11 +91,14 @@ def test_invalid_class_input_is_refused_naming_the_argument(case):
         classes.prepare(X, y)
 
 
-@pytest.fixture(scope="module", params=[2, 3], ids=["binary", "three_classes"])
+@pytest.fixture(scope="module", params=[(2, "categorical"), (3, "categorical"), (2, "focal")],
+                ids=["binary", "three_classes", "binary_focal"])
 def compiled(request):
-    """One model per class count, compiled once; hypothesis feeds data through pm.set_data."""
-    k = request.param
-    model = classes.build_model(np.zeros((N, FEATURES)), np.arange(N) % k, np.ones(N))
+    """One model per case, compiled once; hypothesis feeds data through pm.set_data. Features up to
+    10 and coefficients up to 3 from the start reach logits of +-60, where PyMC's own logit_p
+    Bernoulli and Categorical already return NaN gradients."""
+    k, likelihood = request.param
+    model = classes.build_model(np.zeros((N, FEATURES)), np.arange(N) % k, np.ones(N), likelihood=likelihood)
     logp, dlogp = model.compile_logp(), model.compile_dlogp()
     return k, model, logp, dlogp
 

@@ -117,12 +117,22 @@ def test_sbc_quick_writes_ranks_summary_and_figure(tmp_path):
 def test_frequency_weights_pass_sbc_and_a_toss_weighted_ten_times_fails(tmp_path):
     assert cli.main(["sbc", "--out", str(tmp_path)]) in (0, 1)
     with open(tmp_path / "results/sbc/summary.csv", newline="") as handle:
-        value = {(r["model"], r["quantity"]): float(r["value"]) for r in csv.DictReader(handle)}
+        rows = list(csv.DictReader(handle))
+    value = {(r["model"], r["quantity"]): float(r["value"]) for r in rows}
+    upper = {(r["model"], r["quantity"]): float(r["upper"]) for r in rows if r["upper"]}
     # A calibrated posterior fails a 1% test one time in a hundred; the over-confident one, weighting
     # a single toss as ten, gives p ~ 1e-25 here: 1e-6 leaves a wide margin.
     assert value["frequency_weights", "rank_uniformity_pvalue"] > 0.01
     assert value["key_toss_x10_as_given", "rank_uniformity_pvalue"] < 1e-6
     assert value["key_toss_x10_as_given", "coverage_90"] < 0.7
+    # Classes and policy: frequency weights pass (Bonferroni p > 0.01); balanced class weights
+    # summing to n fail by far (p ~ 1e-46 here); raw mean-one importance-type weights are
+    # over-confident so mildly that 20-bin rank tests at 100 simulations miss it, but the 90%
+    # intervals' coverage does not (0.82, its 95% Monte Carlo interval ending at 0.86, here).
+    assert value["classes_frequency_weights", "rank_uniformity_pvalue"] > 0.01
+    assert value["classes_balanced_sum_n", "rank_uniformity_pvalue"] < 1e-6
+    assert value["policy_frequency_weights", "rank_uniformity_pvalue"] > 0.01
+    assert upper["policy_lognormal_weights_as_given", "coverage_90"] < 0.9
 
 
 def test_summary_verdict_follows_the_fits_summary_not_the_worst_fit():

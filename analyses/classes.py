@@ -171,6 +171,8 @@ def fit(dataset: Dataset, name: str, scheme: dict, settings: Settings, seed: int
                                 feature_names=dataset.feature_names, class_names=dataset.class_names,
                                 **options)
     mle, mle_failure = _estimate(inference.mle, model)
+    if mle_failure:
+        _progress(f"  no (W)MLE: {mle_failure}")
     # The focal Gibbs posterior is not log-concave; smaller NUTS steps avoid its rare divergences.
     target_accept = FOCAL_TARGET_ACCEPT if options.get("likelihood") == "focal" else 0.8
     idata = inference.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,

@@ -12,6 +12,7 @@ import pytest
 from gymnasium.envs.toy_text.utils import categorical_sample
 
 from analyses import policy as analysis
+from analyses import rl_problems as problems
 from models import inference
 from models import policy as policy_model
 
@@ -27,7 +28,7 @@ def two_state_problem():
     continuation = np.zeros((2, 2, 2))
     continuation[0, 0, 0] = 0.5
     continuation[0, 1, 1] = 1.0
-    return analysis.Dynamics(np.array([1.0, 0.0]), np.array([[1.0, 0.0], [2.0, 2.0]]), continuation, 0.9)
+    return problems.Dynamics(np.array([1.0, 0.0]), np.array([[1.0, 0.0], [2.0, 2.0]]), continuation, 0.9)
 
 
 def test_policy_evaluation_solves_a_hand_made_mdp():
@@ -35,30 +36,30 @@ def test_policy_evaluation_solves_a_hand_made_mdp():
     p = np.array([0.0, 0.3, 1.0])   # pi(action 0 | state 0)
     pi = np.stack([np.stack([np.stack([q, 1 - q]), np.array([0.5, 0.5])]) for q in p])
     # V1 = 2;  V0 = p (1 + 0.45 V0) + (1 - p) 0.9 V1  =>  V0 = (1.8 - 0.8 p) / (1 - 0.45 p)
-    np.testing.assert_allclose(analysis.expected_return(dynamics, pi), (1.8 - 0.8 * p) / (1 - 0.45 * p),
+    np.testing.assert_allclose(problems.expected_return(dynamics, pi), (1.8 - 0.8 * p) / (1 - 0.45 * p),
                                rtol=1e-12)
-    values, q = analysis.value_iteration(dynamics)
+    values, q = problems.value_iteration(dynamics)
     np.testing.assert_allclose(values, [1 / 0.55, 2.0], rtol=1e-10)
-    np.testing.assert_array_equal(analysis.greedy(q)[0], [1.0, 0.0])
+    np.testing.assert_array_equal(problems.greedy(q)[0], [1.0, 0.0])
 
 
 def test_bandit_expected_return_is_the_average_reward_of_the_policy():
-    problem = analysis.bandit(np.random.default_rng(0))
-    means = analysis.BANDIT_MEANS
+    problem = problems.bandit(np.random.default_rng(0))
+    means = problems.BANDIT_MEANS
     pi = np.random.default_rng(1).dirichlet(np.ones(means.shape[1]), size=means.shape[0])
     dynamics = problem.dynamics
-    assert analysis.expected_return(dynamics, pi) == pytest.approx(np.mean(np.sum(pi * means, axis=1)))
-    optimal = analysis.greedy(analysis.value_iteration(dynamics)[1])
-    assert analysis.expected_return(dynamics, optimal) == pytest.approx(np.mean(means.max(axis=1)))
+    assert problems.expected_return(dynamics, pi) == pytest.approx(np.mean(np.sum(pi * means, axis=1)))
+    optimal = problems.greedy(problems.value_iteration(dynamics)[1])
+    assert problems.expected_return(dynamics, optimal) == pytest.approx(np.mean(means.max(axis=1)))
     # The behaviour policy: 0.6 on the guess, 0.1 elsewhere; the guess is never the best action.
     np.testing.assert_allclose(problem.behavior.sum(axis=1), 1.0)
     assert set(np.round(problem.behavior.ravel(), 12)) == {0.6, 0.1}
-    assert not np.any(np.argmax(means, axis=1) == analysis.BANDIT_GUESS)
+    assert not np.any(np.argmax(means, axis=1) == problems.BANDIT_GUESS)
 
 
 @pytest.fixture(scope="module")
 def table():
-    return analysis.FrozenLakeTable()
+    return problems.FrozenLakeTable()
 
 
 def test_frozenlake_table_matches_gymnasium(table):
@@ -72,25 +73,25 @@ def test_frozenlake_table_matches_gymnasium(table):
 
 
 def test_frozenlake_optimum_is_its_greedy_policys_exact_return(table):
-    dynamics = analysis.Dynamics(table.initial, table.reward, table.continuation, analysis.GAMMA)
-    values, q = analysis.value_iteration(dynamics)
-    optimal = analysis.greedy(q)
+    dynamics = problems.Dynamics(table.initial, table.reward, table.continuation, problems.GAMMA)
+    values, q = problems.value_iteration(dynamics)
+    optimal = problems.greedy(q)
     assert values @ table.initial == pytest.approx(0.5420259, abs=1e-6)  # V*(start), gamma = 0.99
-    assert analysis.expected_return(dynamics, optimal) == pytest.approx(values @ table.initial, abs=1e-9)
+    assert problems.expected_return(dynamics, optimal) == pytest.approx(values @ table.initial, abs=1e-9)
     # No policy does better: random stochastic policies, evaluated exactly in one batch.
     random_policies = np.random.default_rng(2).dirichlet(np.full(4, 0.3), size=(500, 16))
-    assert np.all(analysis.expected_return(dynamics, random_policies) <= values @ table.initial + 1e-12)
+    assert np.all(problems.expected_return(dynamics, random_policies) <= values @ table.initial + 1e-12)
     # Undiscounted (gamma = 1), the optimum is the success probability gymnasium quotes (0.74 within
     # its 100-step limit; 14/17 = 0.8235 without a limit).
-    undiscounted = analysis.Dynamics(table.initial, table.reward, table.continuation, 1.0)
-    assert analysis.value_iteration(undiscounted, tolerance=1e-12)[0] @ table.initial == pytest.approx(
+    undiscounted = problems.Dynamics(table.initial, table.reward, table.continuation, 1.0)
+    assert problems.value_iteration(undiscounted, tolerance=1e-12)[0] @ table.initial == pytest.approx(
         14 / 17, abs=1e-6)
 
 
 def test_logged_episodes_are_what_gymnasium_env_step_produces(table):
     """Same generator, same draws: the simulator replays env.reset / env.step exactly."""
     behavior = np.random.default_rng(3).dirichlet(np.ones(4), size=16)
-    log = analysis.log_episodes(table, behavior, 25, np.random.default_rng(11))
+    log = problems.log_episodes(table, behavior, 25, np.random.default_rng(11))
     env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True).unwrapped
     env.np_random = np.random.default_rng(11)
     replay = {"states": [], "actions": [], "rewards": [], "episode_ends": []}
@@ -110,8 +111,8 @@ def test_logged_episodes_are_what_gymnasium_env_step_produces(table):
 
 
 def test_frozenlake_behaviour_mixes_uniform_and_the_ice_free_shortest_path(table):
-    behavior = analysis.frozenlake(np.random.default_rng(0), episodes=5).behavior
-    planner = analysis.naive_planner(table)
+    behavior = problems.frozenlake(np.random.default_rng(0), episodes=5).behavior
+    planner = problems.naive_planner(table)
     np.testing.assert_allclose(behavior, 0.125 + 0.5 * planner)
     assert planner[0].argmax() == 1 and planner[14].argmax() == 2   # start: down; next to the goal: right
 
@@ -130,7 +131,7 @@ def test_wmle_failure_reads_existence_off_the_cells():
 
 @pytest.fixture(scope="module")
 def bandit():
-    return analysis.bandit(np.random.default_rng(4))
+    return problems.bandit(np.random.default_rng(4))
 
 
 def test_offpolicy_weights_are_ratios_to_the_uniform_target_times_advantages(bandit):

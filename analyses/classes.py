@@ -264,7 +264,7 @@ def _rows(dataset: Dataset, name: str, result: dict, scores: dict) -> list[dict]
         rows += [tables.point(label, key, f"coef[{feature}]", value)
                  for feature, value in zip(dataset.feature_names, estimate["coef"])]
         rows += [tables.point(label, key, metric, scores[estimator][metric]) for metric in METRICS]
-    rows += _posterior_rows(label, result["idata"], dataset.feature_names)
+    rows += tables.posterior_rows(label, result["idata"], ["intercept", "coef"])
     for metric in METRICS:
         draws = scores["posterior"][metric]
         rows.append(tables.interval(label, "posterior", metric, draws.mean(),
@@ -273,18 +273,6 @@ def _rows(dataset: Dataset, name: str, result: dict, scores: dict) -> list[dict]
         rows.append(tables.point(label, "posterior_predictive", metric, predictive))
     if name != "prior_correction":
         rows += tables.diagnostic_rows(label, result["diagnostics"])
-    return rows
-
-
-def _posterior_rows(label: str, idata, feature_names) -> list[dict]:
-    rows = []
-    for name in ("intercept", "coef"):
-        draws = idata.posterior[name]
-        hdi = az.hdi(idata, hdi_prob=tables.HDI_PROB, var_names=[name])[name].values
-        means = np.atleast_1d(draws.mean(dim=("chain", "draw")).values)
-        names = [name] if name == "intercept" else [f"coef[{f}]" for f in feature_names]
-        for quantity, mean, bounds in zip(names, means, np.atleast_2d(hdi)):
-            rows.append(tables.interval(label, "posterior", quantity, mean, *bounds))
     return rows
 
 

@@ -25,16 +25,17 @@ def interval(model: str, estimator: str, quantity: str, value, lower, upper) -> 
 
 
 def posterior_rows(model: str, idata, var_names, estimator: str = "posterior") -> list[dict]:
-    """Posterior mean and 94% HDI of every scalar element of ``var_names``."""
+    """Posterior mean and 94% HDI of every scalar element of ``var_names``, labelled by coordinate
+    (``coef[ear_pointiness]``; the index where a dimension has no named coordinates)."""
     rows = []
     hdi = az.hdi(idata, hdi_prob=HDI_PROB, var_names=list(var_names))
     for name in var_names:
-        draws = idata.posterior[name]
-        mean = draws.mean(dim=("chain", "draw")).values
+        mean = idata.posterior[name].mean(dim=("chain", "draw"))
         bounds = hdi[name].values
         for index in np.ndindex(*mean.shape):
-            label = name + (f"[{','.join(map(str, index))}]" if index else "")
-            rows.append(interval(model, estimator, label, mean[index], *bounds[index]))
+            coordinates = [str(mean[dim].values[i]) for dim, i in zip(mean.dims, index)]
+            label = name + (f"[{','.join(coordinates)}]" if index else "")
+            rows.append(interval(model, estimator, label, mean.values[index], *bounds[index]))
     return rows
 
 

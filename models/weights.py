@@ -139,17 +139,19 @@ def effective_number(y, beta: float = 0.999) -> np.ndarray:
 # step, ready to be used (or turned into) weights of ``models.policy``.
 
 
-def _check_values(values, name: str) -> np.ndarray:
-    """``values`` as a non-empty one-dimensional float array of finite numbers."""
+def _check_values(values, name: str, *, allow_minus_inf: bool = False) -> np.ndarray:
+    """``values`` as a non-empty one-dimensional float array of finite numbers (or -inf, where
+    allowed: the log of a zero weight)."""
     try:
         x = np.array(values, dtype=float)
     except (TypeError, ValueError) as err:
         raise InputError(f"{name} must be numbers, got {type(values).__name__}: {err}") from None
     if x.ndim != 1 or x.size == 0:
         raise InputError(f"{name} must be a non-empty one-dimensional array, got shape {x.shape}")
-    bad = ~np.isfinite(x)
+    bad = np.isnan(x) | (x == np.inf) if allow_minus_inf else ~np.isfinite(x)
     if bad.any():
-        raise InputError(f"{name} has {bad.sum()} NaN or infinite value(s), first at index {np.argmax(bad)}")
+        what = "NaN or +inf" if allow_minus_inf else "NaN or infinite"
+        raise InputError(f"{name} has {bad.sum()} {what} value(s), first at index {np.argmax(bad)}")
     return x
 
 
@@ -299,15 +301,7 @@ def psis_khat(log_weights) -> float:
     weights tie at the cap and leave no tail to fit. ArviZ returns inf when the tail is too short to
     fit: fewer than about 21 weights, or ties at the top.
     """
-    try:
-        lw = np.array(log_weights, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"log_weights must be numbers, got {type(log_weights).__name__}: {err}") from None
-    if lw.ndim != 1 or lw.size == 0:
-        raise InputError(f"log_weights must be a non-empty one-dimensional array, got shape {lw.shape}")
-    bad = np.isnan(lw) | (lw == np.inf)
-    if bad.any():
-        raise InputError(f"log_weights has {bad.sum()} NaN or +inf value(s), first at index {np.argmax(bad)}")
+    lw = _check_values(log_weights, "log_weights", allow_minus_inf=True)
     if np.all(lw == -np.inf):
         raise InputError("log_weights are all -inf: every weight is zero")
     import arviz as az  # here, not at the top: arviz is slow to import and only this needs it

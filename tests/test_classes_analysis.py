@@ -1,8 +1,5 @@
 """The imbalanced-classes analysis: its metrics on hand-made cases, its data, and a `--quick` run."""
 
-import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -46,14 +43,9 @@ def test_breast_cancer_subsample_is_imbalanced_and_disjoint():
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("classes")
-    done = subprocess.run([sys.executable, "-m", "analyses", "classes", "--quick", "--seed", "3",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    with open(out / "results" / "classes" / "summary.csv", newline="") as handle:
-        rows = {(r["model"], r["estimator"], r["quantity"]): r for r in csv.DictReader(handle)}
-    return out, rows
+def quick_run(run_quick):
+    out, _, rows = run_quick("classes")
+    return out, {(r["model"], r["estimator"], r["quantity"]): r for r in rows}
 
 
 def test_quick_run_writes_figures_posteriors_and_tables(quick_run):

@@ -1,9 +1,6 @@
 """The reward-weighted policy analysis: exact solutions on hand-solved problems, the FrozenLake
 simulator against gymnasium's own env.step, the weights, exact posteriors, and a `--quick` run."""
 
-import csv
-import subprocess
-import sys
 
 import arviz as az
 import gymnasium as gym
@@ -182,13 +179,8 @@ def test_inference_mle_detects_the_unbounded_advantage_likelihood(bandit):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("policy")
-    done = subprocess.run([sys.executable, "-m", "analyses", "policy", "--quick", "--seed", "3",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    with open(out / "results" / "policy" / "summary.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+def quick_run(run_quick):
+    out, done, rows = run_quick("policy")
     return out, rows, done
 
 

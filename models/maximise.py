@@ -33,6 +33,7 @@ than the data's scale on a separable data set). Standardised features keep well 
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 import pymc as pm
@@ -70,7 +71,7 @@ class Objective:
             raise InputError(f"cannot optimise discrete free variables {names}")
         if not model.value_vars:
             raise InputError("the model has no free variables to estimate")
-        self.model = model
+        self._model = weakref.ref(model)  # no strong reference: the compiled cache must not keep models alive
         self.value_vars = list(model.value_vars)
         start = model.initial_point()
         self.shapes = [np.shape(start[v.name]) for v in self.value_vars]
@@ -87,6 +88,10 @@ class Objective:
             model.replace_rvs_by_values(outputs), inputs=self.value_vars, point_fn=False,
             on_unused_input="ignore",
         )
+
+    @property
+    def model(self) -> pm.Model:
+        return self._model()
 
     def _split(self, z):
         parts = np.split(np.asarray(z, dtype=float), np.cumsum(self.sizes)[:-1])
@@ -132,6 +137,21 @@ class Objective:
                     parts.append(f"{dim}={coords[i]}" if coords is not None else str(i))
                 labels.append(f"{rv.name}[{', '.join(parts)}]" if parts else rv.name)
         return labels
+
+
+# Compiled objectives per model and set of terms: fitting the same model again after ``pm.set_data``
+# (new weights, new data of the same shapes) reuses the compiled log density and gradient.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_objective(model: pm.Model, terms) -> Objective:
+    """The :class:`Objective` of ``terms``, compiled once per model object and kept while the model
+    lives; values in ``pm.Data`` are read at every call, so changing them needs no recompilation."""
+    key = (tuple(terms), tuple(model.value_vars))
+    per_model = _COMPILED.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = Objective(model, terms)
+    return per_model[key]
 
 
 def _argmax(objective: Objective, z_start, scale: float, metric, ridge: float = 0.0):
@@ -187,7 +207,7 @@ def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
 
     Raises ``UnboundedLikelihoodError`` (naming the variables that run off) when none exists.
     """
-    objective = Objective(model, terms)
+    objective = compiled_objective(model, terms)
     scale, metric, values, unconstrained, constrained = _ridge_path(objective, what)
     z = unconstrained[-1]
     labels = objective.free_labels()

@@ -133,6 +133,129 @@ def effective_number(y, beta: float = 0.999) -> np.ndarray:
     return class_weight[labels]
 
 
+# --------------------------------------------------------------------------- curriculum
+#
+# Curriculum learning (Bengio et al. 2009) weights samples by how hard they are, and changes the
+# weights as training progresses. Difficulty is a number in [0, 1] per sample; the two helpers below
+# make one from a margin or from a per-sample loss, by rank, so that a schedule means the same on any
+# data set: difficulty q is "harder than a share q of the samples".
+
+CURRICULUM_SCHEDULES = ("easy_to_hard", "hard_to_easy", "self_paced")
+MAX_SHARPNESS = 50.0
+SELF_PACED_FLOOR = 0.01
+
+
+def _rank_share(values: np.ndarray) -> np.ndarray:
+    """Ranks of ``values`` scaled to [0, 1] (smallest 0, largest 1; ties share their mean rank)."""
+    if values.size == 1:
+        return np.zeros(1)
+    order = np.argsort(values, kind="stable")
+    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat(first + (counts - 1) / 2, counts)
+    return ranks / (values.size - 1)
+
+
+def margin_difficulty(margin) -> np.ndarray:
+    """Difficulty from the distance to a decision boundary, for data whose boundary is known.
+
+    ``margin`` is the signed (or unsigned) distance of each sample to the boundary, or anything
+    monotone in its absolute value, e.g. the true log-odds ``eta_i`` of a simulated logistic model
+    (distance ``|eta_i| / ||coef||``). The sample nearest the boundary is the hardest:
+
+        difficulty_i = 1 - rank(|margin_i|) / (n - 1),
+
+    1 on the boundary, 0 for the sample farthest from it; ties share their mean rank.
+    """
+    return 1.0 - _rank_share(np.abs(_check_values(margin, "margin")))
+
+
+def loss_difficulty(loss) -> np.ndarray:
+    """Difficulty from per-sample losses of a reference fit, for real data whose boundary is unknown.
+
+    ``loss`` is each sample's loss under a fitted model, e.g. its negative log-likelihood
+    ``-log p(y_i | x_i, theta_hat)`` at an unweighted fit (or at the current fit, for the
+    ``self_paced`` schedule of :func:`curriculum`). The worst-fitted sample is the hardest:
+
+        difficulty_i = rank(loss_i) / (n - 1),
+
+    0 for the best-fitted sample, 1 for the worst; ties share their mean rank.
+    """
+    return _rank_share(_check_values(loss, "loss"))
+
+
+def _check_unit_interval(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def curriculum(difficulty, progress, *, schedule: str = "easy_to_hard", sharpness: float = 4.0) -> np.ndarray:
+    """Curriculum weights of samples with the given ``difficulty`` (each in [0, 1]) at training
+    ``progress`` in [0, 1], normalised to mean 1.
+
+    With d_i the difficulty, t the progress and s the sharpness:
+
+    ``easy_to_hard`` (curriculum learning): an exponential tilt whose direction turns with progress,
+
+        w_i  proportional to  exp(s (2 t - 1) d_i).
+
+    At t = 0 the weights fall with difficulty (the easiest sample weighs e^s times the hardest), at
+    t = 1/2 they are flat (the unweighted fit), at t = 1 they rise with difficulty; at every t the
+    log-weights are linear in d, so the weights are monotone in difficulty.
+
+    ``hard_to_easy`` (anti-curriculum, the direction hard-example mining and focal loss take): the same
+    tilt run backwards, ``w_i proportional to exp(s (1 - 2 t) d_i)``, i.e. ``easy_to_hard`` at
+    progress 1 - t, or equally at difficulty 1 - d.
+
+    ``self_paced`` (Kumar et al. 2010, with soft weights): here ``difficulty`` is the *current fit's*
+    per-sample loss mapped to [0, 1] by rank (:func:`loss_difficulty`), recomputed by the caller after
+    each phase. Samples easier than a threshold lambda(t) = t are admitted, harder ones are not, with a
+    soft edge of width about 1 / s and a floor f = 0.01 that keeps every weight positive:
+
+        w_i  proportional to  f + (1 - f) sigmoid(s (t - d_i)).
+
+    With d a rank, about a share t of the samples is admitted (weight above half the full one): at
+    t = 0 the easiest samples dominate; at t = 1 the threshold reaches the hardest sample, which keeps
+    half the full weight (with s = 4 the weights then span about 2 : 1). The weights never rise with
+    difficulty.
+
+    Scale: every schedule's weights are divided by their mean, so they sum to n at every phase and
+    phases differ only in the shape of the weights, not in their total. The (W)MLE does not depend on
+    the scale, the posterior does (its width goes roughly as 1 / sqrt(sum w)): with the total fixed, a
+    change of posterior width across phases comes from the weights' shape, i.e. from which samples
+    count, not from more or less total weight. (Uneven weights summing to n still overstate the
+    information: Kish's effective sample size, :func:`kish_ess`, is below n whenever they are uneven.)
+
+    ``sharpness`` s is a finite number in (0, 50]: the log of the largest weight ratio of the tilts at
+    t = 0 and t = 1 (s = 4: about 55); beyond 50 the lightest samples would stop counting in double
+    precision. Raises ``InputError`` (a ``ValueError``) naming the argument for difficulty outside
+    [0, 1], NaN or not one-dimensional, progress outside [0, 1], NaN or not a number, an unknown
+    schedule, or a sharpness outside (0, 50].
+    """
+    d = _check_values(difficulty, "difficulty")
+    outside = (d < 0) | (d > 1)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise InputError(f"difficulty must lie in [0, 1], got {outside.sum()} value(s) outside, "
+                         f"first {d[first]:g} at index {first}")
+    t = _check_unit_interval(progress, "progress")
+    if schedule not in CURRICULUM_SCHEDULES:
+        raise InputError(f"schedule must be one of {CURRICULUM_SCHEDULES}, got {schedule!r}")
+    s = _check_positive(sharpness, "sharpness")
+    if s > MAX_SHARPNESS:
+        raise InputError(f"sharpness must be at most {MAX_SHARPNESS:g}, got {sharpness!r}")
+    if schedule == "self_paced":
+        w = SELF_PACED_FLOOR + (1 - SELF_PACED_FLOOR) / (1 + np.exp(-s * (t - d)))
+    else:
+        tilt = s * (2 * t - 1) if schedule == "easy_to_hard" else s * (1 - 2 * t)
+        log_w = tilt * d
+        w = np.exp(log_w - log_w.max())  # the largest weight is 1 before normalising: no overflow
+    return w / w.mean()
+
+
 # --------------------------------------------------------------------------- reinforcement learning
 #
 # Logged steps t = 0..n-1 of one or more episodes, in order. Every function returns one number per

@@ -23,7 +23,7 @@ setup: blas $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,jax]"
 	touch $@
 
 # PyTensor links OpenBLAS through models/blas.py; Debian's libopenblas-dev provides it.

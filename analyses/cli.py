@@ -83,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"tuning steps per chain (default {FULL['tune']}; sbc: 500)")
     p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']}; sbc: 2)")
     p.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, help="seed of every random step")
-    p.add_argument("--sampler", choices=SAMPLERS, default="pymc", help="NUTS back end")
+    p.add_argument("--sampler", choices=SAMPLERS, default="auto",
+                   help="NUTS back end (default auto: NumPyro for large data when installed, else PyMC)")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (fewer draws, fits)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a fit fails its diagnostics")
     p.add_argument("--out", type=Path, default=None, help="output root (default: the repository)")

@@ -12,13 +12,16 @@ For a model with log density ``log p(theta) + sum_i w_i log p(y_i | theta)``:
 
 Both optimisers run L-BFGS on the model's own compiled log density and gradient, in the
 unconstrained space PyMC samples in, and follow a vanishing ridge path to find out whether a finite
-maximiser exists (see :mod:`models.maximise`).
+maximiser exists (see :mod:`models.maximise`). They compile that log density once per model object:
+fitting the same model again after ``pm.set_data`` (new weights, as in sweeps, curriculum phases and
+repeated simulations) reuses it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 
 import arviz as az
@@ -27,13 +30,14 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
+from models import backends
 from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError, maximise
 
 __all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
            "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample"]
 
-SAMPLERS = ("pymc",)
+SAMPLERS = backends.SAMPLERS  # "auto" and the back ends of models.backends
 
 R_HAT_MAX = 1.01
 ESS_MIN = 400.0
@@ -159,18 +163,28 @@ def sample(
     tune: int = 1000,
     chains: int = 4,
     random_seed: int | None = None,
-    sampler: str = "pymc",
+    sampler: str = "auto",
     posterior_predictive: bool = False,
     progressbar: bool | None = None,
     target_accept: float = 0.8,
+    log_likelihood: bool | None = None,
 ) -> az.InferenceData:
     """NUTS draws of the (pseudo-)posterior as ``InferenceData``.
 
     ``log_likelihood`` holds the pointwise *weighted* log-likelihood; ``posterior_predictive``
-    (when asked for) comes from the *unweighted* generative distribution. ``attrs`` record the
-    sampler settings. Chains run in parallel processes, one per core. ``progressbar`` defaults to
-    showing progress when standard error is a terminal. ``target_accept`` (NUTS's target acceptance
-    rate, PyMC's default 0.8) buys smaller steps for curved posteriors when set nearer 1.
+    (when asked for) comes from the *unweighted* generative distribution. ``sampler`` is one of
+    :data:`SAMPLERS`: a back end (``"pymc"``, ``"numpyro"``, ``"nutpie"``; the last two are optional
+    extras) or ``"auto"``, which picks NumPyro for models with large data when it is installed and
+    PyMC otherwise (:func:`models.backends.resolve` states the rule). Every back end gives the same
+    groups (:mod:`models.backends`), and the same ``random_seed`` repeats the draws of a back end.
+    ``attrs`` record the back end used (``sampler``), the one asked for (``sampler_requested``) and
+    the other settings. Chains run in parallel, one per core. ``progressbar`` defaults to showing
+    progress when standard error is a terminal. ``target_accept`` (NUTS's target acceptance rate,
+    PyMC's default 0.8) buys smaller steps for curved posteriors when set nearer 1.
+
+    ``log_likelihood``: store the pointwise log-likelihood (True), or not (False); by default (None)
+    stored when it takes at most ``backends.LOG_LIKELIHOOD_MAX_GIB`` (observations x chains x draws
+    float64s), else left out with a warning and ``attrs["log_likelihood"]`` saying why.
     """
     _check_model(model)
     draws = _check_count("draws", draws, 1)
@@ -178,26 +192,27 @@ def sample(
     chains = _check_count("chains", chains, 1)
     if random_seed is not None:
         random_seed = _check_count("random_seed", random_seed, 0)
-    if sampler not in SAMPLERS:
-        raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float, np.floating)) \
             or not 0 < target_accept < 1:
         raise InputError(f"target_accept must be a number in (0, 1), got {target_accept!r}")
     if progressbar is None:
         progressbar = sys.stderr.isatty()
-    with model:
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=min(chains, available_cores()),
-            random_seed=random_seed,
-            progressbar=progressbar,
-            target_accept=float(target_accept),
-            compute_convergence_checks=False,
-            idata_kwargs={"log_likelihood": True},
-        )
-        if posterior_predictive:
+    if log_likelihood not in (None, True, False):
+        raise InputError(f"log_likelihood must be None, True or False, got {log_likelihood!r}")
+    backend = backends.resolve(sampler, model)  # InputError for an unknown or missing back end
+    gib = backends.log_likelihood_bytes(model, chains, draws) / 2**30
+    if log_likelihood is None:
+        log_likelihood = gib <= backends.LOG_LIKELIHOOD_MAX_GIB
+        if not log_likelihood:
+            warnings.warn(f"log_likelihood left out: {gib:.1f} GiB > {backends.LOG_LIKELIHOOD_MAX_GIB} GiB "
+                          "(pass log_likelihood=True to store it anyway)", stacklevel=2)
+    idata, settings = backends.draw(
+        model, backend, draws=draws, tune=tune, chains=chains, cores=min(chains, available_cores()),
+        random_seed=random_seed, progressbar=progressbar, target_accept=float(target_accept),
+        log_likelihood=log_likelihood,
+    )
+    if posterior_predictive:
+        with model:
             # Naming the observed variables avoids PyMC 5.28's default branch, which appends them
             # to ``model.observed_RVs`` in place and breaks every later ``model.logp()``.
             pm.sample_posterior_predictive(
@@ -205,7 +220,10 @@ def sample(
                 random_seed=random_seed, progressbar=progressbar,
             )
     idata.attrs.update(
-        sampler=sampler,
+        sampler=backend,
+        sampler_requested=sampler,
+        **settings,
+        log_likelihood="stored" if log_likelihood else "left out",
         draws=draws,
         tune=tune,
         chains=chains,
@@ -303,3 +321,4 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
         draws=int(posterior.sizes["draw"]),
         nonfinite_draws=nonfinite,
     )
+

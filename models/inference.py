@@ -35,7 +35,8 @@ from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError, maximise
 
 __all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
-           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample"]
+           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample",
+           "sandwich_adjust", "weighted_likelihood_bootstrap"]
 
 SAMPLERS = backends.SAMPLERS  # "auto" and the back ends of models.backends
 
@@ -322,3 +323,6 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
         nonfinite_draws=nonfinite,
     )
 
+
+# Calibrated uncertainty for weighted posteriors (imported last: models.calibrate uses this module).
+from models.calibrate import sandwich_adjust, weighted_likelihood_bootstrap  # noqa: E402

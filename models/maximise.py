@@ -154,7 +154,7 @@ def compiled_objective(model: pm.Model, terms) -> Objective:
     return per_model[key]
 
 
-def _argmax(objective: Objective, z_start, scale: float, metric, ridge: float = 0.0):
+def argmax(objective: Objective, z_start, scale: float, metric, ridge: float = 0.0):
     """argmax of ``f(z) / scale - ridge/2 sum_j metric_j (z_j - z0_j)^2`` by L-BFGS from z_start.
 
     L-BFGS runs in the preconditioned coordinates ``v = sqrt(metric) (z - z0)``, where the curvature
@@ -195,7 +195,7 @@ def _ridge_path(objective: Objective, what: str):
     z = objective.x0
     values, unconstrained, constrained = [start_value], [objective.x0], [objective.free_values(z)]
     for ridge in _RIDGE_PATH:
-        z = _argmax(objective, z, scale, metric, ridge)
+        z = argmax(objective, z, scale, metric, ridge)
         values.append(objective.value_and_grad(z)[0])
         unconstrained.append(z)
         constrained.append(objective.free_values(z))
@@ -227,7 +227,7 @@ def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
             f"the {what} has no finite maximiser: it levels off at {values[-1]:.4g} while "
             f"{', '.join(running)} run(s) off to infinity (separation?)"
         )
-    z_final = _argmax(objective, z, scale, metric)
+    z_final = argmax(objective, z, scale, metric)
     # Constrained values converged. Unconstrained coordinates still running (logit p -> inf) are
     # pushed to their limit, so a boundary maximiser is reported exactly (p = 1, not 1 - 1e-12).
     final_value, final_gradient = objective.value_and_grad(z_final)

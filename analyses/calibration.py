@@ -1,0 +1,475 @@
+"""Calibration: which interval of a weighted fit covers the truth at its nominal rate?
+
+Question. Multiplying every weight by c leaves the weighted MLE where it is and narrows the weighted
+posterior by about 1 / sqrt(c). Under which weights are the weighted posterior's credible intervals
+calibrated, and do the remedies (normalising the weights, the sandwich adjustment, the weighted
+likelihood bootstrap) restore nominal coverage?
+
+Method. Repeated simulation from a fixed, known truth: for s = 1..N simulate a data set, weight it,
+fit every method, and record whether each central 50% and 90% interval (equal-tailed quantiles)
+covers the true value. Empirical coverage with 95% Monte Carlo intervals (Jeffreys for one parameter;
+clustered by data set for the logistic model's two).
+
+Scenarios (``SCENARIOS``):
+
+* ``coin_frequency``: 40 tosses with p = 0.3 stored as two rows, heads and tails, weighted by their
+  counts (frequency weights: the weighted posterior is the exact posterior).
+* ``coin_importance``: 50 tosses with p = 0.3, each weighted by noise LogNormal(-1/2, 1) (mean one,
+  independent of the data, as importance ratios of a behaviour policy near the target are;
+  Kish ESS about n / e = 18). The weighted MLE stays consistent for p; only its variance grows.
+* ``logistic_frequency``: 200 units, x on the grid {-1.5, -0.5, 0.5, 1.5}, logit P(y = 1) =
+  -0.5 + x, stored as 8 (x, y) rows weighted by their counts.
+* ``logistic_balanced``: 300 units, x ~ N(0, 1), logit P(y = 1) = -2.5 + x (10.5% positives), with
+  class-balanced weights n / (2 n_k). Their target is the population re-weighted to equal class
+  rates: the slope 1 and the intercept -2.5 - logit(0.105) = -0.36 (King & Zeng's prior correction).
+* ``logistic_importance``: 200 units, x ~ N(0, 1), logit P(y = 1) = -0.5 + x, LogNormal(-1/2, 1)
+  noise weights as for the coin; target (-0.5, 1).
+
+The coin has no class-balanced scenario: balanced weights give heads and tails equal total weight,
+so its weighted MLE is 0.5 in every data set, and so is its target.
+
+Methods: the weighted posterior with the weights as given (``raw``), rescaled to sum to n
+(``sum_n``) and to Kish's ESS (``sum_ess``); the sandwich-adjusted raw posterior (``sandwich``,
+:func:`models.calibrate.sandwich_adjust`; the scale of the weights cancels in it); the weighted
+likelihood bootstrap (``wlb``, :func:`models.calibrate.weighted_likelihood_bootstrap`); and the
+unweighted posterior (``unweighted``) for reference. Coin priors Beta(1, 1); logistic priors the
+``models.classes`` defaults, coef ~ N(0, 2.5), intercept ~ N(0, 5).
+
+Cost. The coin's weighted posterior is conjugate: raw, sum-n, sum-ESS and unweighted intervals are
+exact Beta quantiles; the sandwich adjusts 4000 exact Beta draws (in ``InferenceData`` form); the WLB
+uses its closed form, ``sum g w y / sum g w``, which is what ``weighted_likelihood_bootstrap`` computes
+by optimisation (a test checks they agree). The logistic model: NUTS, 2 chains x (500 tuning + 1000
+draws) per fit unless ``--chains/--tune/--draws`` say otherwise, one compiled model per scenario and
+worker process (``inference.RepeatedNUTS``), WLB with 200 draws. Data sets are spread over all cores.
+
+Outputs: ``figures/calibration/{coverage,width_coverage,wlb_vs_nuts}.png``;
+``results/calibration/coverage.csv`` (one row per data set, method and parameter),
+``example_{raw,sandwich,wlb}.nc`` (one logistic importance-weighted data set), ``summary.csv``
+(``coverage`` rows: empirical coverage of the nominal 90% intervals, with 95% Monte Carlo intervals).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+import pymc as pm
+from scipy import integrate, special, stats
+
+from analyses import plotting, tables
+from analyses.cli import Report, Settings
+from analyses.output import Output
+from analyses.sbc import coverage_interval, summarise_fits
+from models import calibrate, classes, coin, inference
+from models import weights as weights_lib
+from models.errors import InputError
+from models.maximise import UnboundedLikelihoodError
+
+SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
+SIMULATIONS = {"coin": 400, "logistic": 60}
+SIMULATIONS_QUICK = {"coin": 10, "logistic": 2}
+CHUNK = {"coin": 100, "logistic": 5}  # data sets per task
+WLB_DRAWS = 200
+WLB_DRAWS_QUICK = 50
+SANDWICH_BETA_DRAWS = 4000
+LEVELS = (50, 90)
+MIN_DRAWS = 100  # per fit, for 5% and 95% quantiles
+
+COIN_P = 0.3
+LOGNORMAL_SD = 1.0  # mean-one noise weights LogNormal(-sd^2 / 2, sd): Kish ESS about n / exp(sd^2)
+GRID = np.array([-1.5, -0.5, 0.5, 1.5])
+
+METHODS = ("raw", "sum_n", "sum_ess", "sandwich", "wlb", "unweighted")
+NORMALIZE = {"raw": "none", "sum_n": "n", "sum_ess": "ess"}
+LABELS = {"raw": "weights as given", "sum_n": "weights sum to n", "sum_ess": "weights sum to Kish ESS",
+          "sandwich": "sandwich-adjusted", "wlb": "weighted likelihood bootstrap",
+          "unweighted": "unweighted (reference)"}
+COLORS = {"raw": "C3", "sum_n": "C0", "sum_ess": "C2", "sandwich": "C4", "wlb": "C1", "unweighted": "0.5"}
+
+
+def _population_rate(intercept: float, slope: float) -> float:
+    """P(y = 1) with x ~ N(0, 1), by quadrature."""
+    rate, _ = integrate.quad(lambda x: special.expit(intercept + slope * x) * stats.norm.pdf(x), -12, 12)
+    return rate
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How one scenario's data are simulated and weighted, and the truth its intervals should cover."""
+
+    name: str
+    family: str  # "coin" or "logistic"
+    weighting: str  # "frequency", "balanced" or "importance"
+    n: int
+    intercept: float = 0.0
+    slope: float = 1.0
+
+    @property
+    def truth(self) -> dict[str, np.ndarray]:
+        if self.family == "coin":
+            return {"p": np.array(COIN_P)}
+        intercept = self.intercept
+        if self.weighting == "balanced":  # the population re-weighted to equal class rates
+            intercept -= special.logit(_population_rate(self.intercept, self.slope))
+        return {"intercept": np.array(intercept), "coef": np.array([self.slope])}
+
+    def simulate(self, rng) -> tuple[dict, np.ndarray]:
+        """``(data, weights)``: ``pm.Data`` values of the model and the weights as given."""
+        if self.family == "coin":
+            flips = rng.binomial(1, COIN_P, self.n)
+            if self.weighting == "frequency":
+                heads = flips.sum()
+                return {"flips": np.array([1, 0])}, np.array([heads, self.n - heads], dtype=float)
+            return {"flips": flips}, rng.lognormal(-LOGNORMAL_SD**2 / 2, LOGNORMAL_SD, self.n)
+        if self.weighting == "frequency":
+            x = GRID[rng.integers(0, GRID.size, self.n)]
+        else:
+            x = rng.normal(size=self.n)
+        y = (rng.uniform(size=self.n) < special.expit(self.intercept + self.slope * x)).astype(np.int64)
+        if self.weighting == "frequency":  # counts of the 8 (x, y) rows
+            rows_x, rows_y = np.repeat(GRID, 2), np.tile([0, 1], GRID.size)
+            counts = np.bincount(2 * np.searchsorted(GRID, x) + y, minlength=rows_x.size).astype(float)
+            return {"X": rows_x[:, None], "y": rows_y}, counts
+        if self.weighting == "balanced":
+            if np.all(y == y[0]):  # one class only: no balanced weights exist; vanishingly rare at n = 300
+                raise RuntimeError(f"{self.name}: a simulated data set has one class only")
+            return {"X": x[:, None], "y": y}, weights_lib.balanced(y)
+        return {"X": x[:, None], "y": y}, rng.lognormal(-LOGNORMAL_SD**2 / 2, LOGNORMAL_SD, self.n)
+
+    def build_model(self, data: dict, weights: np.ndarray) -> pm.Model:
+        if self.family == "coin":
+            return coin.build_model(data["flips"], weights)
+        return classes.build_model(data["X"], data["y"], weights)
+
+
+SCENARIOS = (
+    Scenario("coin_frequency", "coin", "frequency", n=40),
+    Scenario("coin_importance", "coin", "importance", n=50),
+    Scenario("logistic_frequency", "logistic", "frequency", n=200, intercept=-0.5),
+    Scenario("logistic_balanced", "logistic", "balanced", n=300, intercept=-2.5),
+    Scenario("logistic_importance", "logistic", "importance", n=200, intercept=-0.5),
+)
+EXAMPLE = "logistic_importance"  # the scenario whose first data set is saved and plotted
+
+# --------------------------------------------------------------------------- per data set
+
+
+def _flat_draws(idata, name: str) -> np.ndarray:
+    """Pooled draws of ``name`` as (draws, elements), NaN draws (failed WLB optimisations) dropped."""
+    values = idata.posterior[name].values
+    values = values.reshape(values.shape[0] * values.shape[1], -1)
+    return values[np.all(np.isfinite(values), axis=1)]
+
+
+def interval_rows(scenario: Scenario, simulation: int, method: str, quantile) -> list[dict]:
+    """Coverage and width of the central 50% and 90% intervals of every scalar parameter, one row
+    each; ``quantile(name, k, probabilities)`` gives quantiles of element k of parameter ``name``."""
+    rows = []
+    for name, true_value in scenario.truth.items():
+        for k, value in enumerate(np.ravel(true_value)):
+            row = {"scenario": scenario.name, "simulation": simulation, "method": method,
+                   "parameter": name + (f"[{k}]" if np.ndim(true_value) else ""), "true_value": float(value)}
+            for level in LEVELS:
+                low, high = quantile(name, k, [0.5 - level / 200, 0.5 + level / 200])
+                row[f"covered_{level}"] = int(low <= value <= high)
+                row[f"width_{level}"] = float(high - low)
+            rows.append(row)
+    return rows
+
+
+def _draw_quantiles(idata, names):
+    """``quantile`` for :func:`interval_rows` from the draws of ``idata``."""
+    draws = {name: _flat_draws(idata, name) for name in names}
+    return lambda name, k, probabilities: np.quantile(draws[name][:, k], probabilities)
+
+
+def coin_wlb(flips: np.ndarray, weights: np.ndarray, draws: int, rng) -> np.ndarray:
+    """The coin's WLB in closed form: ``sum g w y / sum g w`` with ``g = n e / sum e``, ``e ~ Exp(1)``
+    (the normalisation of g cancels); the same stream of ``e`` as ``weighted_likelihood_bootstrap``."""
+    multipliers = rng.standard_exponential((draws, flips.size)) * weights
+    return multipliers @ flips / multipliers.sum(axis=1)
+
+
+_CACHE: dict = {}  # per worker process: (scenario index, sampler settings) -> compiled machinery
+
+
+def _machinery(index: int, draws: int, tune: int, chains: int) -> dict:
+    key = (index, draws, tune, chains)
+    if key not in _CACHE:
+        scenario = SCENARIOS[index]
+        data, weights = scenario.simulate(np.random.default_rng(0))
+        model = scenario.build_model(data, weights)
+        parts = {"model": model, "sandwich": calibrate.SandwichAdjustment(model)}
+        if scenario.family == "logistic":
+            parts["nuts"] = inference.RepeatedNUTS(model, draws=draws, tune=tune, chains=chains)
+            parts["wlb"] = calibrate.WeightedLikelihoodBootstrap(model)
+        _CACHE[key] = parts
+    return _CACHE[key]
+
+
+def _fit_coin(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, parts: dict,
+              wlb_draws: int, rng) -> tuple[list[dict], dict]:
+    flips = data["flips"]
+    rows = []
+    exact = {method: coin.exact_posterior(flips, weights, normalize=how) for method, how in NORMALIZE.items()}
+    exact["unweighted"] = coin.exact_posterior(flips)
+    for method, posterior in exact.items():
+        rows += interval_rows(scenario, simulation, method, lambda _, __, q, beta=posterior: beta.ppf(q))
+    beta_draws = exact["raw"].rvs(SANDWICH_BETA_DRAWS, random_state=rng)
+    pm.set_data({**data, "weights": weights}, model=parts["model"])
+    adjusted = parts["sandwich"](az.from_dict(posterior={"p": beta_draws[None]}))
+    rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, ["p"]))
+    wlb = coin_wlb(flips, weights, wlb_draws, rng)
+    rows += interval_rows(scenario, simulation, "wlb", lambda _, __, q: np.quantile(wlb, q))
+    return rows, {}
+
+
+def _fit_logistic(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, parts: dict,
+                  wlb_draws: int, rng) -> tuple[list[dict], dict]:
+    nuts = parts["nuts"]
+    names = list(scenario.truth)
+    rows, extra = [], {"diagnostics": {}, "wlb_failed_draws": 0, "wlb_undefined": 0}
+    posteriors = {}
+    for method in ("unweighted", "sum_n", "sum_ess", "raw"):  # raw last: the model keeps its weights
+        w = np.ones_like(weights) if method == "unweighted" else \
+            weights_lib.normalize(weights, NORMALIZE[method])
+        idata = nuts({**data, "weights": w}, random_seed=int(rng.integers(2**31 - 1)))
+        extra["diagnostics"][method] = inference.diagnose(idata)
+        posteriors[method] = idata
+        rows += interval_rows(scenario, simulation, method, _draw_quantiles(idata, names))
+    posteriors["sandwich"] = parts["sandwich"](posteriors["raw"])
+    rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(posteriors["sandwich"], names))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # failed draws are counted below
+            wlb = parts["wlb"](draws=wlb_draws, random_seed=int(rng.integers(2**31 - 1)))
+        extra["wlb_failed_draws"] = int(wlb.attrs["failed_draws"])
+        posteriors["wlb"] = wlb
+        rows += interval_rows(scenario, simulation, "wlb", _draw_quantiles(wlb, names))
+    except UnboundedLikelihoodError:  # separation: no WMLE, so no WLB for this data set
+        extra["wlb_undefined"] = 1
+    if scenario.name == EXAMPLE and simulation == 0:
+        shown = ("raw", "sum_ess", "sandwich", "wlb")
+        extra["example"] = {k: posteriors[k] for k in shown if k in posteriors}
+    return rows, extra
+
+
+def _fit_chunk(index: int, simulations: list[int], seed: int, draws: int, tune: int, chains: int,
+               wlb_draws: int) -> list[tuple[list[dict], dict]]:
+    """Simulate and fit the given data sets of one scenario (runs in a worker process)."""
+    scenario = SCENARIOS[index]
+    parts = _machinery(index, draws, tune, chains)
+    fit = _fit_coin if scenario.family == "coin" else _fit_logistic
+    results = []
+    for simulation in simulations:
+        rng = np.random.default_rng([seed, index, simulation])
+        data, weights = scenario.simulate(rng)
+        results.append(fit(scenario, simulation, data, weights, parts, wlb_draws, rng))
+    return results
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def check_settings(settings: Settings) -> None:
+    """Central 90% intervals from quantiles need at least ``MIN_DRAWS`` draws per fit."""
+    if settings.draws * settings.chains < MIN_DRAWS:
+        raise InputError(f"calibration needs at least {MIN_DRAWS} draws per fit (draws x chains), "
+                         f"got {settings.draws} x {settings.chains}")
+
+
+def _worker_setup() -> None:
+    """Quiet PyMC, and one BLAS thread per worker: the fits are spread over the cores already, and
+    OpenBLAS threads spinning on busy cores made the WLB's small optimisations 9x slower (measured)."""
+    import logging
+
+    import pymc  # noqa: F401  (pymc sets its logger level on import)
+    from threadpoolctl import threadpool_limits
+
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+    threadpool_limits(limits=1)
+
+
+def _run_all(settings: Settings, counts: dict[str, int], wlb_draws: int):
+    tasks = []
+    for family in ("logistic", "coin"):  # the long tasks first, for an even finish
+        for i, scenario in enumerate(SCENARIOS):
+            if scenario.family == family:
+                step, total = CHUNK[family], counts[family]
+                tasks += [(i, list(range(s, min(s + step, total)))) for s in range(0, total, step)]
+    done = {scenario.name: 0 for scenario in SCENARIOS}
+    results = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=inference.available_cores(), mp_context=context,
+                             initializer=_worker_setup) as pool:
+        futures = {pool.submit(_fit_chunk, i, chunk, settings.seed, settings.draws, settings.tune,
+                               settings.chains, wlb_draws): i for i, chunk in tasks}
+        for future in as_completed(futures):
+            chunk = future.result()
+            results += chunk
+            done[SCENARIOS[futures[future]].name] += len(chunk)
+            print("calibration: data sets done " + ", ".join(f"{name} {n}" for name, n in done.items()),
+                  file=sys.stderr, flush=True)
+    return results
+
+
+def summary_rows(scenario: Scenario, rows: list[dict]) -> list[dict]:
+    """Per method: ``coverage`` (nominal 90%) and ``coverage_50`` with 95% Monte Carlo intervals
+    (clustered by data set), and the mean width of the 90% intervals (``width_90``, averaged over
+    the parameters, in their own units)."""
+    summary = []
+    for method in METHODS:
+        mine = [r for r in rows if r["scenario"] == scenario.name and r["method"] == method]
+        if not mine:
+            continue
+        simulations = sorted({r["simulation"] for r in mine})
+        by_simulation = {s: [r for r in mine if r["simulation"] == s] for s in simulations}
+        for level, quantity in ((90, "coverage"), (50, "coverage_50")):
+            covered = np.array([[r[f"covered_{level}"] for r in by_simulation[s]] for s in simulations])
+            summary.append(tables.interval(scenario.name, method, quantity, covered.mean(),
+                                           *coverage_interval(covered)))
+        width = np.mean([r["width_90"] for r in mine])
+        summary.append(tables.point(scenario.name, method, "width_90", width))
+        summary.append(tables.point(scenario.name, method, "data_sets", len(simulations)))
+    return summary
+
+
+def main(settings: Settings, output: Output) -> Report:
+    check_settings(settings)
+    plotting.apply_style()
+    counts = SIMULATIONS_QUICK if settings.quick else SIMULATIONS
+    wlb_draws = WLB_DRAWS_QUICK if settings.quick else WLB_DRAWS
+    print(f"calibration: {counts['coin']} coin and {counts['logistic']} logistic data sets per scenario; "
+          f"NUTS {settings.chains} x ({settings.tune} + {settings.draws}), WLB {wlb_draws} draws; "
+          f"on {inference.available_cores()} processes", file=sys.stderr)
+    results = _run_all(settings, counts, wlb_draws)
+    rows = sorted((r for chunk, _ in results for r in chunk),
+                  key=lambda r: (r["scenario"], r["simulation"], METHODS.index(r["method"]), r["parameter"]))
+    summary, fits = [], {}
+    for index, scenario in enumerate(SCENARIOS):
+        summary += summary_rows(scenario, rows)
+        extras = [extra for (chunk, extra) in results if chunk and chunk[0]["scenario"] == scenario.name]
+        if scenario.family == "logistic":
+            summary.append(tables.point(scenario.name, "wlb", "failed_draws",
+                                        sum(e["wlb_failed_draws"] for e in extras)))
+            summary.append(tables.point(scenario.name, "wlb", "undefined_data_sets",
+                                        sum(e["wlb_undefined"] for e in extras)))
+            for method in ("raw", "sum_n", "sum_ess", "unweighted"):
+                fit_summary = summarise_fits([e["diagnostics"][method] for e in extras])
+                fits[f"{scenario.name}/{method}"] = fit_summary
+                summary.append(tables.point(scenario.name, method, "fits_failing_diagnostics",
+                                            fit_summary.failing))
+    columns = ("scenario", "simulation", "method", "parameter", "true_value", "covered_50", "covered_90",
+               "width_50", "width_90")
+    output.table(rows, "coverage.csv", columns=columns)
+    example = next(extra["example"] for _, extra in results if "example" in extra)
+    for name, idata in example.items():
+        if name != "sum_ess":
+            output.posterior(idata, f"example_{name}.nc", inference.diagnose(idata), scenario=EXAMPLE,
+                             method=name, seed=settings.seed)
+    output.figure(_plot_coverage(summary), "coverage.png")
+    output.figure(_plot_width(summary), "width_coverage.png")
+    output.figure(_plot_example(example), "wlb_vs_nuts.png")
+    return Report(rows=summary, fits=fits)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _values(summary: list[dict]) -> dict:
+    return {(r["model"], r["estimator"], r["quantity"]): r for r in summary}
+
+
+def _legend_below(fig, ax) -> None:
+    fig.tight_layout(rect=(0, 0.1, 1, 0.93))
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=9)
+
+
+def _error_bars(rows: list[dict]) -> np.ndarray:
+    """(2, k) distances from each row's value to its interval's ends (rounding can leave -1e-17)."""
+    below = [r["value"] - r["lower"] for r in rows]
+    return np.clip([below, [r["upper"] - r["value"] for r in rows]], 0, None)
+
+
+def _plot_coverage(summary: list[dict]):
+    """Per scenario: empirical against nominal coverage (50% and 90%) of each method, with 95% Monte
+    Carlo intervals; on the diagonal a method is calibrated."""
+    value = _values(summary)
+    fig, axs = plt.subplots(1, len(SCENARIOS), figsize=(3.3 * len(SCENARIOS), 3.9), sharey=True)
+    offsets = np.linspace(-0.05, 0.05, len(METHODS))
+    for ax, scenario in zip(axs, SCENARIOS):
+        ax.plot([0.3, 1.0], [0.3, 1.0], color="black", linewidth=0.8, linestyle="--")
+        for offset, method in zip(offsets, METHODS):
+            points = [value.get((scenario.name, method, q)) for q in ("coverage_50", "coverage")]
+            if None in points:
+                continue
+            nominal = np.array([0.5, 0.9]) + offset
+            coverage = np.array([p["value"] for p in points])
+            errors = _error_bars(points)
+            ax.errorbar(nominal, coverage, yerr=errors, color=COLORS[method], marker="o", markersize=4,
+                        linewidth=1.2, capsize=2, label=LABELS[method])
+        ax.set_title(scenario.name.replace("_", " "))
+        ax.set_xticks([0.5, 0.9], ["50%", "90%"])
+        ax.set_xlabel("nominal coverage")
+        ax.set_xlim(0.35, 1.05)
+    axs[0].set_ylabel("empirical coverage of the true value")
+    axs[0].set_ylim(0.0, 1.02)
+    _legend_below(fig, axs[0])
+    fig.suptitle("Coverage of central intervals from each method (dashed: calibrated; "
+                 "bars: 95% Monte Carlo intervals)")
+    return fig
+
+
+def _plot_width(summary: list[dict]):
+    """Mean width of the nominal 90% intervals against their coverage, per scenario and method."""
+    value = _values(summary)
+    fig, axs = plt.subplots(1, len(SCENARIOS), figsize=(3.3 * len(SCENARIOS), 3.9), sharey=True)
+    for ax, scenario in zip(axs, SCENARIOS):
+        ax.axhline(0.9, color="black", linewidth=0.8, linestyle="--")
+        for method in METHODS:
+            row = value.get((scenario.name, method, "coverage"))
+            width = value.get((scenario.name, method, "width_90"))
+            if row is None:
+                continue
+            ax.errorbar(width["value"], row["value"], yerr=_error_bars([row]), color=COLORS[method],
+                        marker="o", capsize=2, label=LABELS[method])
+        ax.set_xlim(left=0)
+        ax.set_title(scenario.name.replace("_", " "))
+        unit = "p" if scenario.family == "coin" else "logit scale, mean of 2 parameters"
+        ax.set_xlabel(f"mean width of 90% interval\n({unit})")
+    axs[0].set_ylabel("coverage of nominal 90% interval")
+    axs[0].set_ylim(0.0, 1.02)
+    _legend_below(fig, axs[0])
+    fig.suptitle("Width against coverage of the nominal 90% intervals (dashed: 90%; "
+                 "bars: 95% Monte Carlo intervals)")
+    return fig
+
+
+def _plot_example(example: dict):
+    """One logistic data set with noisy importance weights: the WLB's draws against NUTS's (raw and
+    sum-to-ESS weighted posteriors) and the sandwich-adjusted draws, with the truth."""
+    truth = next(s for s in SCENARIOS if s.name == EXAMPLE).truth
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (name, true_value) in zip(axs, truth.items()):
+        columns = {method: _flat_draws(idata, name)[:, 0] for method, idata in example.items()}
+        low, high = np.min([np.quantile(c, 0.001) for c in columns.values()]), \
+            np.max([np.quantile(c, 0.999) for c in columns.values()])
+        grid = np.linspace(low, high, 300)
+        for method, draws in columns.items():
+            kind = "WLB" if method == "wlb" else ("NUTS, adjusted" if method == "sandwich" else "NUTS")
+            ax.plot(grid, stats.gaussian_kde(draws)(grid), color=COLORS[method], linewidth=1.6,
+                    label=f"{LABELS[method]} ({kind}, {draws.size} draws)")
+        ax.axvline(float(np.ravel(true_value)[0]), color="black", linewidth=1.2, label="truth")
+        ax.set_xlabel(name)
+        ax.set_yticks([])
+    axs[0].set_ylabel("density (Gaussian KDE)")
+    fig.suptitle("One data set of logistic importance: 200 rows with LogNormal(-1/2, 1) weights")
+    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    fig.legend(*axs[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9)
+    return fig

@@ -1,0 +1,91 @@
+"""The coverage study (analyses/calibration.py): its machinery on known answers, and a --quick run."""
+
+import csv
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from analyses import calibration, cli
+from models import calibrate, coin
+
+COIN = calibration.SCENARIOS[0]  # truth p = 0.3
+
+
+def _rows_for(scale: float, simulations: int, seed: int) -> list[dict]:
+    """Intervals from N(p + e_s, scale^2) with e_s ~ N(0, 1): calibrated when scale = 1."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(simulations):
+        centre = calibration.COIN_P + rng.normal()
+        quantile = lambda _, __, q, c=centre: stats.norm(c, scale).ppf(q)  # noqa: E731
+        rows += calibration.interval_rows(COIN, s, "raw", quantile)
+    return rows
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_coverage_rows_recover_a_known_coverage(scale):
+    """Central intervals of N(p + e, scale^2), e ~ N(0, 1), cover p with probability
+    2 Phi(z_level scale) - 1: the nominal level when scale = 1, 0.589 (90%) and 0.259 (50%) at 0.5.
+    The summary's 95% Monte Carlo interval must contain it (a correct machine fails 5% of seeds;
+    the seed is fixed)."""
+    rows = _rows_for(scale, 1000, seed=8)
+    summary = {r["quantity"]: r for r in calibration.summary_rows(COIN, rows)}
+    for quantity, level in (("coverage", 0.9), ("coverage_50", 0.5)):
+        exact = 2 * stats.norm.cdf(stats.norm.ppf(0.5 + level / 2) * scale) - 1
+        row = summary[quantity]
+        assert row["lower"] <= exact <= row["upper"], (quantity, exact, row)
+    assert summary["data_sets"]["value"] == 1000
+    assert summary["width_90"]["value"] == pytest.approx(2 * 1.6448536 * scale, rel=1e-6)
+
+
+def test_scenarios_simulate_what_they_say():
+    rng = np.random.default_rng(1)
+    by_name = {s.name: s for s in calibration.SCENARIOS}
+    data, weights = by_name["coin_frequency"].simulate(rng)
+    assert list(data["flips"]) == [1, 0] and weights.sum() == 40
+    data, weights = by_name["logistic_frequency"].simulate(rng)
+    assert data["X"].shape == (8, 1) and weights.sum() == 200 and np.all(weights == np.round(weights))
+    data, weights = by_name["logistic_balanced"].simulate(rng)
+    totals = [weights[data["y"] == k].sum() for k in (0, 1)]
+    assert totals == pytest.approx([150, 150])  # balanced: equal total weight per class, summing to n
+    data, weights = by_name["logistic_importance"].simulate(rng)
+    assert weights.size == 200 and np.all(weights > 0)
+    # The balanced target: intercept moved to equal class rates, logit(0.5) = 0 at the population rate.
+    truth = by_name["logistic_balanced"].truth
+    rate = calibration._population_rate(-2.5, 1.0)
+    assert truth["intercept"] == pytest.approx(-2.5 - special.logit(rate)) and 0.09 < rate < 0.12
+
+
+def test_the_coins_closed_form_wlb_is_what_the_optimiser_finds():
+    rng = np.random.default_rng(2)
+    flips, weights = rng.binomial(1, 0.3, 30), rng.lognormal(-0.5, 1.0, 30)
+    generic = calibrate.weighted_likelihood_bootstrap(coin.build_model(flips, weights), 40, random_seed=9)
+    closed = calibration.coin_wlb(flips, weights, 40, np.random.default_rng(9))
+    np.testing.assert_allclose(generic.posterior["p"].values.ravel(), closed, atol=1e-6)
+
+
+def test_calibration_refuses_too_few_draws(tmp_path, capsys):
+    assert cli.main(["calibration", "--quick", "--draws", "40", "--chains", "2", "--out", str(tmp_path)]) == 2
+    assert "calibration needs at least 100 draws" in capsys.readouterr().err
+
+
+def test_quick_run_writes_coverage_rows_figures_and_examples(run_quick):
+    out, _, rows = run_quick("calibration")
+    for figure in ("coverage.png", "width_coverage.png", "wlb_vs_nuts.png"):
+        assert (out / "figures/calibration" / figure).stat().st_size > 0
+    for method in ("raw", "sandwich", "wlb"):
+        assert (out / f"results/calibration/example_{method}.nc").stat().st_size > 0
+    coverage = {(r["model"], r["estimator"]): r for r in rows if r["quantity"] == "coverage"}
+    assert set(coverage) == {(s.name, m) for s in calibration.SCENARIOS for m in calibration.METHODS}
+    for row in coverage.values():
+        # (Jeffreys intervals may end just below an all-covered 1.0: at 10 of 10 the upper end is 0.99995.)
+        low, value, high = (float(row[k]) for k in ("lower", "value", "upper"))
+        assert 0 <= low <= high <= 1 and 0 <= value <= 1
+    with open(out / "results/calibration/coverage.csv", newline="") as handle:
+        per_data_set = list(csv.DictReader(handle))
+    quick = calibration.SIMULATIONS_QUICK
+    parameters = {"coin": 1, "logistic": 2}
+    per_method = sum(quick[s.family] * parameters[s.family] for s in calibration.SCENARIOS)
+    assert len(per_data_set) == per_method * len(calibration.METHODS)
+    assert {r["covered_90"] for r in per_data_set} <= {"0", "1"}

@@ -69,15 +69,26 @@ def _softmax_plain(logits, alpha, weights, size, *, gamma):
 
 
 def _softmax_logp(value, logits, alpha, weights, *, gamma):
-    log_p = pt.special.log_softmax(logits, axis=-1)  # stable: finite gradients at any logit
-    is_true = pt.eq(pt.shape_padright(value), pt.arange(logits.shape[-1]))
-    log_p_true = pt.sum(pt.switch(is_true, log_p, 0.0), axis=-1)
-    alpha_true = pt.sum(pt.switch(is_true, alpha, 0.0), axis=-1)
+    if logits.type.shape[-1] == 2:
+        # Two classes: log softmax is minus the softplus of the other class's margin, about half the
+        # work of the general form and as stable (softplus' gradient is a sigmoid, finite at any logit).
+        positive = pt.eq(value, 1)
+        margin = logits[..., 1] - logits[..., 0]
+        signed = pt.switch(positive, margin, -margin)
+        log_p_true, log_rest = -pt.softplus(-signed), -pt.softplus(signed)
+        alpha_true = pt.switch(positive, alpha[1], alpha[0])
+        valid = positive | pt.eq(value, 0)
+    else:
+        is_true = pt.eq(pt.shape_padright(value), pt.arange(logits.shape[-1]))
+        log_p = pt.special.log_softmax(logits, axis=-1)  # stable: finite gradients at any logit
+        log_p_true = pt.sum(pt.switch(is_true, log_p, 0.0), axis=-1)
+        log_rest = pt.logsumexp(pt.switch(is_true, -np.inf, log_p), axis=-1) if gamma > 0 else None
+        alpha_true = pt.sum(pt.switch(is_true, alpha, 0.0), axis=-1)
+        valid = pt.any(is_true, axis=-1)
     loss = alpha_true * log_p_true
     if gamma > 0:  # (1 - p_t)^gamma as exp(gamma log sum_{k != t} p_k): exact where p_t is near 1
-        log_rest = pt.logsumexp(pt.switch(is_true, -np.inf, log_p), axis=-1)
         loss = pt.exp(gamma * log_rest) * loss
-    loss = pt.switch(pt.any(is_true, axis=-1), loss, -np.inf)  # a code outside 0..K-1 is impossible
+    loss = pt.switch(valid, loss, -np.inf)  # a code outside 0..K-1 is impossible
     return pt.switch(pt.eq(weights, 0), 0.0, weights * loss)
 
 

@@ -80,8 +80,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=_count(1),
                    help=f"posterior draws per chain (default {FULL['draws']})")
     p.add_argument("--tune", type=_count(0),
-                   help=f"tuning steps per chain (default {FULL['tune']}; sbc: 500)")
-    p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']}; sbc: 2)")
+                   help=f"tuning steps per chain (default {FULL['tune']}; curriculum, calibration, sbc: 500)")
+    p.add_argument("--chains", type=_count(1), help=f"chains (default {FULL['chains']}; calibration, sbc: 2)")
     p.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, help="seed of every random step")
     p.add_argument("--sampler", choices=SAMPLERS, default="auto",
                    help="NUTS back end (default auto: NumPyro for large data when installed, else PyMC)")

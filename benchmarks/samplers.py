@@ -47,6 +47,7 @@ import math
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -157,10 +158,16 @@ def run_child(fit: Fit, timeout: float) -> tuple[dict | None, str]:
     """``measure(fit)`` in a fresh interpreter: (result, "ok") or (None, why it failed)."""
     command = [sys.executable, "-m", "benchmarks.samplers", "--child", json.dumps(asdict(fit))]
     root = Path(__file__).resolve().parents[1]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=root)
-    except subprocess.TimeoutExpired:
-        return None, f"killed: over the {timeout:.0f} s limit"
+    # Its own session, so that a fit over the limit is killed with the chain processes it forked.
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+                          start_new_session=True) as child:
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            return None, f"killed: over the {timeout:.0f} s limit"
+    done = subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

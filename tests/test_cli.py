@@ -163,7 +163,8 @@ def test_a_bug_is_not_disguised_as_bad_input(tmp_path, monkeypatch):
 
 
 def test_all_checks_every_analysis_before_writing_anything(tmp_path, capsys):
-    # 40 x 2 draws are fine for the coin but too few for sbc's ranks: nothing may be written.
+    # 40 x 2 draws are fine for the coin but too few for calibration's quantiles and sbc's ranks:
+    # the first refusal ends the run, and nothing may be written.
     assert cli.main(["all", "--quick", "--draws", "40", "--chains", "2", "--out", str(tmp_path)]) == 2
-    assert "sbc needs at least 99 draws" in capsys.readouterr().err
+    assert "calibration needs at least" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -89,3 +89,28 @@ def test_quick_run_writes_coverage_rows_figures_and_examples(run_quick):
     per_method = sum(quick[s.family] * parameters[s.family] for s in calibration.SCENARIOS)
     assert len(per_data_set) == per_method * len(calibration.METHODS)
     assert {r["covered_90"] for r in per_data_set} <= {"0", "1"}
+
+
+@pytest.mark.slow
+def test_full_study_supports_the_readme_verdicts(tmp_path):
+    """The default study (about 5 minutes) backs the README's "which interval to trust": each claim is
+    judged by the 95% Monte Carlo interval of the empirical coverage of the nominal 90% intervals."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "analyses", "calibration", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "results" / "calibration" / "summary.csv", newline="") as handle:
+        coverage = {(r["model"], r["estimator"]): (float(r["lower"]), float(r["upper"]))
+                    for r in csv.DictReader(handle) if r["quantity"] == "coverage"}
+    for scenario in ("coin_frequency", "logistic_frequency"):  # frequency weights: raw is exact
+        lower, upper = coverage[scenario, "raw"]
+        assert lower <= 0.9 <= upper, scenario
+    for scenario in ("coin_importance", "logistic_importance", "logistic_balanced"):
+        for method in ("raw", "sum_n"):  # other weights, as given or summing to n: over-confident
+            assert coverage[scenario, method][1] < 0.9, (scenario, method)
+    for method in ("sum_ess", "sandwich", "wlb"):
+        lower, upper = coverage["logistic_importance", method]  # calibrated with 200 rows
+        assert lower <= 0.9 <= upper, method
+        assert coverage["logistic_balanced", method][1] >= 0.9, method  # not over-confident

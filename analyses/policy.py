@@ -11,8 +11,8 @@ exact expected return against the optimum, not by simulated episodes. When does 
 Model (``models.policy``, ``collapse=True``: one row per (state, action) cell with net weight W_sa;
 one compiled model per problem, each scheme's cell weights swapped in with ``pm.set_data``):
 
-    preference_sa ~ Normal(0, 1),   pi(a | s) = softmax_a(preference_s)
-    log p(preference | D, w) = sum_sa log N(preference_sa | 0, 1) + sum_i w_i log pi(a_i | s_i) + const
+    preference_s ~ ZeroSumNormal(1) (centred i.i.d. Normal(0, 1)),   pi(a | s) = softmax_a(preference_s)
+    log p(preference | D, w) = sum_s log ZSN(preference_s | 1) + sum_i w_i log pi(a_i | s_i) + const
 
 Weights, per logged step i (G_i the discounted return-to-go, ``weights.returns_to_go``; A_i = G_i
 minus the mean return of its state, ``weights.advantages``):
@@ -21,8 +21,9 @@ minus the mean return of its state, ``weights.advantages``):
 * ``reinforce``: w = G_i. The WMLE is the return-weighted action frequencies.
 * ``advantage``: w = A_i, signed. Each state's weights sum to zero (the baseline is its mean return),
   so the weighted log-likelihood is linear, ``sum_sa W_sa preference_sa``: the WMLE never exists and
-  the posterior is exactly Normal(W_sa, 1) per preference (its expected return is also computed
-  from 4000 exact draws, row ``exact_posterior``; NUTS is checked against it in the tests). Since
+  the posterior of each state's centred preferences is exactly Normal(W_s, I - 1 / n_actions), the
+  centred part of i.i.d. Normal(W_sa, 1) (its expected return is also computed from 4000 exact
+  draws, row ``exact_posterior``; NUTS is checked against it in the tests). Since
   W_sa = n_sa x (mean advantage of the cell), the fit favours what beta does often, not what is best.
 * ``awr``: w = min(exp(A_i / T), 20) (``weights.awr``; T = 0.5 in the bandit, whose rewards have sd 1,
   and 0.1 in FrozenLake, whose advantages have sd 0.2). Its WMLE is proportional to beta x mean exp(A / T).
@@ -282,7 +283,8 @@ def exact_advantage_posterior(cells: np.ndarray, rng, draws: int = EXACT_DRAWS) 
     """Policy draws from the exact posterior of the ``advantage`` scheme.
 
     Its cells sum to zero in every state, so ``sum_a W_sa log pi(a | s) = sum_a W_sa preference_sa``
-    (the log-normaliser cancels) and the posterior is Normal(sd^2 W_sa, sd), independently per cell.
+    (the log-normaliser cancels) and the posterior is the centred part of independent
+    Normal(sd^2 W_sa, sd) cells; the softmax ignores the centring, so it is not done.
     """
     preference = rng.normal(PREFERENCE_SD**2 * cells, PREFERENCE_SD, size=(draws, *cells.shape))
     preference -= preference.max(axis=-1, keepdims=True)

@@ -22,7 +22,7 @@ and with weights that are not frequencies (a pseudo-posterior: SBC shows how far
 * classes (``models.classes``, two features on a 3 x 3 grid, coef and intercept ~ N(0, 1), 60
   samples): ``classes_frequency_weights``, the samples stored as 18 (pattern, label) rows weighted by
   their counts; ``classes_balanced_sum_n``, one row per sample with balanced class weights.
-* policy (``models.policy``, 2 states x 3 actions, preferences ~ N(0, 1), 40 logged steps, collapsed
+* policy (``models.policy``, 2 states x 3 actions, preferences ~ ZeroSumNormal(1), 40 logged steps, collapsed
   cells): ``policy_frequency_weights``, cell counts; ``policy_lognormal_weights_as_given``, noisy
   importance-type weights per step, LogNormal with mean 1 and sd of log 1.5 (Kish ESS about n / 9.5),
   used as given, as raw importance ratios would be.
@@ -102,6 +102,7 @@ def _classes_simulate(rng, variant: str, normalize: str):
 
 def _policy_simulate(rng, variant: str, normalize: str):
     preference = rng.normal(0, POLICY_SD, size=(POLICY_STATES, POLICY_ACTIONS))
+    preference -= preference.mean(axis=1, keepdims=True)  # a ZeroSumNormal draw, the model's prior
     policy = special.softmax(preference, axis=1)
     states = rng.integers(0, POLICY_STATES, POLICY_STEPS)
     actions = np.array([rng.choice(POLICY_ACTIONS, p=policy[s]) for s in states])

@@ -5,11 +5,13 @@ import arviz as az
 import numpy as np
 import pymc as pm
 import pytensor
+import pytensor.tensor as pt
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from scipy import integrate, special, stats
+from pytensor.graph.replace import graph_replace
+from scipy import integrate, linalg, special, stats
 
 from models import inference, policy
 
@@ -41,12 +43,28 @@ def normalised_counts(weights, states=STATES, actions=ACTIONS):
     return cells / cells.sum(axis=1, keepdims=True)
 
 
+def centred(preference):
+    return preference - preference.mean(axis=-1, keepdims=True)
+
+
+def zero_sum_prior(preference, sd=SD):
+    """log ZeroSumNormal(sd) of the centred preferences in scipy: i.i.d. Normal(0, sd) coordinates in
+    an orthonormal basis of each state's zero-sum subspace (the Helmert rows)."""
+    return np.sum(stats.norm(0.0, sd).logpdf(centred(preference) @ linalg.helmert(N_ACTIONS).T))
+
+
 def compiled(model):
-    """(weighted term, full log density, gradient of the weighted term), each at a preference matrix."""
-    value = model.rvs_to_values[model["preference"]]
-    term = model.logp(vars=model.observed_RVs)
-    return [model.compile_fn(f, inputs=[value], point_fn=False)
-            for f in (term, model.logp(), pytensor.grad(term, value))]
+    """(weighted term, full log density, gradient of the weighted term) as functions of a preference
+    matrix, evaluated at its centred version, the model's zero-sum parameter."""
+    rv = model["preference"]
+    preference = pt.matrix("preference_matrix")
+    unconstrained = model.rvs_to_transforms[rv].forward(
+        preference - preference.mean(axis=-1, keepdims=True), *rv.owner.inputs)
+    value = {model.rvs_to_values[rv]: unconstrained}
+    term = graph_replace(model.logp(vars=model.observed_RVs), value)
+    total = graph_replace(model.logp(), value)
+    return [model.compile_fn(f, inputs=[preference], point_fn=False)
+            for f in (term, total, pytensor.grad(term, preference))]
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +101,7 @@ def test_logp_equals_numpy_weighted_sum(request, which, weights, preference):
     expected = weighted_sum(preference, STATES, ACTIONS, weights)
     # Same arithmetic up to rounding (cells sum the weights first): relative 1e-12.
     assert term(preference) == pytest.approx(expected, rel=1e-12)
-    prior = np.sum(stats.norm(0.0, SD).logpdf(preference))
-    assert total(preference) == pytest.approx(prior + expected, rel=1e-12)
+    assert total(preference) == pytest.approx(zero_sum_prior(preference) + expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("weights", [POSITIVE, SIGNED], ids=["positive", "signed"])
@@ -299,6 +316,10 @@ def test_nuts_policy_mean_matches_quadrature(recovery_fit):
     assert abs(float(draws.mean()) - exact) < 4 * float(az.mcse(draws.to_dataset())["policy"])
     assert float(az.rhat(draws.to_dataset())["policy"]) < 1.01
     assert inference.diagnose(recovery_fit).divergences == 0
+
+
+def test_posterior_preferences_sum_to_zero_over_actions(recovery_fit):
+    np.testing.assert_allclose(recovery_fit.posterior["preference"].sum("action"), 0.0, atol=1e-12)
 
 
 def test_log_likelihood_is_pointwise_weighted(recovery_fit):

@@ -156,8 +156,8 @@ def test_behaviour_cloning_mle_is_the_empirical_frequencies(bandit):
 
 
 def test_advantage_map_is_exactly_the_weight_of_each_cell(bandit):
-    """Zero-sum cells make the log-likelihood linear, sum W_sa preference_sa: the posterior is
-    Normal(sd^2 W, sd) per cell and its mode sd^2 W; the WMLE does not exist."""
+    """Zero-sum cells make the log-likelihood linear, sum W_sa preference_sa: the centred preferences'
+    posterior is Gaussian about sd^2 W, its mode; the WMLE does not exist."""
     weights, _ = analysis.scheme_weights(bandit, "advantage")
     model = policy_model.build_model(bandit.states, bandit.actions, weights, n_states=3, n_actions=5,
                                      preference_sd=2.0, allow_negative=True, collapse=True)
@@ -232,7 +232,7 @@ def test_quick_run_advantage_wmle_does_not_exist_but_map_and_posterior_do(quick_
 
 
 def test_quick_run_advantage_posterior_matches_its_exact_gaussian(quick_run):
-    """sum_a W_sa = 0 per state: the posterior is exactly Normal(W_sa, 1) for every preference."""
+    """sum_a W_sa = 0 per state: the centred preferences are exactly Normal(W_s, I - 1/n_actions)."""
     out, rows, _ = quick_run
     for problem in analysis.PROBLEMS:
         idata = az.from_netcdf(out / "results" / "policy" / f"{problem}_advantage.nc")
@@ -243,7 +243,7 @@ def test_quick_run_advantage_posterior_matches_its_exact_gaussian(quick_run):
         assert np.max(np.abs(mean - cells) / error) < 5
         sd = preference.std(dim=("chain", "draw")).values
         # A sample sd from ESS ~ 300 quick draws has relative error ~ 1 / sqrt(2 ESS) = 0.04: 5 s.e.
-        np.testing.assert_allclose(sd, 1.0, rtol=0.2)
+        np.testing.assert_allclose(sd, np.sqrt(1 - 1 / preference.shape[-1]), rtol=0.2)
         attrs = idata.attrs
         assert attrs["problem"] == problem and attrs["scheme"] == "advantage" and attrs["wmle_exists"] == 0
     value = {(r["model"], r["estimator"], r["quantity"]): r for r in rows}

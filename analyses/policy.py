@@ -39,7 +39,9 @@ minus the mean return of its state, ``weights.advantages``):
   logsumexp(preference_s)`` makes the log density convex in that state's preferences: the pseudo-
   posterior can be multimodal (one mode per action that may dominate), and NUTS chains that settle
   in different modes show it in r_hat. The count of such states is the row ``weights,
-  negative_state_totals``.
+  negative_state_totals``; ``policy.state_modes`` finds their modes, rows ``weights,
+  multimodal_states`` and ``weights, second_mode_gap`` (the smallest gap, in nats, between a state's
+  highest mode and its next: a gap of tens of nats leaves the minor modes no mass worth the name).
 
 Weights are used as given (frequency weights, ``normalize="none"``): a weight of 20 counts as 20
 steps. Signed weights have no natural scale: the prior alone keeps MAP and posterior finite, and
@@ -328,7 +330,12 @@ def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, out
                                 n_actions=problem.n_actions)
     pm.set_data({"weights": cells.ravel()}, model=model)
     result = {"scheme": scheme, "weights": weights, "signed": signed, "cells": cells,
-              "wmle_failure": wmle_failure(cells)}
+              "wmle_failure": wmle_failure(cells),
+              "modes": policy.state_modes(cells, preference_sd=PREFERENCE_SD)}
+    several = [values for values in result["modes"] if values.size > 1]
+    if several:
+        _progress(f"  {len(several)} state(s) with several posterior modes; the closest minor mode lies "
+                  f"{min(v[0] - v[1] for v in several):.3g} nats below its state's highest")
     try:
         optimiser, result["optimiser_failure"] = inference.mle(model)["policy"], None
     except UnboundedLikelihoodError as err:
@@ -417,6 +424,9 @@ def weight_rows(problem: Problem, result: dict) -> list[dict]:
         diagnostics["ratio_kish_ess"] = weights_lib.kish_ess(rho)
     if result["signed"]:   # visited states whose weights sum below zero: possibly multimodal there
         diagnostics["negative_state_totals"] = float(np.sum(result["cells"].sum(axis=1) < -1e-9))
+        several = [values for values in result["modes"] if values.size > 1]
+        diagnostics["multimodal_states"] = float(len(several))
+        diagnostics["second_mode_gap"] = min((v[0] - v[1] for v in several), default=np.nan)
     rows += [tables.point(label, "weights", quantity, value) for quantity, value in diagnostics.items()
              if np.isfinite(value)]
     return rows

@@ -22,10 +22,10 @@ and with weights that are not frequencies (a pseudo-posterior: SBC shows how far
 * classes (``models.classes``, two features on a 3 x 3 grid, coef and intercept ~ N(0, 1), 60
   samples): ``classes_frequency_weights``, the samples stored as 18 (pattern, label) rows weighted by
   their counts; ``classes_balanced_sum_n``, one row per sample with balanced class weights.
-* policy (``models.policy``, 2 states x 3 actions, preferences ~ ZeroSumNormal(1), 40 logged steps, collapsed
-  cells): ``policy_frequency_weights``, cell counts; ``policy_lognormal_weights_as_given``, noisy
-  importance-type weights per step, LogNormal with mean 1 and sd of log 1.5 (Kish ESS about n / 9.5),
-  used as given, as raw importance ratios would be.
+* policy (``models.policy``, 2 states x 3 actions, centred preferences ~ ZeroSumNormal(1), 40 logged
+  steps, collapsed cells): ``policy_frequency_weights``, cell counts;
+  ``policy_lognormal_weights_as_given``, noisy importance-type weights per step, LogNormal with
+  mean 1 and sd of log 1.5 (Kish ESS about n / 9.5), used as given, as raw importance ratios would be.
 
 Each fit: 2 chains x (500 tuning + 1000 draws) unless ``--chains/--tune/--draws`` say otherwise; one
 compiled model per scenario and worker process (``inference.RepeatedNUTS``), fits spread over cores.

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
+from scipy import linalg, optimize, special
 
 from models import weights as weights_lib
 from models.errors import InputError
@@ -82,6 +83,58 @@ def cell_weights(states, actions, weights=None, *, n_states, n_actions) -> np.nd
     s, a = _check_steps(states, actions, n_states, n_actions)
     w = weights_lib.check(weights, s.size, allow_negative=True)
     return _sum_cells(s, a, w, n_states, n_actions)
+
+
+def state_modes(cells, *, preference_sd=1.0) -> list[np.ndarray]:
+    """The local maxima of each state's log posterior density, highest first (nats, up to a constant).
+
+    The log posterior separates over states. In state s, with cell weights W_s and their total
+    T_s = sum_a W_sa, it is, on the zero-sum subspace of the centred preferences theta_s,
+
+        g_s(theta_s) = -|theta_s|^2 / (2 sd^2) + W_s . theta_s - T_s logsumexp(theta_s).
+
+    With T_s >= 0 it is strictly concave: one mode. With T_s < 0 (signed weights: advantages, ratios
+    times advantages) the term |T_s| logsumexp is convex and g_s can have a mode for every action
+    that may dominate. Every critical point solves theta = sd^2 (W_s - T_s pi(theta)), centred, so the
+    search starts from the origin and, for each action a, from that fixed point with pi = e_a; a
+    critical point counts as a mode when the Hessian there is negative definite. A gap of many nats
+    between a state's first two values means its minor modes hold a negligible share of the mass;
+    NUTS chains that settle in a minor mode show it in r-hat.
+
+    ``cells`` is (n_states, n_actions), e.g. from :func:`cell_weights`; one array per state.
+    """
+    W = np.asarray(cells, dtype=float)
+    if W.ndim != 2 or W.shape[1] < 2 or not np.all(np.isfinite(W)):
+        raise InputError(f"cells must be a finite (n_states, n_actions >= 2) array, got shape {W.shape}")
+    sd = float(preference_sd)
+    if not (np.isfinite(sd) and sd > 0):
+        raise InputError(f"preference_sd must be finite and positive, got {preference_sd!r}")
+    n_actions = W.shape[1]
+    basis = linalg.helmert(n_actions)  # orthonormal rows spanning the zero-sum subspace
+    return [_modes_of_one_state(w, sd, basis) for w in W]
+
+
+def _modes_of_one_state(w: np.ndarray, sd: float, basis: np.ndarray) -> np.ndarray:
+    total = w.sum()
+
+    def negative(u):
+        theta = basis.T @ u
+        value = -theta @ theta / (2 * sd**2) + w @ theta - total * special.logsumexp(theta)
+        gradient = -theta / sd**2 + w - total * special.softmax(theta)
+        return -value, -(basis @ gradient)
+
+    vertices = sd**2 * (w[None, :] - total * np.eye(w.size))
+    starts = np.vstack([np.zeros(w.size), vertices]) @ basis.T
+    modes: list[tuple[float, np.ndarray]] = []
+    for start in starts:
+        found = optimize.minimize(negative, start, jac=True, method="BFGS", options={"gtol": 1e-10})
+        theta, pi = basis.T @ found.x, special.softmax(basis.T @ found.x)
+        hessian = basis @ (-np.eye(w.size) / sd**2 - total * (np.diag(pi) - np.outer(pi, pi))) @ basis.T
+        if np.max(np.linalg.eigvalsh(hessian)) >= 0:
+            continue  # a saddle or minimum where the search stalled
+        if not any(np.allclose(theta, other, atol=1e-5 * (1 + np.abs(other).max())) for _, other in modes):
+            modes.append((-found.fun, theta))
+    return np.sort([value for value, _ in modes])[::-1]
 
 
 def prepare(states, actions, weights=None, *, n_states, n_actions, preference_sd=1.0,

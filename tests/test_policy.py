@@ -212,6 +212,42 @@ def test_action_never_taken_in_a_visited_state_has_no_finite_mle():
         inference.mle(model)
 
 
+# --------------------------------------------------------------------------- posterior modes
+
+
+def grid_modes(cells, sd=1.0):
+    """Two actions: theta = (-x, x) / sqrt(2); the local maxima of g(x) on a grid of step 1e-4."""
+    x = np.linspace(-40.0, 40.0, 800_001)
+    theta = np.stack([-x, x], axis=1) / np.sqrt(2)
+    g = -x**2 / (2 * sd**2) + theta @ cells - np.sum(cells) * special.logsumexp(theta, axis=1)
+    peak = (g[1:-1] > g[:-2]) & (g[1:-1] >= g[2:])
+    return np.sort(g[1:-1][peak])[::-1]
+
+
+@pytest.mark.parametrize("cells, sd", [([3.0, 1.0], 1.0), ([-3.0, -1.0], 1.0), ([-2.0, -2.0], 1.5),
+                                       ([-0.2, -0.1], 1.0), ([0.5, -4.0], 2.0)])
+def test_state_modes_match_a_grid_search_for_two_actions(cells, sd):
+    found = policy.state_modes([cells], preference_sd=sd)[0]
+    expected = grid_modes(np.array(cells), sd)
+    assert found.size == expected.size
+    # Grid step 1e-4 at curvature below ~1 + |T| / 4 misses the peak by at most ~1e-8 nats.
+    np.testing.assert_allclose(found, expected, atol=1e-6)
+
+
+def test_state_modes_one_per_state_with_a_non_negative_total_and_one_per_action_when_symmetric():
+    modes = policy.state_modes([[2.0, 0.5, 1.0], [-1.0, 1.0, 0.0], [-5.0, -5.0, -5.0]], preference_sd=1.0)
+    assert [m.size for m in modes] == [1, 1, 3]
+    np.testing.assert_allclose(modes[2], modes[2][0], rtol=1e-10)  # the actions' modes: mirror images
+
+
+@pytest.mark.parametrize("cells, preference_sd, message", [
+    ([1.0, 2.0], 1.0, "cells must be a finite"), ([[1.0], [2.0]], 1.0, "cells must be a finite"),
+    ([[1.0, np.nan]], 1.0, "cells must be a finite"), ([[1.0, 2.0]], 0.0, "preference_sd must be")])
+def test_state_modes_refuses_bad_input(cells, preference_sd, message):
+    with pytest.raises(ValueError, match=message):
+        policy.state_modes(cells, preference_sd=preference_sd)
+
+
 # --------------------------------------------------------------------------- tier 2: structure
 
 

@@ -231,6 +231,19 @@ def test_quick_run_advantage_wmle_does_not_exist_but_map_and_posterior_do(quick_
         assert (f"bandit_{scheme}", estimator, "expected_return") in value
 
 
+def test_quick_run_counts_multimodal_states_among_those_with_negative_totals(quick_run):
+    _, rows, _ = quick_run
+    value = {(r["model"], r["estimator"], r["quantity"]): float(r["value"]) for r in rows if r["value"]}
+    for problem in analysis.PROBLEMS:
+        # Advantages sum to zero per state: every state's log density is concave, one mode each.
+        assert value[f"{problem}_advantage", "weights", "multimodal_states"] == 0
+        label = f"{problem}_offpolicy_truncated"
+        several = value[label, "weights", "multimodal_states"]
+        assert several <= value[label, "weights", "negative_state_totals"]
+        if several > 0:
+            assert value[label, "weights", "second_mode_gap"] > 0
+
+
 def test_quick_run_advantage_posterior_matches_its_exact_gaussian(quick_run):
     """sum_a W_sa = 0 per state: the centred preferences are exactly Normal(W_s, I - 1/n_actions)."""
     out, rows, _ = quick_run

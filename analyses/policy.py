@@ -21,7 +21,7 @@ minus the mean return of its state, ``weights.advantages``):
 * ``reinforce``: w = G_i. The WMLE is the return-weighted action frequencies.
 * ``advantage``: w = A_i, signed. Each state's weights sum to zero (the baseline is its mean return),
   so the weighted log-likelihood is linear, ``sum_sa W_sa preference_sa``: the WMLE never exists and
-  the posterior of each state's centred preferences is exactly Normal(W_s, I - 1 / n_actions), the
+  the posterior of each state's centred preferences is exactly Normal(W_s, I - 11' / n_actions), the
   centred part of i.i.d. Normal(W_sa, 1) (its expected return is also computed from 4000 exact
   draws, row ``exact_posterior``; NUTS is checked against it in the tests). Since
   W_sa = n_sa x (mean advantage of the cell), the fit favours what beta does often, not what is best.

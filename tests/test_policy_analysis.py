@@ -245,7 +245,7 @@ def test_quick_run_counts_multimodal_states_among_those_with_negative_totals(qui
 
 
 def test_quick_run_advantage_posterior_matches_its_exact_gaussian(quick_run):
-    """sum_a W_sa = 0 per state: the centred preferences are exactly Normal(W_s, I - 1/n_actions)."""
+    """sum_a W_sa = 0 per state: the centred preferences are exactly Normal(W_s, I - 11'/n_actions)."""
     out, rows, _ = quick_run
     for problem in analysis.PROBLEMS:
         idata = az.from_netcdf(out / "results" / "policy" / f"{problem}_advantage.nc")

@@ -35,13 +35,14 @@ minus the mean return of its state, ``weights.advantages``):
   count as if each had been tried equally often, so a cell's weight follows its mean advantage
   instead of beta's frequency. It is stated, not fitted, and uses nothing the data do not (no
   oracle). The ratios correct the choice of the logged action only; the advantage remains the
-  behaviour's (as in PPO). Where a state's weights sum to a negative number, ``+|sum_a W_sa|
-  logsumexp(preference_s)`` makes the log density convex in that state's preferences: the pseudo-
-  posterior can be multimodal (one mode per action that may dominate), and NUTS chains that settle
-  in different modes show it in r_hat. The count of such states is the row ``weights,
+  behaviour's (as in PPO). Where a state's weights sum to a negative number, the convex term
+  ``+|sum_a W_sa| logsumexp(preference_s)`` can make the log density non-concave in that state's
+  preferences (possible only for totals below -2 / sd^2): the pseudo-posterior can be multimodal (a mode per
+  action that may dominate, and one near the uniform policy), and NUTS chains that settle in
+  different modes show it in r_hat. The count of such states is the row ``weights,
   negative_state_totals``; ``policy.state_modes`` finds their modes, rows ``weights,
   multimodal_states`` and ``weights, second_mode_gap`` (the smallest gap, in nats, between a state's
-  highest mode and its next: a gap of tens of nats leaves the minor modes no mass worth the name).
+  highest mode and its next: that mode's peak density is e^-gap times the main one's).
 
 Weights are used as given (frequency weights, ``normalize="none"``): a weight of 20 counts as 20
 steps. Signed weights have no natural scale: the prior alone keeps MAP and posterior finite, and

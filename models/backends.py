@@ -10,7 +10,7 @@ all run through ``pm.sample`` on the model's own log density:
 * ``"numpyro"``: PyMC's JAX translation of the log density, sampled by NumPyro (the ``jax`` extra:
   ``pip install -e ".[jax]"``). JAX compiles the whole NUTS loop into one program: seconds of
   compilation on every call (nothing is cached across processes), then the fastest gradients on large
-  data (the 100k-row logistic model: 44 s against PyMC's 91 s on 2 cores, README "Speed"). Chains
+  data (the 100k-row logistic model: 47 s against PyMC's 71 s on 2 cores, README "Speed"). Chains
   run in parallel on host "devices": importing ``pymc.sampling.jax`` sets
   ``XLA_FLAGS=--xla_force_host_platform_device_count=100`` (keeping the user's other XLA flags), which
   takes effect unless JAX's CPU back end was initialised earlier in the process; with fewer devices

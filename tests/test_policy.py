@@ -230,14 +230,20 @@ def test_state_modes_match_a_grid_search_for_two_actions(cells, sd):
     found = policy.state_modes([cells], preference_sd=sd)[0]
     expected = grid_modes(np.array(cells), sd)
     assert found.size == expected.size
-    # Grid step 1e-4 at curvature below ~1 + |T| / 4 misses the peak by at most ~1e-8 nats.
+    # Grid step 1e-4 at curvature below 1 / sd^2 + |T| / 2 misses the peak by at most ~1e-8 nats.
     np.testing.assert_allclose(found, expected, atol=1e-6)
 
 
-def test_state_modes_one_per_state_with_a_non_negative_total_and_one_per_action_when_symmetric():
-    modes = policy.state_modes([[2.0, 0.5, 1.0], [-1.0, 1.0, 0.0], [-5.0, -5.0, -5.0]], preference_sd=1.0)
-    assert [m.size for m in modes] == [1, 1, 3]
-    np.testing.assert_allclose(modes[2], modes[2][0], rtol=1e-10)  # the actions' modes: mirror images
+def test_state_modes_one_per_concave_state_and_one_per_action_when_symmetric():
+    # Concave for totals above -2 / sd^2; equal negative cells: a mode per action, mirror images, and
+    # for a moderate total also one at the uniform policy, lower than theirs.
+    modes = policy.state_modes([[2.0, 0.5, 1.0], [-1.0, 1.0, -1.5], [-5.0, -5.0, -5.0], [-1.0, -1.0, -1.0]],
+                               preference_sd=1.0)
+    assert [m.size for m in modes] == [1, 1, 3, 4]
+    np.testing.assert_allclose(modes[2], modes[2][0], rtol=1e-10)
+    np.testing.assert_allclose(modes[3][:3], modes[3][0], rtol=1e-10)
+    uniform = -3.0 * np.log(3.0)  # g at theta = 0: -T logsumexp(0) with T = -3
+    assert modes[3][3] == pytest.approx(-uniform, rel=1e-10) and modes[3][3] < modes[3][0]
 
 
 @pytest.mark.parametrize("cells, preference_sd, message", [

@@ -37,9 +37,9 @@ minus the mean return of its state, ``weights.advantages``):
   oracle). The ratios correct the choice of the logged action only; the advantage remains the
   behaviour's (as in PPO). Where a state's weights sum to a negative number, the convex term
   ``+|sum_a W_sa| logsumexp(preference_s)`` can make the log density non-concave in that state's
-  preferences (possible only for totals below -2 / sd^2): the pseudo-posterior can be multimodal (a mode per
-  action that may dominate, and one near the uniform policy), and NUTS chains that settle in
-  different modes show it in r_hat. The count of such states is the row ``weights,
+  preferences (possible only for totals below -2 / sd^2): the pseudo-posterior can be multimodal
+  (a mode per action that may dominate, and one near the uniform policy), and NUTS chains that
+  settle in different modes show it in r_hat. The count of such states is the row ``weights,
   negative_state_totals``; ``policy.state_modes`` finds their modes, rows ``weights,
   multimodal_states`` and ``weights, second_mode_gap`` (the smallest gap, in nats, between a state's
   highest mode and its next: that mode's peak density is e^-gap times the main one's).
@@ -332,11 +332,11 @@ def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, out
     pm.set_data({"weights": cells.ravel()}, model=model)
     result = {"scheme": scheme, "weights": weights, "signed": signed, "cells": cells,
               "wmle_failure": wmle_failure(cells),
-              "modes": policy.state_modes(cells, preference_sd=PREFERENCE_SD)}
-    several = [values for values in result["modes"] if values.size > 1]
-    if several:
-        _progress(f"  {len(several)} state(s) with several posterior modes; the closest minor mode lies "
-                  f"{min(v[0] - v[1] for v in several):.3g} nats below its state's highest")
+              "mode_gaps": [values[0] - values[1] for values in
+                            policy.state_modes(cells, preference_sd=PREFERENCE_SD) if values.size > 1]}
+    if result["mode_gaps"]:
+        _progress(f"  {len(result['mode_gaps'])} state(s) with several posterior modes; the closest minor "
+                  f"mode lies {min(result['mode_gaps']):.3g} nats below its state's highest")
     try:
         optimiser, result["optimiser_failure"] = inference.mle(model)["policy"], None
     except UnboundedLikelihoodError as err:
@@ -425,9 +425,8 @@ def weight_rows(problem: Problem, result: dict) -> list[dict]:
         diagnostics["ratio_kish_ess"] = weights_lib.kish_ess(rho)
     if result["signed"]:   # visited states whose weights sum below zero: possibly multimodal there
         diagnostics["negative_state_totals"] = float(np.sum(result["cells"].sum(axis=1) < -1e-9))
-        several = [values for values in result["modes"] if values.size > 1]
-        diagnostics["multimodal_states"] = float(len(several))
-        diagnostics["second_mode_gap"] = min((v[0] - v[1] for v in several), default=np.nan)
+        diagnostics["multimodal_states"] = float(len(result["mode_gaps"]))
+        diagnostics["second_mode_gap"] = min(result["mode_gaps"], default=np.nan)
     rows += [tables.point(label, "weights", quantity, value) for quantity, value in diagnostics.items()
              if np.isfinite(value)]
     return rows

@@ -87,6 +87,9 @@ def cell_weights(states, actions, weights=None, *, n_states, n_actions) -> np.nd
     return _sum_cells(s, a, w, n_states, n_actions)
 
 
+_ALL_SUBSETS_UP_TO = 10  # state_modes: 2^10 - 1 starts per state at most
+
+
 def state_modes(cells, *, preference_sd=1.0) -> list[np.ndarray]:
     """The local maxima of each state's log posterior density, highest first (nats, up to a constant).
 
@@ -101,9 +104,9 @@ def state_modes(cells, *, preference_sd=1.0) -> list[np.ndarray]:
     policy. Every critical point solves theta = sd^2 (W_s - T_s pi(theta)), centred, so the search
     starts from that fixed point with pi uniform over each non-empty set of actions (each single action
     when there are more than 10 actions) and from the origin; a point counts as a mode when the
-    gradient there vanishes and the Hessian is negative definite. A gap of many nats between a
-    state's first two values means its minor modes hold a negligible share of the mass; NUTS chains
-    that settle in different modes show it in r-hat.
+    gradient there vanishes and the Hessian is negative definite. The gap between a state's first
+    two values, in nats, says how high the next mode's peak is: e^-gap times the highest's. NUTS
+    chains that settle in different modes show it in r-hat.
 
     ``cells`` is (n_states, n_actions), e.g. from :func:`cell_weights`; one array per state.
     """
@@ -120,9 +123,6 @@ def state_modes(cells, *, preference_sd=1.0) -> list[np.ndarray]:
                         for chosen in itertools.combinations(range(n_actions), size)], dtype=float)
     uniform_over = subsets / subsets.sum(axis=1, keepdims=True)
     return [_modes_of_one_state(w, sd, basis, uniform_over) for w in W]
-
-
-_ALL_SUBSETS_UP_TO = 10  # 2^10 - 1 starts per state at most
 
 
 def _modes_of_one_state(w: np.ndarray, sd: float, basis: np.ndarray, uniform_over: np.ndarray) -> np.ndarray:

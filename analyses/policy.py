@@ -48,12 +48,11 @@ Weights are used as given (frequency weights, ``normalize="none"``): a weight of
 steps. Signed weights have no natural scale: the prior alone keeps MAP and posterior finite, and
 how far they move from the uniform policy is set by the prior's sd and the weights' overall size.
 
-Existence of the WMLE is read off the cells (``wmle_failure``: every cell of a visited state must
-have positive weight, the closed form of ``models.policy``), and ``inference.mle``'s own verdict,
-from its vanishing-ridge path, is kept beside it as a cross-check (row ``optimiser_exists``; a
-disagreement is reported on stderr). ``unbounded_mle.png`` follows the advantage-weighted fit through
-the MAP under ever wider priors (ridge 1 / sd^2): the preferences run off while the MAP and the
-posterior at sd = 1 stay finite.
+Existence of the WMLE is decided in closed form by the model (``models.policy.mle_existence``: every
+cell of a visited state must have positive weight), so ``inference.mle`` returns the normalised
+weighted counts or raises naming the cells that run off. ``unbounded_mle.png`` follows the
+advantage-weighted fit through the MAP under ever wider priors (ridge 1 / sd^2): the preferences run
+off while the MAP and the posterior at sd = 1 stay finite.
 
 Problems (``analyses.rl_problems``: their definitions and exact solutions).
 
@@ -294,64 +293,25 @@ def exact_advantage_posterior(cells: np.ndarray, rng, draws: int = EXACT_DRAWS) 
     return np.exp(preference) / np.exp(preference).sum(axis=-1, keepdims=True)
 
 
-def wmle_failure(cells: np.ndarray) -> str | None:
-    """Why the WMLE of these cell weights does not exist, or None when it does.
-
-    The closed form of ``models.policy``: a state with data contributes ``sum_a W_sa log pi(a | s)``,
-    maximised at pi = W_s / sum_a W_sa when every W_sa > 0; a cell with W_sa < 0 makes it unbounded
-    above, a cell with W_sa = 0 puts the supremum at pi(a | s) = 0 (preference -inf). States without
-    data are flat and do not matter.
-    """
-    visited = np.any(cells != 0, axis=1, keepdims=True)
-    for bad, what in ((cells < 0, "net negative weight: the weighted log-likelihood is unbounded above"),
-                      (cells == 0, "zero net weight in a visited state: the supremum is at pi(a | s) = 0")):
-        found = np.argwhere(bad & visited)
-        if found.size:
-            named = ", ".join(f"(s{s}, a{a}) {cells[s, a]:+.3g}" for s, a in found[:4])
-            more = f" and {len(found) - 4} more" if len(found) > 4 else ""
-            return f"{len(found)} cell(s) with {what} ({named}{more})"
-    return None
-
-
-def closed_form_wmle(cells: np.ndarray) -> np.ndarray:
-    """W_sa / sum_a W_sa where the WMLE exists (uniform in states without data)."""
-    total = cells.sum(axis=1, keepdims=True)
-    return np.where(total != 0, cells / np.where(total != 0, total, 1.0), 1.0 / cells.shape[1])
-
-
 def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, output: Output) -> dict:
-    """(W)MLE, MAP and NUTS posterior of one weighting scheme, and the exact return of each.
-
-    Whether the WMLE exists is read off the cells (:func:`wmle_failure`); ``inference.mle``'s own
-    verdict is kept beside it (``optimiser_exists``), and a disagreement is reported on stderr.
-    """
+    """(W)MLE, MAP and NUTS posterior of one weighting scheme, and the exact return of each; the
+    WMLE's existence is the model's closed-form verdict."""
     weights, signed = scheme_weights(problem, scheme)
     weights = weights_lib.check(weights, problem.states.size, allow_negative=signed)
     cells = policy.cell_weights(problem.states, problem.actions, weights, n_states=problem.n_states,
                                 n_actions=problem.n_actions)
     pm.set_data({"weights": cells.ravel()}, model=model)
     result = {"scheme": scheme, "weights": weights, "signed": signed, "cells": cells,
-              "wmle_failure": wmle_failure(cells),
               "mode_gaps": [values[0] - values[1] for values in
                             policy.state_modes(cells, preference_sd=PREFERENCE_SD) if values.size > 1]}
     if result["mode_gaps"]:
         _progress(f"  {len(result['mode_gaps'])} state(s) with several posterior modes; the closest minor "
                   f"mode lies {min(result['mode_gaps']):.3g} nats below its state's highest")
     try:
-        optimiser, result["optimiser_failure"] = inference.mle(model)["policy"], None
+        result["wmle"], result["wmle_failure"] = inference.mle(model)["policy"], None
     except UnboundedLikelihoodError as err:
-        optimiser, result["optimiser_failure"] = None, str(err)
-    result["optimiser_exists"] = optimiser is not None
-    if result["wmle_failure"] is not None:
-        result["wmle"] = None
+        result["wmle"], result["wmle_failure"] = None, err.existence.reason
         _progress(f"  no WMLE: {result['wmle_failure']}")
-        if optimiser is not None:
-            _progress("  warning: inference.mle returned a finite point all the same (row optimiser_exists)")
-    else:
-        result["wmle"] = optimiser if optimiser is not None else closed_form_wmle(cells)
-        if optimiser is None:
-            _progress(f"  warning: inference.mle found no maximiser where one exists: "
-                      f"{result['optimiser_failure']}")
     map_point = inference.map_estimate(model)
     result["map"], result["map_preference"] = map_point["policy"], map_point["preference"]
     idata = inference.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
@@ -368,8 +328,7 @@ def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, out
                      weights_on="cells (state-major): net weight of every (state, action)",
                      logged_steps=problem.states.size, episodes=int(problem.episode_ends.sum()),
                      wmle_exists=int(result["wmle"] is not None),
-                     wmle_failure=result["wmle_failure"] or "none",
-                     optimiser_failure=result["optimiser_failure"] or "none")
+                     wmle_failure=result["wmle_failure"] or "none")
     draws = policy_draws(idata)
     result["policy_mean"] = draws.mean(axis=0)
     result["mode_probability"] = mode_probability(draws)
@@ -438,7 +397,6 @@ def scheme_rows(problem: Problem, result: dict, rng) -> list[dict]:
     point_name = "mle" if result["scheme"] == "behavior_cloning" else "wmle"
     rows = weight_rows(problem, result)
     rows.append(tables.point(label, point_name, "exists", result["wmle"] is not None))
-    rows.append(tables.point(label, point_name, "optimiser_exists", result["optimiser_exists"]))
     if result["wmle"] is not None:
         rows.append(tables.point(label, point_name, "expected_return",
                                  expected_return(dynamics, result["wmle"])))

@@ -154,7 +154,7 @@ class WeightedLikelihoodBootstrap:
             raise InputError("the weighted likelihood bootstrap needs non-negative weights; "
                              f"{int(np.sum(w < 0))} are negative")
         try:
-            inference.mle(self.model)  # the ridge-path existence check; raises when none exists
+            inference.mle(self.model)  # the existence verdict; raises when no WMLE exists
         except UnboundedLikelihoodError as err:
             raise UnboundedLikelihoodError(f"no weighted likelihood bootstrap: {err}") from None
         objective = self._objective

@@ -35,8 +35,12 @@ change it as a temperature would), so its credible intervals have no coverage gu
 predictive accuracy. ``gamma = 0`` with no alpha is exactly the categorical log-likelihood.
 
 Separation. When a hyperplane splits the classes (or the weighted data behave so), the (W)MLE does
-not exist: the coefficients run off to infinity. :func:`models.inference.mle` detects this and raises
-``UnboundedLikelihoodError``; with proper priors, MAP and posterior stay finite.
+not exist: the coefficients run off to infinity. The model carries an exact verdict
+(:mod:`models.existence`): the linear programs of :mod:`models.separation` on its current data (rows
+of weight 0 dropped; the verdict is the same for the focal loss), so ``inference.mle`` raises
+``UnboundedLikelihoodError`` naming the coefficients that diverge and their directions. The MAP
+exists whenever every coefficient has a proper prior; with a flat intercept (``intercept_sd=None``)
+it does not when the rows separate along the intercept alone (every weighted row in one class, say).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
+from models import existence, separation
 from models import weights as weights_lib
 from models.errors import InputError
 from models.likelihood import weighted_softmax
@@ -169,7 +174,53 @@ def build_model(X, y, weights=None, *, coef_sd=2.5, intercept_sd=5.0, likelihood
                              observed=y_data, dims="obs_id")
         else:
             weighted_softmax("label", logits, weights_data, observed=y_data, dims="obs_id")
-    return model
+    return existence.attach(model, "classes", mle_existence,
+                            map_existence if intercept_sd is None else _proper_map_existence)
+
+
+def _separation(model: pm.Model, *, intercept_only: bool) -> separation.Separation | None:
+    """The linear programs on the model's current data; ``None`` for negative weights, which the
+    family does not decide. ``intercept_only``: coefficient directions held at zero."""
+    X, y, w = (model[name].get_value() for name in ("X", "y", "weights"))
+    if np.any(w < 0):
+        return None
+    features, classes = list(model.coords["feature"]), list(model.coords["class"])
+    names = separation.coordinate_names(len(features), len(classes), features, classes)
+    fixed = [name for name in names if name.startswith("coef")] if intercept_only else ()
+    return separation.detect(X, y, w, n_classes=len(classes), names=names, fixed=fixed)
+
+
+def _verdict(found: separation.Separation, reason: str | None = None) -> existence.Existence:
+    return existence.Existence(
+        not found.separated, "linear program", reason or found.describe(),
+        diverging=tuple(f"{name} -> {way}" for name, way in found.directions.items()), aliased=found.aliased)
+
+
+def mle_existence(model: pm.Model) -> existence.Existence | None:
+    """The (W)MLE's verdict for a classes model: separation by linear programming (also the focal
+    loss's pseudo-MLE); ``None`` for negative weights."""
+    found = _separation(model, intercept_only=False)
+    return None if found is None else _verdict(found)
+
+
+def map_existence(model: pm.Model) -> existence.Existence | None:
+    """The MAP's verdict for a classes model with a flat intercept: it does not exist exactly when the
+    weighted rows separate along the intercept alone (the coefficients' Normal priors penalise every
+    other direction)."""
+    found = _separation(model, intercept_only=True)
+    if found is None:
+        return None
+    if not found.separated:
+        return _verdict(found, "the coefficients' Normal priors penalise every separating direction "
+                               "but those of the intercept, and the rows do not separate along it")
+    return _verdict(found, "the intercept's prior is flat and the weighted rows separate along the "
+                           f"intercept alone ({found.describe()}); give it a proper prior (intercept_sd)")
+
+
+def _proper_map_existence(model: pm.Model) -> existence.Existence:
+    return existence.Existence(True, "analytic", "every coefficient has a Normal (ZeroSumNormal) prior that "
+                               "falls quadratically, while the weighted log-likelihood changes at most "
+                               "linearly along any direction, whatever the weights' signs")
 
 
 def predict_proba(X, intercept, coef, *, n_classes: int = 2) -> np.ndarray:

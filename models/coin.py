@@ -11,14 +11,26 @@ for any non-negative weights, the weighted posterior is exactly
 which the tests and the coin analysis use as ground truth for the sampler. The weighted MLE is
 ``sum w y / sum w``: unchanged when every weight is multiplied by ``c``, whereas the posterior's
 pseudo-counts (and so its width) scale with ``c``.
+
+Existence, in closed form. Both estimators maximise ``A log p + B log(1 - p)`` over [0, 1]: the
+WMLE with ``A = sum w y`` and ``B = sum w (1 - y)``, the MAP (the mode of the density, no Jacobian)
+with ``A = a - 1 + sum w y`` and ``B = b - 1 + sum w (1 - y)``. With A, B >= 0 the maximiser is
+``A / (A + B)``, on the boundary (p = 0 or 1) when one side carries nothing, so the WMLE of
+non-negative weights always exists; every p maximises when A = B = 0. With A < 0 (or B < 0) the
+objective rises to +infinity as p -> 0 (or 1): no maximiser (a net negative weight on heads, or a
+Beta prior with a < 1 that no heads outweigh). The models carry this verdict
+(:mod:`models.existence`), so ``inference.mle`` and ``map_estimate`` return these values exactly.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pymc as pm
 from scipy import stats
 
+from models import existence
 from models import weights as weights_lib
 from models.errors import InputError
 from models.likelihood import weighted_likelihood
@@ -65,7 +77,41 @@ def build_model(flips, weights=None, *, prior=(1.0, 1.0), normalize="none") -> p
         # float64 scalars: a Python float that fits float32 would make PyTensor do the prior in float32.
         p = pm.Beta("p", alpha=np.float64(a), beta=np.float64(b))
         weighted_likelihood("heads", pm.Bernoulli, weights_data, observed=flips_data, dims="toss", p=p)
-    return model
+    return existence.attach(model, "coin", mle_existence, partial(map_existence, prior=(a, b)))
+
+
+def _weighted_counts(model: pm.Model) -> tuple[float, float]:
+    """``(sum w y, sum w (1 - y))`` from the model's current data."""
+    y, w = model["flips"].get_value(), model["weights"].get_value()
+    return float(np.sum(w * y)), float(np.sum(w * (1 - y)))
+
+
+def maximiser_existence(heads: float, tails: float) -> existence.Existence:
+    """The verdict on ``argmax_p heads log p + tails log(1 - p)`` over [0, 1], in closed form."""
+    if heads < 0 or tails < 0:
+        running = [*(["p -> 0"] if heads < 0 else []), *(["p -> 1"] if tails < 0 else [])]
+        return existence.Existence(
+            False, "closed form", f"heads weigh {heads:.4g} and tails {tails:.4g}; a negative side sends "
+            "the objective to +infinity at its boundary", diverging=tuple(running))
+    if heads + tails == 0:
+        return existence.Existence(True, "closed form", "heads and tails weigh nothing: every p maximises "
+                                   "(p = 0.5 reported)", aliased=("p",), maximiser={"p": 0.5})
+    p_hat = heads / (heads + tails)
+    where = " (on the boundary)" if p_hat in (0.0, 1.0) else ""
+    return existence.Existence(True, "closed form", f"heads weigh {heads:.4g} and tails {tails:.4g}: "
+                               f"p = {p_hat:.6g}{where}", maximiser={"p": p_hat})
+
+
+def mle_existence(model: pm.Model) -> existence.Existence:
+    """The WMLE's verdict for a coin model (its current data): ``sum w y / sum w``."""
+    return maximiser_existence(*_weighted_counts(model))
+
+
+def map_existence(model: pm.Model, *, prior: tuple[float, float]) -> existence.Existence:
+    """The MAP's verdict for a coin model with a Beta(a, b) prior: the mode of Beta(a + sum w y,
+    b + sum w (1 - y)) when it has one."""
+    heads, tails = _weighted_counts(model)
+    return maximiser_existence(prior[0] - 1 + heads, prior[1] - 1 + tails)
 
 
 def exact_posterior(flips, weights=None, *, prior=(1.0, 1.0), normalize="none"):

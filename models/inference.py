@@ -10,9 +10,12 @@ For a model with log density ``log p(theta) + sum_i w_i log p(y_i | theta)``:
   log-likelihood and the sampler settings with the draws.
 * :func:`diagnose` reduces the draws to the numbers one checks before trusting them.
 
-Both optimisers run L-BFGS on the model's own compiled log density and gradient, in the
-unconstrained space PyMC samples in, and follow a vanishing ridge path to find out whether a finite
-maximiser exists (see :mod:`models.maximise`). They compile that log density once per model object:
+Both optimisers first settle whether a finite maximiser exists: exactly, from the model's family or
+its structure (:mod:`models.existence`), else by a numerical vanishing-ridge path
+(:mod:`models.maximise`); the returned estimate carries the verdict (``estimate.existence``), and so
+does the ``UnboundedLikelihoodError`` raised when there is none. They run L-BFGS on the model's own
+compiled log density and gradient, in the unconstrained space PyMC samples in (or take the family's
+closed form), and compile that log density once per model object:
 fitting the same model again after ``pm.set_data`` (new weights, as in sweeps, curriculum phases and
 repeated simulations) reuses it.
 """
@@ -30,11 +33,11 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-from models import backends
+from models import backends, existence
 from models.errors import InputError
-from models.maximise import UnboundedLikelihoodError, maximise
+from models.maximise import Estimate, UnboundedLikelihoodError, maximise
 
-__all__ = ["Diagnostics", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
+__all__ = ["Diagnostics", "Estimate", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
            "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample",
            "sandwich_adjust", "weighted_likelihood_bootstrap"]
 
@@ -125,20 +128,22 @@ def compile_log_likelihood(model: pm.Model):
     return log_likelihood
 
 
-def mle(model: pm.Model) -> dict[str, np.ndarray]:
+def mle(model: pm.Model) -> Estimate:
     """(Weighted) maximum likelihood: maximise the observed terms and potentials, priors dropped.
 
-    Returns the constrained values of every free variable and deterministic. Raises
-    ``UnboundedLikelihoodError`` when no finite maximiser exists; a maximiser on the boundary of a
-    bounded parameter (all heads: p = 1) is returned.
+    Returns the constrained values of every free variable and deterministic (a dict) with the verdict
+    on existence in ``.existence``. Raises ``UnboundedLikelihoodError`` (its ``.existence`` naming the
+    directions that run off) when no finite maximiser exists; a maximiser on the boundary of a bounded
+    parameter (all heads: p = 1) is returned.
     """
-    return maximise(model, _likelihood_terms(model), "weighted log-likelihood")
+    return maximise(model, _likelihood_terms(model), "weighted log-likelihood", existence.of_mle(model))
 
 
-def map_estimate(model: pm.Model) -> dict[str, np.ndarray]:
-    """Maximum a posteriori: the mode of the whole log density (priors included, no Jacobian)."""
+def map_estimate(model: pm.Model) -> Estimate:
+    """Maximum a posteriori: the mode of the whole log density (priors included, no Jacobian), as
+    :func:`mle` returns it."""
     likelihood = _likelihood_terms(model)
-    return maximise(model, [*model.free_RVs, *likelihood], "log posterior density")
+    return maximise(model, [*model.free_RVs, *likelihood], "log posterior density", existence.of_map(model))
 
 
 # --------------------------------------------------------------------------- sampling

@@ -12,6 +12,11 @@ loss as an option). Each is a ``pm.CustomDist`` whose
 * ``dist`` is the plain, unweighted ``D(theta)``: prior and posterior predictive draws come from
   the generative model, because weights are an inferential device, not data.
 
+Each term carries a :class:`WeightedTerm` marker (``term.tag.weighted_term``): its weights, and
+whether every unweighted term is at most zero (the log of a probability mass function, or the focal
+loss), so that :mod:`models.existence` can tell from the structure alone that the weighted
+log-likelihood is bounded above.
+
 The weights are an input of the term, so the caller's ``pm.Data("weights", ...)`` travels into
 ``constant_data`` and can be swapped with ``pm.set_data`` without recompiling. ``logp`` and
 ``dist`` are module-level functions bound with ``functools.partial`` so that the model pickles
@@ -20,11 +25,27 @@ and PyMC samples chains in parallel processes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    """What a weighted term is: its ``weights`` (a tensor) and whether each unweighted term is
+    ``at_most_zero`` (a probability mass function's log, or the focal loss), so that the weighted
+    term is bounded above by 0 wherever the weights are non-negative."""
+
+    weights: object
+    at_most_zero: bool
+
+
+def _mark(term, weights, *, at_most_zero: bool):
+    term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero)
+    return term
 
 
 def _plain_distribution(*inputs, distribution, parameter_names):
@@ -52,7 +73,7 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
     if signature is None:
         signature = ",".join(["()"] * (len(parameter_names) + 1)) + "->()"
     settings = {"distribution": distribution, "parameter_names": parameter_names}
-    return pm.CustomDist(
+    term = pm.CustomDist(
         name,
         *parameters.values(),
         weights,
@@ -62,6 +83,7 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
         observed=observed,
         dims=dims,
     )
+    return _mark(term, weights, at_most_zero=issubclass(distribution, pm.Discrete))
 
 
 def _softmax_plain(logits, alpha, weights, size, *, gamma):
@@ -109,8 +131,9 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
     predictive draws come from the plain categorical model.
     """
     logits = pt.as_tensor_variable(logits)
+    bounded = alpha is None or bool(np.all(np.asarray(alpha, dtype=np.float64) > 0))
     alpha = pt.ones(logits.shape[-1]) if alpha is None else np.asarray(alpha, dtype=np.float64)
-    return pm.CustomDist(
+    term = pm.CustomDist(
         name,
         logits,
         alpha,
@@ -121,3 +144,4 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
         observed=observed,
         dims=dims,
     )
+    return _mark(term, weights, at_most_zero=bounded)  # alpha > 0 and log p <= 0: each term is at most 0

@@ -1,12 +1,14 @@
-"""Maximise part of a model's log density, and decide whether a finite maximiser exists.
+"""Maximise part of a model's log density, given a verdict on whether a finite maximiser exists.
 
 Used by :func:`models.inference.mle` (likelihood terms only) and :func:`models.inference.map_estimate`
 (all terms). Works in the unconstrained space z that PyMC samples in, on the model's own compiled
-log density ``f`` and its gradient, with L-BFGS.
+log density ``f`` and its gradient, with L-BFGS preconditioned by the curvature at the start.
 
-Existence. A weighted log-likelihood can have no finite maximiser: with net negative weights it is
-unbounded above; with separable classes it rises towards a supremum at infinity. An optimiser then
-stops wherever its tolerances say. Instead we follow a vanishing ridge,
+Existence is decided first (:mod:`models.existence`): exactly, by the model's family or its
+structure, wherever they decide it; then :func:`maximise` returns the closed-form maximiser the
+family gave, or runs L-BFGS to the maximiser known to exist, or raises ``UnboundedLikelihoodError``.
+For what nothing exact decides (a model from outside the families whose likelihood may be unbounded
+or separable), :func:`ridge_path` decides numerically by following a vanishing ridge,
 
     z(lambda) = argmax  f(z) / s  -  lambda/2 sum_j d_j (z_j - z0_j)^2,   lambda = 1e-1 ... 1e-8,
 
@@ -25,9 +27,11 @@ the path, not at a threshold in parameter units:
 * only unconstrained coordinates running while the constrained values converge (all heads:
   logit p -> inf while p -> 1): the maximiser is on the boundary and is reported there.
 
-Limit: a maximum whose curvature, in some coordinate, is below about 1e-6 of the curvature at z0 has
-not settled by lambda = 1e-8 and is reported as a runaway (e.g. a MAP whose prior is 1e4 times wider
-than the data's scale on a separable data set). Standardised features keep well clear of it.
+This is a numerical judgement, and its rounding depends on the machine: a maximum whose curvature,
+in some coordinate, is below about 1e-6 of the curvature at z0 has not settled by lambda = 1e-8 and
+is reported as a runaway (e.g. a MAP whose prior is 1e4 times wider than the data's scale on a
+separable data set). The suite's own models never reach it: their verdicts are exact; the tests use
+the ridge path as an independent oracle for them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import pytensor
 from scipy import optimize
 
 from models.errors import InputError
+from models.existence import Existence, UnboundedLikelihoodError
 
 # Down to 1e-8: at a runaway the penalised gradient, about lambda |z|, stays far above the L-BFGS
 # tolerance (1e-12), so the optimiser resolves every step of the path.
@@ -58,8 +63,20 @@ _FLAT = 1e-8
 _GRADIENT_WARNING = 1e-6
 
 
-class UnboundedLikelihoodError(ValueError):
-    """The (weighted) log-likelihood has no finite maximiser, so the (W)MLE does not exist."""
+__all__ = ["Estimate", "Objective", "UnboundedLikelihoodError", "argmax", "compiled_objective", "maximise",
+           "ridge_path"]
+
+
+class Estimate(dict):
+    """Constrained values of the free variables and deterministics at the maximiser (a dict, name ->
+    array), with ``existence``: the :class:`~models.existence.Existence` verdict it was found under."""
+
+    def __init__(self, values: dict, existence: Existence):
+        super().__init__(values)
+        self.existence = existence
+
+    def __reduce__(self):
+        return (Estimate, (dict(self), self.existence))
 
 
 class Objective:
@@ -88,6 +105,7 @@ class Objective:
             model.replace_rvs_by_values(outputs), inputs=self.value_vars, point_fn=False,
             on_unused_input="ignore",
         )
+        self._deterministics = None
 
     @property
     def model(self) -> pm.Model:
@@ -104,6 +122,19 @@ class Objective:
     def point(self, z) -> dict[str, np.ndarray]:
         """Constrained values of the free variables and the deterministics at z."""
         return {name: np.asarray(v) for name, v in zip(self.output_names, self._outputs(*self._split(z)))}
+
+    def point_of(self, values: dict) -> dict[str, np.ndarray]:
+        """The point at given constrained values of the free variables (a closed-form maximiser, which
+        may lie on the boundary, where z is infinite): those values and the deterministics at them."""
+        model = self.model
+        if self._deterministics is None:  # evaluated once per estimate: compiled without C code
+            self._deterministics = pytensor.function(
+                model.free_RVs, model.deterministics, mode="FAST_COMPILE", on_unused_input="ignore")
+        inputs = [np.asarray(values[rv.name], dtype=rv.dtype) for rv in model.free_RVs]
+        computed = self._deterministics(*inputs) if model.deterministics else []
+        point = {rv.name: value for rv, value in zip(model.free_RVs, inputs)}
+        point.update({d.name: np.asarray(v) for d, v in zip(model.deterministics, computed)})
+        return point
 
     def free_values(self, z) -> np.ndarray:
         point = self.point(z)
@@ -181,66 +212,90 @@ def _converged(series: np.ndarray) -> np.ndarray:
         return (steps[-1] <= _LAST_STEP_SHARE * largest) | (largest <= _STILL * (1 + np.abs(series[-1])))
 
 
-def _ridge_path(objective: Objective, what: str):
-    """The vanishing-ridge path from the initial point: ``(scale, metric, values, unconstrained,
-    constrained)``, the last three lists with one entry for the start and one per ridge of
-    ``_RIDGE_PATH`` (see the module docstring)."""
+def _start_scale_and_metric(objective: Objective, what: str) -> tuple[float, np.ndarray]:
+    """The objective's size ``s`` and curvature metric at the initial point (see the module docstring)."""
     start_value, start_gradient = objective.value_and_grad(objective.x0)
     if not np.isfinite(start_value):
         raise InputError(f"the {what} is not finite at the model's initial point")
     # The size of f, or of its change over a unit step if larger: f(z0) alone can be 0 by cancellation
     # (advantages summing to zero in every state make f linear and f(z0) = 0).
     scale = max(abs(start_value), float(np.max(np.abs(start_gradient)))) or 1.0
-    metric = objective.curvature(objective.x0, scale)
+    return scale, objective.curvature(objective.x0, scale)
+
+
+def _optimum(objective: Objective, what: str) -> dict[str, np.ndarray]:
+    """The point at the maximiser known to exist, by L-BFGS from the initial point."""
+    scale, metric = _start_scale_and_metric(objective, what)
+    z = argmax(objective, objective.x0, scale, metric)
+    _warn_if_not_stationary(objective, z, scale, metric, what)
+    return objective.point(z)
+
+
+def _warn_if_not_stationary(objective: Objective, z, scale: float, metric, what: str) -> None:
+    gradient = np.max(np.abs(objective.value_and_grad(z)[1] / (scale * np.sqrt(metric))))  # preconditioned
+    if not gradient <= _GRADIENT_WARNING:
+        warnings.warn(f"the {what}'s optimiser stopped at relative gradient {gradient:.2g}: "
+                      "the estimate may be inaccurate", RuntimeWarning, stacklevel=4)
+
+
+def _running(labels, path: np.ndarray) -> tuple[str, ...]:
+    """``label -> +inf`` / ``-inf`` for the columns of a constrained path that do not converge."""
+    moving = np.flatnonzero(~_converged(path))
+    return tuple(f"{labels[i]} -> {'+inf' if path[-1, i] > path[-2, i] else '-inf'}" for i in moving)
+
+
+def ridge_path(objective: Objective, what: str) -> tuple[Existence, dict[str, np.ndarray] | None]:
+    """The numerical verdict of the vanishing-ridge path (see the module docstring) and, when a
+    maximiser exists, the point there (on the boundary when only unconstrained coordinates run off)."""
+    scale, metric = _start_scale_and_metric(objective, what)
     z = objective.x0
-    values, unconstrained, constrained = [start_value], [objective.x0], [objective.free_values(z)]
+    values, unconstrained, constrained = [objective.value_and_grad(z)[0]], [z], [objective.free_values(z)]
     for ridge in _RIDGE_PATH:
         z = argmax(objective, z, scale, metric, ridge)
         values.append(objective.value_and_grad(z)[0])
         unconstrained.append(z)
         constrained.append(objective.free_values(z))
-    return scale, metric, values, unconstrained, constrained
-
-
-def maximise(model: pm.Model, terms, what: str) -> dict[str, np.ndarray]:
-    """Constrained values of the free variables and deterministics at the maximiser of ``terms``.
-
-    Raises ``UnboundedLikelihoodError`` (naming the variables that run off) when none exists.
-    """
-    objective = compiled_objective(model, terms)
-    scale, metric, values, unconstrained, constrained = _ridge_path(objective, what)
-    z = unconstrained[-1]
-    labels = objective.free_labels()
-    running = [labels[i] for i in np.flatnonzero(~_converged(np.array(constrained)))]
+    running = _running(objective.free_labels(), np.array(constrained))
 
     last_rise, rise_before = values[-1] - values[-2], values[-2] - values[-3]
     if not np.isfinite(values[-1]) or (
         last_rise > _RISE_NOISE * scale and last_rise >= _RISE_RATIO * rise_before
     ):
-        driven = f", driven by {', '.join(running)}" if running else ""
-        raise UnboundedLikelihoodError(
-            f"the {what} has no upper bound: it is still climbing ({values[-1]:.4g}) as the ridge "
-            f"vanishes{driven}; no finite maximiser exists (net negative weights?)"
-        )
+        return Existence(False, "ridge path", f"no upper bound: still climbing ({values[-1]:.4g}) as the "
+                         "ridge vanishes (net negative weights?)", diverging=running), None
     if running:
-        raise UnboundedLikelihoodError(
-            f"the {what} has no finite maximiser: it levels off at {values[-1]:.4g} while "
-            f"{', '.join(running)} run(s) off to infinity (separation?)"
-        )
+        return Existence(False, "ridge path", f"it levels off at {values[-1]:.4g} while coordinates run "
+                         "off to infinity (separation?)", diverging=running), None
     z_final = argmax(objective, z, scale, metric)
+    verdict = Existence(True, "ridge path", "the vanishing-ridge path converges")
     # Constrained values converged. Unconstrained coordinates still running (logit p -> inf) are
     # pushed to their limit, so a boundary maximiser is reported exactly (p = 1, not 1 - 1e-12).
-    final_value, final_gradient = objective.value_and_grad(z_final)
+    final_value = objective.value_and_grad(z_final)[0]
     boundary = ~_converged(np.array(unconstrained))
     if boundary.any():
         limit = z_final.copy()
         limit[boundary] += 1e6 * (z_final - unconstrained[-2])[boundary]
         limit_value = objective.value_and_grad(limit)[0]
         if np.isfinite(limit_value) and limit_value >= final_value:
-            return objective.point(limit)
+            return verdict, objective.point(limit)
     else:
-        gradient = np.max(np.abs(final_gradient / (scale * np.sqrt(metric))))  # preconditioned units
-        if gradient > _GRADIENT_WARNING:
-            warnings.warn(f"the {what}'s optimiser stopped at relative gradient {gradient:.2g}: "
-                          "the estimate may be inaccurate", RuntimeWarning, stacklevel=3)
-    return objective.point(z_final)
+        _warn_if_not_stationary(objective, z_final, scale, metric, what)
+    return verdict, objective.point(z_final)
+
+
+def maximise(model: pm.Model, terms, what: str, verdict: Existence | None = None) -> Estimate:
+    """The maximiser of ``terms``' log density, as an :class:`Estimate`.
+
+    ``verdict`` is the exact answer on existence when one is known (``None``: decide by the ridge
+    path). Raises ``UnboundedLikelihoodError`` carrying the verdict when no finite maximiser exists.
+    """
+    objective = compiled_objective(model, terms)
+    point = None
+    if verdict is None:
+        verdict, point = ridge_path(objective, what)
+    if not verdict.exists:
+        raise UnboundedLikelihoodError(verdict.describe(what), verdict)
+    if point is None:
+        point = objective.point_of(verdict.maximiser) if verdict.maximiser is not None \
+            else _optimum(objective, what)
+    return Estimate(point, verdict)

@@ -30,15 +30,16 @@ common shift, pinned by the prior alone: with it, NUTS had to cross a ridge that
 the data grow (mean leapfrog steps per draw 30 at 1e3 logged steps, the cap of 1023 at 1e7).
 The estimand to compare across estimators is ``policy``.
 
-Existence of the weighted MLE. Per state the weighted log-likelihood is ``sum_a W_sa log pi(a | s)``.
-When every W_sa of a state is positive it is maximised at ``pi(a | s) = W_sa / sum_b W_sb``, the
-normalised weighted counts (unchanged when all weights are multiplied by c > 0). When some cell has
-net negative weight, W_sa < 0, it is unbounded above (pi(a | s) -> 0 sends it to +infinity); when a
-cell of a state with data has zero net weight (an action never taken there), its supremum has
-pi(a | s) = 0, on the boundary, at preference -infinity: no finite maximiser. ``inference.mle``
-raises ``UnboundedLikelihoodError`` in both cases, naming the preferences that run off; the prior
-keeps MAP and posterior proper. A state without data leaves its row of the likelihood flat: every
-policy there is a maximiser (``inference.mle`` reports the uniform one it starts from).
+Existence, in closed form (carried by the model, :mod:`models.existence`). Per state the weighted
+log-likelihood is ``sum_a W_sa log pi(a | s)``. When every W_sa of a state is positive it is maximised
+at ``pi(a | s) = W_sa / sum_b W_sb``, the normalised weighted counts (unchanged when all weights are
+multiplied by c > 0). When some cell has net negative weight, W_sa < 0, it is unbounded above
+(pi(a | s) -> 0 sends it to +infinity); when a cell of a state with data has zero net weight (an action
+never taken there), its supremum has pi(a | s) = 0, on the boundary, at preference -infinity: no
+finite maximiser. A state whose cells all weigh nothing leaves its row of the likelihood flat: every
+policy there is a maximiser (the uniform one is reported). :func:`mle_existence` names the cells; the
+MAP always exists: the prior's log density falls quadratically in the preferences while the weighted
+log-likelihood changes at most linearly, whatever the weights' signs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import numpy as np
 import pymc as pm
 from scipy import linalg, optimize, special
 
+from models import existence
 from models import weights as weights_lib
 from models.errors import InputError
 from models.likelihood import weighted_softmax
@@ -85,6 +87,43 @@ def cell_weights(states, actions, weights=None, *, n_states, n_actions) -> np.nd
     s, a = _check_steps(states, actions, n_states, n_actions)
     w = weights_lib.check(weights, s.size, allow_negative=True)
     return _sum_cells(s, a, w, n_states, n_actions)
+
+
+def mle_existence(cells) -> existence.Existence:
+    """The verdict on the weighted MLE of cell weights ``W`` (n_states, n_actions), in closed form
+    (module docstring), with the maximiser ``preference`` (centred log W_s / sum_a W_sa; zeros in
+    states without weight) when it exists, and the cells whose preferences run off when it does not."""
+    W = np.asarray(cells, dtype=float)
+    if W.ndim != 2 or W.shape[1] < 2 or not np.all(np.isfinite(W)):
+        raise InputError(f"cells must be a finite (n_states, n_actions >= 2) array, got shape {W.shape}")
+    visited = np.any(W != 0, axis=1, keepdims=True)
+    for bad, what in ((W < 0, "net negative weight: the weighted log-likelihood is unbounded above"),
+                      (W == 0, "zero net weight in a state with data: the supremum is at pi(a | s) = 0")):
+        found = np.argwhere(bad & visited)
+        if found.size:
+            named = ", ".join(f"(s{s}, a{a}) {W[s, a]:+.3g}" for s, a in found[:4])
+            more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+            return existence.Existence(
+                False, "closed form", f"{len(found)} cell(s) with {what} ({named}{more})",
+                diverging=tuple(f"preference[state={s}, action={a}] -> -inf" for s, a in found))
+    log_policy = np.log(np.where(visited, W, 1.0) / np.where(visited, W, 1.0).sum(axis=1, keepdims=True))
+    flat = tuple(f"preference[state={s}, action={a}]" for s in np.flatnonzero(~visited[:, 0])
+                 for a in range(W.shape[1]))
+    return existence.Existence(
+        True, "closed form", "every cell of every state with data has positive net weight: "
+        "pi(a | s) = W_sa / sum_b W_sb", aliased=flat,
+        maximiser={"preference": log_policy - log_policy.mean(axis=1, keepdims=True)})
+
+
+def _model_mle_existence(model: pm.Model) -> existence.Existence:
+    cells = _sum_cells(model["state_idx"].get_value(), model["action_idx"].get_value(),
+                       model["weights"].get_value(), len(model.coords["state"]), len(model.coords["action"]))
+    return mle_existence(cells)
+
+
+def _model_map_existence(model: pm.Model) -> existence.Existence:
+    return existence.Existence(True, "analytic", "the ZeroSumNormal prior falls quadratically in the "
+                               "preferences, the weighted log-likelihood changes at most linearly")
 
 
 _ALL_SUBSETS_UP_TO = 10  # state_modes: 2^10 - 1 starts per state at most
@@ -208,4 +247,4 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
         # one-index form refuses a single row (obs_id of length 1) as a "runtime broadcast".
         logit_p = preference[state_idx[:, None], np.arange(n_actions)]
         weighted_softmax("action", logit_p, weights_data, observed=action_idx, dims=dim)
-    return model
+    return existence.attach(model, "policy", _model_mle_existence, _model_map_existence)

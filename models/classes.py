@@ -155,6 +155,11 @@ def build_model(X, y, weights=None, *, coef_sd=2.5, intercept_sd=5.0, likelihood
         X_data = pm.Data("X", features, dims=("obs_id", "feature"))
         y_data = pm.Data("y", labels, dims="obs_id")
         weights_data = pm.Data("weights", w, dims="obs_id")
+        # Prior scales and focal parameters are data, not constants, which would be compiled into the
+        # C code once per value: a sweep over them reuses one compiled model (pm.set_data).
+        coef_sd = pm.Data("coef_sd", coef_sd)
+        if intercept_sd is not None:
+            intercept_sd = pm.Data("intercept_sd", intercept_sd)
         if n_classes == 2:
             intercept = (pm.Flat("intercept") if intercept_sd is None
                          else pm.Normal("intercept", np.float64(0.0), intercept_sd))
@@ -170,8 +175,9 @@ def build_model(X, y, weights=None, *, coef_sd=2.5, intercept_sd=5.0, likelihood
             coef = pm.ZeroSumNormal("coef", sigma=coef_sd, dims=("feature", "class"))
             logits = intercept + pt.dot(X_data, coef)
         if likelihood == "focal":
-            weighted_softmax("label", logits, weights_data, gamma=focal_gamma, alpha=alpha,
-                             observed=y_data, dims="obs_id")
+            weighted_softmax("label", logits, weights_data, observed=y_data, dims="obs_id",
+                             gamma=pm.Data("focal_gamma", np.float64(focal_gamma)),
+                             alpha=pm.Data("focal_alpha", alpha, dims="class"))
         else:
             weighted_softmax("label", logits, weights_data, observed=y_data, dims="obs_id")
     return existence.attach(model, "classes", mle_existence,

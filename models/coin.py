@@ -24,8 +24,6 @@ Beta prior with a < 1 that no heads outweigh). The models carry this verdict
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pymc as pm
 from scipy import stats
@@ -68,16 +66,18 @@ def build_model(flips, weights=None, *, prior=(1.0, 1.0), normalize="none") -> p
     """The weighted coin model; free variable ``p``, observed term ``heads`` (dims ``toss``).
 
     ``weights`` (default all ones) are checked and rescaled by ``normalize`` ("none", "n" or
-    "ess", see :func:`models.weights.normalize`) and stored as ``pm.Data("weights")``.
+    "ess", see :func:`models.weights.normalize`) and stored as ``pm.Data("weights")``; the tosses
+    as ``pm.Data("flips")`` and the prior as ``pm.Data("prior_a")`` and ``pm.Data("prior_b")``, so
+    that new data or a new prior of the same shapes reuse the compiled model (``pm.set_data``).
     """
     y, w, (a, b) = prepare(flips, weights, prior=prior, normalize=normalize)
     with pm.Model(coords={"toss": np.arange(y.size)}) as model:
         flips_data = pm.Data("flips", y, dims="toss")
         weights_data = pm.Data("weights", w, dims="toss")
-        # float64 scalars: a Python float that fits float32 would make PyTensor do the prior in float32.
-        p = pm.Beta("p", alpha=np.float64(a), beta=np.float64(b))
+        # Data, not constants: a constant would be compiled into the C code, once per prior.
+        p = pm.Beta("p", alpha=pm.Data("prior_a", np.float64(a)), beta=pm.Data("prior_b", np.float64(b)))
         weighted_likelihood("heads", pm.Bernoulli, weights_data, observed=flips_data, dims="toss", p=p)
-    return existence.attach(model, "coin", mle_existence, partial(map_existence, prior=(a, b)))
+    return existence.attach(model, "coin", mle_existence, map_existence)
 
 
 def _weighted_counts(model: pm.Model) -> tuple[float, float]:
@@ -107,11 +107,12 @@ def mle_existence(model: pm.Model) -> existence.Existence:
     return maximiser_existence(*_weighted_counts(model))
 
 
-def map_existence(model: pm.Model, *, prior: tuple[float, float]) -> existence.Existence:
+def map_existence(model: pm.Model) -> existence.Existence:
     """The MAP's verdict for a coin model with a Beta(a, b) prior: the mode of Beta(a + sum w y,
     b + sum w (1 - y)) when it has one."""
     heads, tails = _weighted_counts(model)
-    return maximiser_existence(prior[0] - 1 + heads, prior[1] - 1 + tails)
+    a, b = (float(model[name].get_value()) for name in ("prior_a", "prior_b"))
+    return maximiser_existence(a - 1 + heads, b - 1 + tails)
 
 
 def exact_posterior(flips, weights=None, *, prior=(1.0, 1.0), normalize="none"):

@@ -191,11 +191,12 @@ def _bounded_above(term, model: pm.Model) -> str | None:
         return f"{term.name} is not a weighted term of models.likelihood"
     if not marker.at_most_zero:
         return f"{term.name} is not known to be at most zero (a density may exceed 1)"
-    weights = _constant(marker.weights, model)
-    if weights is None:
-        return f"{term.name}'s weights depend on random variables"
-    if np.any(np.asarray(weights) < 0):
-        return f"{term.name} has negative weights"
+    for factor in (marker.weights, *marker.multipliers):
+        values = _constant(factor, model)
+        if values is None:
+            return f"{term.name}'s weights depend on random variables"
+        if np.any(np.asarray(values) < 0):
+            return f"{term.name} has negative weights"
     return None
 
 

@@ -35,16 +35,18 @@ import pytensor.tensor as pt
 
 @dataclass(frozen=True)
 class WeightedTerm:
-    """What a weighted term is: its ``weights`` (a tensor) and whether each unweighted term is
-    ``at_most_zero`` (a probability mass function's log, or the focal loss), so that the weighted
-    term is bounded above by 0 wherever the weights are non-negative."""
+    """What a weighted term is: its ``weights`` (a tensor), whether each unweighted term is
+    ``at_most_zero`` (a probability mass function's log, or the focal loss) and the ``multipliers``
+    (tensors, such as the focal loss's alpha) that must also be non-negative for the weighted term to
+    be bounded above by 0 wherever the weights are."""
 
     weights: object
     at_most_zero: bool
+    multipliers: tuple = ()
 
 
-def _mark(term, weights, *, at_most_zero: bool):
-    term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero)
+def _mark(term, weights, *, at_most_zero: bool, multipliers: tuple = ()):
+    term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero, multipliers=multipliers)
     return term
 
 
@@ -86,11 +88,11 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
     return _mark(term, weights, at_most_zero=issubclass(distribution, pm.Discrete))
 
 
-def _softmax_plain(logits, alpha, weights, size, *, gamma):
+def _softmax_plain(logits, alpha, gamma, weights, size, *, focal):
     return pm.Categorical.dist(logit_p=logits, size=size)
 
 
-def _softmax_logp(value, logits, alpha, weights, *, gamma):
+def _softmax_logp(value, logits, alpha, gamma, weights, *, focal):
     if logits.type.shape[-1] == 2:
         # Two classes: log softmax is minus the softplus of the other class's margin, about half the
         # work of the general form and as stable (softplus' gradient is a sigmoid, finite at any logit).
@@ -104,12 +106,15 @@ def _softmax_logp(value, logits, alpha, weights, *, gamma):
         is_true = pt.eq(pt.shape_padright(value), pt.arange(logits.shape[-1]))
         log_p = pt.special.log_softmax(logits, axis=-1)  # stable: finite gradients at any logit
         log_p_true = pt.sum(pt.switch(is_true, log_p, 0.0), axis=-1)
-        log_rest = pt.logsumexp(pt.switch(is_true, -np.inf, log_p), axis=-1) if gamma > 0 else None
+        log_rest = pt.logsumexp(pt.switch(is_true, -np.inf, log_p), axis=-1) if focal else None
         alpha_true = pt.sum(pt.switch(is_true, alpha, 0.0), axis=-1)
         valid = pt.any(is_true, axis=-1)
-    loss = alpha_true * log_p_true
-    if gamma > 0:  # (1 - p_t)^gamma as exp(gamma log sum_{k != t} p_k): exact where p_t is near 1
-        loss = pt.exp(gamma * log_rest) * loss
+    loss = log_p_true
+    if focal:
+        # alpha_t (1 - p_t)^gamma, the power as exp(gamma log sum_{k != t} p_k): exact where p_t is near
+        # 1; exactly 1 at gamma = 0 (where 0 * log 0 would give NaN).
+        factor = pt.switch(pt.gt(gamma, 0), pt.exp(gamma * log_rest), 1.0)
+        loss = alpha_true * factor * loss
     loss = pt.switch(valid, loss, -np.inf)  # a code outside 0..K-1 is impossible
     return pt.switch(pt.eq(weights, 0), 0.0, weights * loss)
 
@@ -128,20 +133,23 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
     the posterior a generalised (Gibbs) posterior, ``prior x exp(-loss)``. It stays a ``pm.CustomDist``
     (rather than a bare ``pm.Potential``) so that the pointwise terms still land in ``log_likelihood``
     (as pseudo-log-likelihoods: ``az.loo`` on them is not an expected log predictive density) and
-    predictive draws come from the plain categorical model.
+    predictive draws come from the plain categorical model. ``gamma`` and ``alpha`` may be tensors
+    (``pm.Data``): the focal term is then compiled once for every value they are set to.
     """
     logits = pt.as_tensor_variable(logits)
-    bounded = alpha is None or bool(np.all(np.asarray(alpha, dtype=np.float64) > 0))
-    alpha = pt.ones(logits.shape[-1]) if alpha is None else np.asarray(alpha, dtype=np.float64)
+    focal = not (isinstance(gamma, (int, float, np.number)) and gamma == 0 and alpha is None)
+    alpha = pt.ones(logits.shape[-1]) if alpha is None else pt.as_tensor_variable(alpha, dtype="float64")
     term = pm.CustomDist(
         name,
         logits,
         alpha,
+        pt.as_tensor_variable(gamma, dtype="float64"),
         weights,
-        dist=partial(_softmax_plain, gamma=float(gamma)),
-        logp=partial(_softmax_logp, gamma=float(gamma)),
-        signature="(k),(k),()->()",
+        dist=partial(_softmax_plain, focal=focal),
+        logp=partial(_softmax_logp, focal=focal),
+        signature="(k),(k),(),()->()",
         observed=observed,
         dims=dims,
     )
-    return _mark(term, weights, at_most_zero=bounded)  # alpha > 0 and log p <= 0: each term is at most 0
+    # log p <= 0 and (1 - p)^gamma in [0, 1]: each term is at most 0 while alpha >= 0.
+    return _mark(term, weights, at_most_zero=True, multipliers=(alpha,))

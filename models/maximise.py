@@ -64,7 +64,7 @@ _GRADIENT_WARNING = 1e-6
 
 
 __all__ = ["Estimate", "Objective", "UnboundedLikelihoodError", "argmax", "compiled_objective", "maximise",
-           "ridge_path"]
+           "point_of", "ridge_path"]
 
 
 class Estimate(dict):
@@ -105,7 +105,6 @@ class Objective:
             model.replace_rvs_by_values(outputs), inputs=self.value_vars, point_fn=False,
             on_unused_input="ignore",
         )
-        self._deterministics = None
 
     @property
     def model(self) -> pm.Model:
@@ -122,19 +121,6 @@ class Objective:
     def point(self, z) -> dict[str, np.ndarray]:
         """Constrained values of the free variables and the deterministics at z."""
         return {name: np.asarray(v) for name, v in zip(self.output_names, self._outputs(*self._split(z)))}
-
-    def point_of(self, values: dict) -> dict[str, np.ndarray]:
-        """The point at given constrained values of the free variables (a closed-form maximiser, which
-        may lie on the boundary, where z is infinite): those values and the deterministics at them."""
-        model = self.model
-        if self._deterministics is None:  # evaluated once per estimate: compiled without C code
-            self._deterministics = pytensor.function(
-                model.free_RVs, model.deterministics, mode="FAST_COMPILE", on_unused_input="ignore")
-        inputs = [np.asarray(values[rv.name], dtype=rv.dtype) for rv in model.free_RVs]
-        computed = self._deterministics(*inputs) if model.deterministics else []
-        point = {rv.name: value for rv, value in zip(model.free_RVs, inputs)}
-        point.update({d.name: np.asarray(v) for d, v in zip(model.deterministics, computed)})
-        return point
 
     def free_values(self, z) -> np.ndarray:
         point = self.point(z)
@@ -210,6 +196,26 @@ def _converged(series: np.ndarray) -> np.ndarray:
         steps = np.abs(np.diff(series, axis=0))
         largest = steps.max(axis=0)
         return (steps[-1] <= _LAST_STEP_SHARE * largest) | (largest <= _STILL * (1 + np.abs(series[-1])))
+
+
+# The deterministics as functions of the constrained free variables, per model: for closed-form maxima.
+_DETERMINISTICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def point_of(model: pm.Model, values: dict) -> dict[str, np.ndarray]:
+    """The point at given constrained values of the free variables (a closed-form maximiser, which
+    may lie on the boundary, where z is infinite): those values and the deterministics at them.
+    Evaluated once per estimate, so compiled without C code (milliseconds, not seconds)."""
+    compiled = _DETERMINISTICS.setdefault(model, {})
+    key = tuple(d.name for d in model.deterministics)
+    if key not in compiled:
+        compiled[key] = pytensor.function(model.free_RVs, model.deterministics, mode="FAST_COMPILE",
+                                          on_unused_input="ignore")
+    inputs = [np.asarray(values[rv.name], dtype=rv.dtype) for rv in model.free_RVs]
+    computed = compiled[key](*inputs) if model.deterministics else []
+    point = {rv.name: value for rv, value in zip(model.free_RVs, inputs)}
+    point.update({d.name: np.asarray(v) for d, v in zip(model.deterministics, computed)})
+    return point
 
 
 def _start_scale_and_metric(objective: Objective, what: str) -> tuple[float, np.ndarray]:
@@ -289,13 +295,14 @@ def maximise(model: pm.Model, terms, what: str, verdict: Existence | None = None
     ``verdict`` is the exact answer on existence when one is known (``None``: decide by the ridge
     path). Raises ``UnboundedLikelihoodError`` carrying the verdict when no finite maximiser exists.
     """
+    if verdict is not None and not verdict.exists:
+        raise UnboundedLikelihoodError(verdict.describe(what), verdict)
+    if verdict is not None and verdict.maximiser is not None:   # closed form: nothing to compile
+        return Estimate(point_of(model, verdict.maximiser), verdict)
     objective = compiled_objective(model, terms)
-    point = None
-    if verdict is None:
-        verdict, point = ridge_path(objective, what)
+    if verdict is not None:
+        return Estimate(_optimum(objective, what), verdict)
+    verdict, point = ridge_path(objective, what)
     if not verdict.exists:
         raise UnboundedLikelihoodError(verdict.describe(what), verdict)
-    if point is None:
-        point = objective.point_of(verdict.maximiser) if verdict.maximiser is not None \
-            else _optimum(objective, what)
     return Estimate(point, verdict)

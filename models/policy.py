@@ -240,8 +240,9 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
         state_idx = pm.Data("state_idx", s, dims=dim)
         action_idx = pm.Data("action_idx", a, dims=dim)
         weights_data = pm.Data("weights", w, dims=dim)
-        # float64 constants: a Python float that fits float32 would make PyTensor do the prior in float32.
-        preference = pm.ZeroSumNormal("preference", sigma=np.float64(sd), dims=("state", "action"))
+        # Data, not a constant: a constant would be compiled into the C code, once per prior sd.
+        sd_data = pm.Data("preference_sd", np.float64(sd))
+        preference = pm.ZeroSumNormal("preference", sigma=sd_data, dims=("state", "action"))
         pm.Deterministic("policy", pm.math.softmax(preference, axis=-1), dims=("state", "action"))
         # preference[state_idx] spelled with a second index: PyTensor 2.38's gradient of the
         # one-index form refuses a single row (obs_id of length 1) as a "runtime broadcast".

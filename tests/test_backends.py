@@ -40,8 +40,8 @@ def fits(coin_model):
 
 def test_small_models_stay_on_pymc_and_large_ones_go_to_numpyro(coin_model, monkeypatch):
     large = coin.build_model(np.tile([0, 1], backends.AUTO_MIN_DATA_SIZE // 2))
-    assert backends.data_size(coin_model) == 20  # flips (observed pm.Data) and weights
-    assert backends.data_size(large) == 2 * backends.AUTO_MIN_DATA_SIZE
+    assert backends.data_size(coin_model) == 22  # flips (observed pm.Data), weights, the prior's a and b
+    assert backends.data_size(large) == 2 * backends.AUTO_MIN_DATA_SIZE + 2
     monkeypatch.setattr(backends, "is_installed", lambda backend: True)
     assert backends.resolve("auto", coin_model) == "pymc"
     assert backends.resolve("auto", large) == "numpyro"

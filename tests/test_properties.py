@@ -2,7 +2,10 @@
 invalid input is refused with ValueError; the WMLE ignores the weights' scale; integer weights are
 row repetitions."""
 
+import functools
+
 import numpy as np
+import pymc as pm
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -13,6 +16,25 @@ from models import coin, inference, weights
 
 FAST = settings(max_examples=200, deadline=None)  # no compilation: 200 examples take ~1 s
 COMPILING = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@functools.cache
+def compiled_coin():
+    """One coin model compiled once (log density without Jacobian, its gradient, the observed terms'
+    log density): every example's model is built by ``coin.build_model`` (which checks it) and its
+    data, weights and prior are swapped into this one, whatever their length."""
+    model = coin.build_model([0, 1])
+    return (model, model.compile_logp(jacobian=False), model.compile_dlogp(),
+            model.compile_logp(vars=model.observed_RVs))
+
+
+def on_compiled_coin(built):
+    """The compiled coin model holding ``built``'s data, prior and weights."""
+    model, *functions = compiled_coin()
+    names = ("flips", "weights", "prior_a", "prior_b")
+    pm.set_data({name: built[name].get_value() for name in names}, model=model,
+                coords={"toss": np.arange(built["flips"].get_value().size)})
+    return functions
 
 sizes = st.integers(1, 25)
 flip_arrays = sizes.flatmap(lambda n: arrays(np.int64, n, elements=st.integers(0, 1)))
@@ -72,12 +94,12 @@ def test_improper_beta_priors_are_refused(prior):
        st.floats(-4.0, 4.0))
 def test_random_valid_coins_have_finite_exact_logp_and_gradient(data, prior, log_odds):
     flips, w = data
-    model = coin.build_model(flips, w, prior=prior)
+    logp, dlogp, _ = on_compiled_coin(coin.build_model(flips, w, prior=prior))
     point = {"p_logodds__": np.array(log_odds)}
     p = special.expit(log_odds)
     expected = stats.beta(*prior).logpdf(p) + np.sum(w * stats.bernoulli(p).logpmf(flips))
-    assert model.compile_logp(jacobian=False)(point) == pytest.approx(expected, rel=1e-9, abs=1e-9)
-    assert np.all(np.isfinite(model.compile_dlogp()(point)))
+    assert logp(point) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert np.all(np.isfinite(dlogp(point)))
 
 
 @COMPILING
@@ -98,8 +120,8 @@ def test_wmle_ignores_the_scale_of_the_weights(data, scale):
 def test_integer_weights_are_row_repetitions(data, p):
     flips, counts = data
     assume(counts.sum() > 0)
-    weighted = coin.build_model(flips, counts.astype(float))
-    repeated = coin.build_model(np.repeat(flips, counts))
     value = {"p_logodds__": np.array(special.logit(p))}
-    weighted_logp = weighted.compile_logp(vars=weighted.observed_RVs)(value)
-    assert weighted_logp == pytest.approx(repeated.compile_logp(vars=repeated.observed_RVs)(value), rel=1e-12)
+    *_, weighted = on_compiled_coin(coin.build_model(flips, counts.astype(float)))
+    weighted_logp = weighted(value)
+    *_, repeated = on_compiled_coin(coin.build_model(np.repeat(flips, counts)))
+    assert weighted_logp == pytest.approx(repeated(value), rel=1e-12)

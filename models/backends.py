@@ -21,8 +21,12 @@ all run through ``pm.sample`` on the model's own log density:
 Whatever the back end, the ``InferenceData`` has the same groups: ``posterior`` (the model's
 variables and deterministics, not the transformed ones), ``sample_stats`` (with ``diverging`` and
 ``energy``), ``log_likelihood`` (pointwise *weighted*: the model's own observed terms evaluated at
-every draw by ``pm.compute_log_likelihood``, as PyMC itself does, one draw at a time),
-``observed_data`` and ``constant_data``.
+every draw, in blocks of draws by one vectorised function compiled once per model,
+:func:`models.compiled.pointwise_log_likelihood`), ``observed_data`` and ``constant_data``.
+
+PyMC's back end runs ``pm.sample`` with the NUTS step its own initialisation would build, on the log
+density and gradient compiled once per model (:mod:`models.compiled`): the same draws, seed for seed,
+without compiling again when the same model is fitted after ``pm.set_data``.
 
 ``"auto"`` (see :func:`resolve`) takes NumPyro for models whose data hold at least
 :data:`AUTO_MIN_DATA_SIZE` numbers, when NumPyro and JAX are installed, and PyMC otherwise.
@@ -36,8 +40,11 @@ import sys
 import arviz as az
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
 from pytensor.graph.basic import Constant
 
+from models import compiled
 from models.errors import InputError
 
 BACKENDS = ("pymc", "numpyro", "nutpie")
@@ -138,25 +145,48 @@ def draw(model: pm.Model, backend: str, *, draws: int, tune: int, chains: int, c
             # PyMC forks one process per chain, and forking a process in which JAX has run can deadlock
             # (JAX warns so): after a NumPyro fit in this process, the chains run here, one by one.
             cores = 1
-        idata = pm.sample(cores=cores, idata_kwargs={"log_likelihood": log_likelihood}, **common)
-        return idata, {"cores": cores}
-    if backend == "numpyro":
+        starts, step = compiled.nuts_step(model, chains=chains, random_seed=random_seed,
+                                          target_accept=target_accept)
+        common.pop("target_accept")
+        # The starts as constants: PyMC maps unconstrained starts back symbolically, and its ZeroSum
+        # transform cannot take a numpy array there.
+        initvals = [{name: pt.constant(value) for name, value in start.items()} for start in starts]
+        idata = pm.sample(cores=cores, step=step, initvals=initvals, idata_kwargs={"log_likelihood": False},
+                          **common)
+        settings = {"cores": cores}
+    elif backend == "numpyro":
         chain_method = _jax_chain_method(chains)
         idata = pm.sample(nuts_sampler="numpyro", idata_kwargs={"log_likelihood": False},
                           nuts_sampler_kwargs={"chain_method": chain_method}, **common)
-        if log_likelihood:
-            # Not PyMC's JAX post-processing: it evaluates every draw at once (a 30k-row logistic model,
-            # 2 x 1000 draws: 1.7 GiB more peak memory for a 0.5 GB result). This loops over the draws.
-            pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=False)
-        return idata, {"chain_method": chain_method}
-    if backend == "nutpie":
+        settings = {"chain_method": chain_method}
+    elif backend == "nutpie":
         idata = pm.sample(nuts_sampler="nutpie", nuts_sampler_kwargs={"cores": cores, "save_warmup": False},
                           **common)
-        # nutpie also stores the transformed (unconstrained) variables and no log-likelihood: keep
-        # what PyMC keeps, and compute the pointwise weighted log-likelihood from the model itself.
+        # nutpie also stores the transformed (unconstrained) variables: keep what PyMC keeps.
         keep = [rv.name for rv in [*model.free_RVs, *model.deterministics]]
         idata.posterior = idata.posterior[keep]
-        if log_likelihood:
-            pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=False)
-        return idata, {}
-    raise InputError(f"unknown back end {backend!r}; expected one of {BACKENDS}")
+        settings = {}
+    else:
+        raise InputError(f"unknown back end {backend!r}; expected one of {BACKENDS}")
+    if log_likelihood:
+        add_log_likelihood(idata, model)
+    return idata, settings
+
+
+def add_log_likelihood(idata: az.InferenceData, model: pm.Model) -> az.InferenceData:
+    """Add the ``log_likelihood`` group: every observed term at every posterior draw, with the
+    observed variables' own dims (as ``pm.compute_log_likelihood`` names them)."""
+    posterior = idata.posterior
+    values = compiled.pointwise_log_likelihood(
+        model, {rv.name: posterior[rv.name].values for rv in model.free_RVs})
+    variables = {}
+    for rv in model.observed_RVs:
+        array = values[rv.name]
+        dims = list(model.named_vars_to_dims.get(rv.name) or
+                    [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])
+        coords = {dim: np.asarray(model.coords[dim]) for dim in dims if model.coords.get(dim) is not None}
+        variables[rv.name] = xr.DataArray(array, dims=["chain", "draw", *dims],
+                                          coords={"chain": posterior["chain"], "draw": posterior["draw"],
+                                                  **coords})
+    idata.add_groups(log_likelihood=xr.Dataset(variables))
+    return idata

@@ -79,10 +79,12 @@ class Estimate(dict):
         return (Estimate, (dict(self), self.existence))
 
 
-class Objective:
-    """``terms``' log density and gradient as functions of the raveled unconstrained vector z."""
+class _Compiled:
+    """A model's weighted log-likelihood and log prior (no Jacobian), each with its gradient, in one
+    compiled function of the raveled unconstrained vector z, and the constrained point at z: what
+    the MLE and the MAP objectives of one model share."""
 
-    def __init__(self, model: pm.Model, terms):
+    def __init__(self, model: pm.Model):
         if model.discrete_value_vars:
             names = [v.name for v in model.discrete_value_vars]
             raise InputError(f"cannot optimise discrete free variables {names}")
@@ -94,11 +96,14 @@ class Objective:
         self.shapes = [np.shape(start[v.name]) for v in self.value_vars]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.x0 = np.concatenate([np.ravel(start[v.name]) for v in self.value_vars]).astype(float)
-        target = model.logp(vars=terms, jacobian=False)
-        gradients = pytensor.grad(target, self.value_vars)
-        self._value_and_grad = model.compile_fn(
-            [target, *gradients], inputs=self.value_vars, point_fn=False, on_unused_input="ignore"
-        )
+        likelihood = model.logp(vars=[*model.observed_RVs, *model.potentials], jacobian=False)
+        prior = model.logp(vars=model.free_RVs, jacobian=False)
+        # A flat prior, or a variable only the prior informs, leaves one part without a gradient: zero.
+        gradients = [pytensor.grad(part, self.value_vars, disconnected_inputs="ignore")
+                     for part in (likelihood, prior)]
+        self._parts = model.compile_fn(
+            [likelihood, prior, *gradients[0], *gradients[1]],
+            inputs=self.value_vars, point_fn=False, on_unused_input="ignore")
         outputs = [*model.free_RVs, *model.deterministics]
         self.output_names = [v.name for v in outputs]
         self._outputs = model.compile_fn(
@@ -106,21 +111,45 @@ class Objective:
             on_unused_input="ignore",
         )
 
+    def split(self, z):
+        parts = np.split(np.asarray(z, dtype=float), np.cumsum(self.sizes)[:-1])
+        return [p.reshape(s) for p, s in zip(parts, self.shapes)]
+
+    def parts(self, z):
+        likelihood, prior, *gradients = self._parts(*self.split(z))
+        half = len(gradients) // 2
+        flat = [np.concatenate([np.ravel(g) for g in half_]) for half_ in (gradients[:half], gradients[half:])]
+        return float(likelihood), float(prior), flat[0], flat[1]
+
+    def outputs(self, z):
+        return self._outputs(*self.split(z))
+
+
+class Objective:
+    """The MLE's objective (the weighted log-likelihood) or, ``with_prior``, the MAP's (the log
+    posterior density without Jacobian), with its gradient, as functions of the raveled
+    unconstrained vector z; both views of one :class:`_Compiled` per model."""
+
+    def __init__(self, compiled: _Compiled, model: pm.Model, *, with_prior: bool):
+        self._compiled = compiled
+        self._model = weakref.ref(model)
+        self.with_prior = with_prior
+        self.value_vars, self.x0 = compiled.value_vars, compiled.x0
+        self.output_names = compiled.output_names
+
     @property
     def model(self) -> pm.Model:
         return self._model()
 
-    def _split(self, z):
-        parts = np.split(np.asarray(z, dtype=float), np.cumsum(self.sizes)[:-1])
-        return [p.reshape(s) for p, s in zip(parts, self.shapes)]
-
     def value_and_grad(self, z):
-        value, *grads = self._value_and_grad(*self._split(z))
-        return float(value), np.concatenate([np.ravel(g) for g in grads])
+        likelihood, prior, likelihood_gradient, prior_gradient = self._compiled.parts(z)
+        if self.with_prior:
+            return likelihood + prior, likelihood_gradient + prior_gradient
+        return likelihood, likelihood_gradient
 
     def point(self, z) -> dict[str, np.ndarray]:
         """Constrained values of the free variables and the deterministics at z."""
-        return {name: np.asarray(v) for name, v in zip(self.output_names, self._outputs(*self._split(z)))}
+        return {name: np.asarray(v) for name, v in zip(self.output_names, self._compiled.outputs(z))}
 
     def free_values(self, z) -> np.ndarray:
         point = self.point(z)
@@ -156,19 +185,26 @@ class Objective:
         return labels
 
 
-# Compiled objectives per model and set of terms: fitting the same model again after ``pm.set_data``
-# (new weights, new data of the same shapes) reuses the compiled log density and gradient.
+# Compiled objectives per model: fitting the same model again after ``pm.set_data`` (new weights, new
+# data of the same shapes) reuses the compiled log densities and gradients.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def compiled_objective(model: pm.Model, terms) -> Objective:
-    """The :class:`Objective` of ``terms``, compiled once per model object and kept while the model
-    lives; values in ``pm.Data`` are read at every call, so changing them needs no recompilation."""
-    key = (tuple(terms), tuple(model.value_vars))
+    """The :class:`Objective` of ``terms``: the likelihood terms (observed variables and potentials),
+    for the MLE, or those and every free variable, for the MAP. Compiled once per model object, for
+    both, and kept while the model lives; values in ``pm.Data`` are read at every call, so changing
+    them needs no recompilation."""
+    likelihood = {*model.observed_RVs, *model.potentials}
+    chosen = set(terms)
+    if chosen not in (likelihood, likelihood | set(model.free_RVs)):
+        raise InputError("an objective is the likelihood terms (observed variables and potentials), "
+                         "with or without every free variable's prior")
+    key = tuple(model.value_vars)
     per_model = _COMPILED.setdefault(model, {})
     if key not in per_model:
-        per_model[key] = Objective(model, terms)
-    return per_model[key]
+        per_model[key] = _Compiled(model)
+    return Objective(per_model[key], model, with_prior=chosen != likelihood)
 
 
 def argmax(objective: Objective, z_start, scale: float, metric, ridge: float = 0.0):

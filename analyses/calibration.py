@@ -50,10 +50,7 @@ Outputs: ``figures/calibration/{coverage,width_coverage,wlb_vs_nuts}.png``;
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import arviz as az
@@ -62,11 +59,10 @@ import numpy as np
 import pymc as pm
 from scipy import integrate, special, stats
 
-from analyses import plotting, tables
-from analyses.cli import Report, Settings
+from analyses import plotting
 from analyses.output import Output
-from analyses.sbc import coverage_interval, summarise_fits
-from models import calibrate, classes, coin, inference
+from analyses.study import Report, Settings, cached, coverage_interval, progress, run, summarise_fits
+from models import calibrate, classes, coin, inference, summary
 from models import weights as weights_lib
 from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError
@@ -196,12 +192,10 @@ def coin_wlb(flips: np.ndarray, weights: np.ndarray, draws: int, rng) -> np.ndar
     return multipliers @ flips / multipliers.sum(axis=1)
 
 
-_CACHE: dict = {}  # per worker process: (scenario index, sampler settings) -> compiled machinery
-
-
 def _machinery(index: int, draws: int, tune: int, chains: int) -> dict:
-    key = (index, draws, tune, chains)
-    if key not in _CACHE:
+    """A scenario's model and what it compiled (sandwich; for the logistic model NUTS and the WLB),
+    once per process (:func:`analyses.study.cached`)."""
+    def build():
         scenario = SCENARIOS[index]
         data, weights = scenario.simulate(np.random.default_rng(0))
         model = scenario.build_model(data, weights)
@@ -209,8 +203,9 @@ def _machinery(index: int, draws: int, tune: int, chains: int) -> dict:
         if scenario.family == "logistic":
             parts["nuts"] = inference.RepeatedNUTS(model, draws=draws, tune=tune, chains=chains)
             parts["wlb"] = calibrate.WeightedLikelihoodBootstrap(model)
-        _CACHE[key] = parts
-    return _CACHE[key]
+        return parts
+
+    return cached(("calibration", index, draws, tune, chains), build)
 
 
 def _fit_coin(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, parts: dict,
@@ -284,46 +279,28 @@ def check_settings(settings: Settings) -> None:
                          f"got {settings.draws} x {settings.chains}")
 
 
-def _worker_setup() -> None:
-    """Quiet PyMC, and one BLAS thread per worker: the fits are spread over the cores already, and
-    OpenBLAS threads spinning on busy cores made the WLB's small optimisations 9x slower (measured)."""
-    import logging
-
-    import pymc  # noqa: F401  (pymc sets its logger level on import)
-    from threadpoolctl import threadpool_limits
-
-    logging.getLogger("pymc").setLevel(logging.WARNING)
-    threadpool_limits(limits=1)
-
-
-def _run_all(settings: Settings, counts: dict[str, int], wlb_draws: int):
+def _run_all(settings: Settings, counts: dict[str, int], wlb_draws: int, workers: int):
     tasks = []
     for family in ("logistic", "coin"):  # the long tasks first, for an even finish
         for i, scenario in enumerate(SCENARIOS):
             if scenario.family == family:
                 step, total = CHUNK[family], counts[family]
-                tasks += [(i, list(range(s, min(s + step, total)))) for s in range(0, total, step)]
+                tasks += [(i, list(range(s, min(s + step, total))), settings.seed, settings.draws,
+                           settings.tune, settings.chains, wlb_draws) for s in range(0, total, step)]
     done = {scenario.name: 0 for scenario in SCENARIOS}
-    results = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=inference.available_cores(), mp_context=context,
-                             initializer=_worker_setup) as pool:
-        futures = {pool.submit(_fit_chunk, i, chunk, settings.seed, settings.draws, settings.tune,
-                               settings.chains, wlb_draws): i for i, chunk in tasks}
-        for future in as_completed(futures):
-            chunk = future.result()
-            results += chunk
-            done[SCENARIOS[futures[future]].name] += len(chunk)
-            print("calibration: data sets done " + ", ".join(f"{name} {n}" for name, n in done.items()),
-                  file=sys.stderr, flush=True)
-    return results
+
+    def report(index, chunk):
+        done[SCENARIOS[tasks[index][0]].name] += len(chunk)
+        progress("calibration", "data sets done " + ", ".join(f"{name} {n}" for name, n in done.items()))
+
+    return [result for _, chunk in run(_fit_chunk, tasks, workers=workers, report=report) for result in chunk]
 
 
 def summary_rows(scenario: Scenario, rows: list[dict]) -> list[dict]:
     """Per method: ``coverage`` (nominal 90%) and ``coverage_50`` with 95% Monte Carlo intervals
     (clustered by data set), and the mean width of the 90% intervals (``width_90``, averaged over
     the parameters, in their own units)."""
-    summary = []
+    table = []
     for method in METHODS:
         mine = [r for r in rows if r["scenario"] == scenario.name and r["method"] == method]
         if not mine:
@@ -332,12 +309,12 @@ def summary_rows(scenario: Scenario, rows: list[dict]) -> list[dict]:
         by_simulation = {s: [r for r in mine if r["simulation"] == s] for s in simulations}
         for level, quantity in ((90, "coverage"), (50, "coverage_50")):
             covered = np.array([[r[f"covered_{level}"] for r in by_simulation[s]] for s in simulations])
-            summary.append(tables.interval(scenario.name, method, quantity, covered.mean(),
+            table.append(summary.interval(scenario.name, method, quantity, covered.mean(),
                                            *coverage_interval(covered)))
         width = np.mean([r["width_90"] for r in mine])
-        summary.append(tables.point(scenario.name, method, "width_90", width))
-        summary.append(tables.point(scenario.name, method, "data_sets", len(simulations)))
-    return summary
+        table.append(summary.point(scenario.name, method, "width_90", width))
+        table.append(summary.point(scenario.name, method, "data_sets", len(simulations)))
+    return table
 
 
 def main(settings: Settings, output: Output) -> Report:
@@ -345,25 +322,26 @@ def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
     counts = SIMULATIONS_QUICK if settings.quick else SIMULATIONS
     wlb_draws = WLB_DRAWS_QUICK if settings.quick else WLB_DRAWS
-    print(f"calibration: {counts['coin']} coin and {counts['logistic']} logistic data sets per scenario; "
-          f"NUTS {settings.chains} x ({settings.tune} + {settings.draws}), WLB {wlb_draws} draws; "
-          f"on {inference.available_cores()} processes", file=sys.stderr)
-    results = _run_all(settings, counts, wlb_draws)
+    workers = 1 if settings.quick else inference.available_cores()
+    progress("calibration", f"{counts['coin']} coin and {counts['logistic']} logistic data sets per "
+                            f"scenario; NUTS {settings.chains} x ({settings.tune} + {settings.draws}), WLB "
+                            f"{wlb_draws} draws; on {workers} process(es)")
+    results = _run_all(settings, counts, wlb_draws, workers)
     rows = sorted((r for chunk, _ in results for r in chunk),
                   key=lambda r: (r["scenario"], r["simulation"], METHODS.index(r["method"]), r["parameter"]))
-    summary, fits = [], {}
+    table, fits = [], {}
     for index, scenario in enumerate(SCENARIOS):
-        summary += summary_rows(scenario, rows)
+        table += summary_rows(scenario, rows)
         extras = [extra for (chunk, extra) in results if chunk and chunk[0]["scenario"] == scenario.name]
         if scenario.family == "logistic":
-            summary.append(tables.point(scenario.name, "wlb", "failed_draws",
+            table.append(summary.point(scenario.name, "wlb", "failed_draws",
                                         sum(e["wlb_failed_draws"] for e in extras)))
-            summary.append(tables.point(scenario.name, "wlb", "undefined_data_sets",
+            table.append(summary.point(scenario.name, "wlb", "undefined_data_sets",
                                         sum(e["wlb_undefined"] for e in extras)))
             for method in ("raw", "sum_n", "sum_ess", "unweighted"):
                 fit_summary = summarise_fits([e["diagnostics"][method] for e in extras])
                 fits[f"{scenario.name}/{method}"] = fit_summary
-                summary.append(tables.point(scenario.name, method, "fits_failing_diagnostics",
+                table.append(summary.point(scenario.name, method, "fits_failing_diagnostics",
                                             fit_summary.failing))
     columns = ("scenario", "simulation", "method", "parameter", "true_value", "covered_50", "covered_90",
                "width_50", "width_90")
@@ -371,19 +349,19 @@ def main(settings: Settings, output: Output) -> Report:
     example = next(extra["example"] for _, extra in results if "example" in extra)
     for name, idata in example.items():
         if name != "sum_ess":
-            output.posterior(idata, f"example_{name}.nc", inference.diagnose(idata), scenario=EXAMPLE,
-                             method=name, seed=settings.seed)
-    output.figure(_plot_coverage(summary), "coverage.png")
-    output.figure(_plot_width(summary), "width_coverage.png")
+            output.posterior(idata, f"example_{name}.nc", scenario=EXAMPLE, weighting=name,
+                             seed=settings.seed)
+    output.figure(_plot_coverage(table), "coverage.png")
+    output.figure(_plot_width(table), "width_coverage.png")
     output.figure(_plot_example(example), "wlb_vs_nuts.png")
-    return Report(rows=summary, fits=fits)
+    return Report(rows=table, fits=fits)
 
 
 # --------------------------------------------------------------------------- figures
 
 
-def _values(summary: list[dict]) -> dict:
-    return {(r["model"], r["estimator"], r["quantity"]): r for r in summary}
+def _values(table: list[dict]) -> dict:
+    return {(r["model"], r["estimator"], r["quantity"]): r for r in table}
 
 
 def _legend_below(fig, ax) -> None:
@@ -397,10 +375,10 @@ def _error_bars(rows: list[dict]) -> np.ndarray:
     return np.clip([below, [r["upper"] - r["value"] for r in rows]], 0, None)
 
 
-def _plot_coverage(summary: list[dict]):
+def _plot_coverage(table: list[dict]):
     """Per scenario: empirical against nominal coverage (50% and 90%) of each method, with 95% Monte
     Carlo intervals; on the diagonal a method is calibrated."""
-    value = _values(summary)
+    value = _values(table)
     fig, axs = plt.subplots(1, len(SCENARIOS), figsize=(3.3 * len(SCENARIOS), 3.9), sharey=True)
     offsets = np.linspace(-0.05, 0.05, len(METHODS))
     for ax, scenario in zip(axs, SCENARIOS):
@@ -426,9 +404,9 @@ def _plot_coverage(summary: list[dict]):
     return fig
 
 
-def _plot_width(summary: list[dict]):
+def _plot_width(table: list[dict]):
     """Mean width of the nominal 90% intervals against their coverage, per scenario and method."""
-    value = _values(summary)
+    value = _values(table)
     fig, axs = plt.subplots(1, len(SCENARIOS), figsize=(3.3 * len(SCENARIOS), 3.9), sharey=True)
     for ax, scenario in zip(axs, SCENARIOS):
         ax.axhline(0.9, color="black", linewidth=0.8, linestyle="--")

@@ -50,20 +50,20 @@ posterior per (data set, scheme), ``summary.csv``, ``loo_compare.csv``.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
+import pymc as pm
 from scipy import special, stats
 
-from analyses import plotting, tables
-from analyses.cli import Report, Settings
+from analyses import plotting
 from analyses.output import Output
-from models import classes, inference
+from analyses.study import Report, Settings, pooled, progress, thin
+from models import classes, inference, summary
 from models import weights as weights_lib
-from models.inference import UnboundedLikelihoodError
+from models.inference import Estimate
 
 THRESHOLD = 0.5
 TARGET_RATE = 0.5  # the prior correction's population: equal class rates
@@ -152,51 +152,60 @@ def schemes(quick: bool) -> dict[str, dict]:
     return chosen
 
 
-def _progress(message: str) -> None:
-    print(f"classes: {message}", file=sys.stderr, flush=True)
+@dataclass(frozen=True)
+class SchemeFit:
+    """One weighting scheme of one data set: its weights and its estimators."""
+
+    scheme: str
+    weights: np.ndarray
+    comparison: inference.Comparison
 
 
-def _estimate(estimator, model):
-    try:
-        return estimator(model), None
-    except UnboundedLikelihoodError as err:
-        return None, str(err)
+def build_models(dataset: Dataset, likelihoods) -> dict[str, object]:
+    """One compiled model per likelihood for the data set; schemes swap their weights (and the focal
+    gamma) in with ``pm.set_data``."""
+    return {likelihood: classes.build_model(dataset.X, dataset.y, likelihood=likelihood,
+                                            feature_names=dataset.feature_names,
+                                            class_names=dataset.class_names)
+            for likelihood in likelihoods}
 
 
-def fit(dataset: Dataset, name: str, scheme: dict, settings: Settings, seed: int, output: Output) -> dict:
+def fit(models: dict, dataset: Dataset, name: str, scheme: dict, settings: Settings, seed: int,
+        output: Output) -> SchemeFit:
     weights = scheme["weights"](dataset.y) if scheme["weights"] else None
     normalize = "none" if weights is None else scheme.get("normalize", "n")
-    options = {key: scheme[key] for key in ("likelihood", "focal_gamma") if key in scheme}
-    model = classes.build_model(dataset.X, dataset.y, weights, normalize=normalize,
-                                feature_names=dataset.feature_names, class_names=dataset.class_names,
-                                **options)
-    mle, mle_failure = _estimate(inference.mle, model)
-    if mle_failure:
-        _progress(f"  no (W)MLE: {mle_failure}")
+    likelihood = scheme.get("likelihood", "categorical")
+    _, _, w, _ = classes.prepare(dataset.X, dataset.y, weights, normalize=normalize)
+    model = models[likelihood]
+    pm.set_data({"weights": w, **({"focal_gamma": scheme["focal_gamma"]} if likelihood == "focal" else {})},
+                model=model)
     # The focal Gibbs posterior is not log-concave; smaller NUTS steps avoid its rare divergences.
-    target_accept = FOCAL_TARGET_ACCEPT if options.get("likelihood") == "focal" else 0.8
-    idata = inference.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                             random_seed=seed, sampler=settings.sampler, target_accept=target_accept)
-    result = {"model": model, "mle": mle, "mle_failure": mle_failure, "map": inference.map_estimate(model),
-              "idata": idata, "diagnostics": inference.diagnose(idata),
-              "weights": np.asarray(model["weights"].get_value())}
+    target_accept = FOCAL_TARGET_ACCEPT if likelihood == "focal" else 0.8
+    comparison = inference.compare(model, **settings.sampling(), random_seed=seed,
+                                   target_accept=target_accept)
+    if comparison.point is None:
+        progress("classes", f"  no (W)MLE: {comparison.point_failure}")
     label = f"{dataset.name}_{name}"
-    output.posterior(idata, f"{label}.nc", result["diagnostics"], model=label, scheme=name,
-                     normalize=normalize, likelihood=options.get("likelihood", "categorical"),
-                     focal_gamma=options.get("focal_gamma", "none"))
-    return result
+    output.posterior(comparison.idata, f"{label}.nc", model=label, scheme=name, normalize=normalize,
+                     likelihood=likelihood, focal_gamma=scheme.get("focal_gamma", "none"))
+    return SchemeFit(name, w, comparison)
 
 
-def prior_corrected(plain: dict, y: np.ndarray) -> dict:
+def prior_corrected(plain: SchemeFit, y: np.ndarray) -> SchemeFit:
     """The unweighted fit with every intercept (MLE, MAP, each draw) shifted to equal class rates."""
     shift = classes.prior_correction(float(y.mean()), TARGET_RATE)
-    shifted = {}
-    for key in ("mle", "map"):
-        estimate = plain[key]
-        shifted[key] = None if estimate is None else {**estimate, "intercept": estimate["intercept"] + shift}
-    idata = az.InferenceData(posterior=plain["idata"].posterior.assign(
-        intercept=plain["idata"].posterior["intercept"] + shift))
-    return {**plain, **shifted, "idata": idata, "shift": shift}
+    comparison = plain.comparison
+
+    def shifted(estimate):
+        if estimate is None:
+            return None
+        return Estimate({**estimate, "intercept": estimate["intercept"] + shift}, estimate.existence)
+
+    idata = az.InferenceData(posterior=comparison.idata.posterior.assign(
+        intercept=comparison.idata.posterior["intercept"] + shift))
+    return SchemeFit("prior_correction", plain.weights,
+                     replace(comparison, point=shifted(comparison.point), map=shifted(comparison.map),
+                             idata=idata))
 
 
 # --------------------------------------------------------------------------- metrics
@@ -224,21 +233,21 @@ def metrics(probability: np.ndarray, y: np.ndarray, weights: np.ndarray) -> dict
 
 
 def _thinned(idata, name: str, count: int) -> np.ndarray:
-    draws = idata.posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    return draws[np.linspace(0, len(draws) - 1, min(count, len(draws))).astype(int)]
+    return thin(pooled(idata, name), count)
 
 
-def evaluate(dataset: Dataset, result: dict) -> dict:
-    """Point metrics of the MLE and MAP, per-draw metrics of the posterior, and the posterior
-    predictive probability's metrics; also the predictive probabilities themselves."""
+def evaluate(dataset: Dataset, fit: SchemeFit) -> dict:
+    """Point metrics of the (W)MLE (key ``mle``) and MAP, per-draw metrics of the posterior, and the
+    posterior predictive probability's metrics; also the predictive probabilities themselves."""
     X, y, w = dataset.X_test, dataset.y_test, dataset.test_weights
+    comparison = fit.comparison
     out = {}
-    for key in ("mle", "map"):
-        if result[key] is not None:
-            p = classes.predict_proba(X, result[key]["intercept"], result[key]["coef"])
+    for key, estimate in (("mle", comparison.point), ("map", comparison.map)):
+        if estimate is not None:
+            p = classes.predict_proba(X, estimate["intercept"], estimate["coef"])
             out[key] = {name: float(v[0]) for name, v in metrics(p, y, w).items()}
-    p_draws = classes.predict_proba(X, _thinned(result["idata"], "intercept", METRIC_DRAWS),
-                                    _thinned(result["idata"], "coef", METRIC_DRAWS))
+    p_draws = classes.predict_proba(X, _thinned(comparison.idata, "intercept", METRIC_DRAWS),
+                                    _thinned(comparison.idata, "coef", METRIC_DRAWS))
     out["posterior"] = metrics(p_draws, y, w)
     out["predictive_probability"] = p_draws.mean(axis=0)
     out["posterior_predictive"] = {name: float(v[0]) for name, v in
@@ -249,30 +258,20 @@ def evaluate(dataset: Dataset, result: dict) -> dict:
 # --------------------------------------------------------------------------- tables
 
 
-def _rows(dataset: Dataset, name: str, result: dict, scores: dict) -> list[dict]:
-    label = f"{dataset.name}_{name}"
-    point_name = {"none": "mle", "focal_g0": "mle", "prior_correction": "mle"}.get(
-        name, "pseudo_mle" if name.startswith("focal") else "wmle")
-    rows = [tables.point(label, "weights", "sum", result["weights"].sum()),
-            tables.point(label, "weights", "kish_ess", weights_lib.kish_ess(result["weights"])),
-            tables.point(label, point_name, "exists", int(result["mle"] is not None))]
-    for key, estimator in ((point_name, "mle"), ("map", "map")):
-        estimate = result[estimator]
-        if estimate is None:
-            continue
-        rows.append(tables.point(label, key, "intercept", estimate["intercept"]))
-        rows += [tables.point(label, key, f"coef[{feature}]", value)
-                 for feature, value in zip(dataset.feature_names, estimate["coef"])]
-        rows += [tables.point(label, key, metric, scores[estimator][metric]) for metric in METRICS]
-    rows += tables.posterior_rows(label, result["idata"], ["intercept", "coef"])
+def _rows(dataset: Dataset, fit: SchemeFit, scores: dict) -> list[dict]:
+    """The comparison's rows (the prior correction's without diagnostics: they are the unweighted
+    fit's), then the metrics of each estimator."""
+    label, comparison = f"{dataset.name}_{fit.scheme}", fit.comparison
+    rows = comparison.rows(label, ["intercept", "coef"], diagnostics=fit.scheme != "prior_correction")
+    for key, estimator in ((comparison.point_name, "mle"), ("map", "map")):
+        if estimator in scores:
+            rows += [summary.point(label, key, metric, scores[estimator][metric]) for metric in METRICS]
     for metric in METRICS:
         draws = scores["posterior"][metric]
-        rows.append(tables.interval(label, "posterior", metric, draws.mean(),
-                                    *az.hdi(draws, hdi_prob=tables.HDI_PROB)))
+        rows.append(summary.interval(label, "posterior", metric, draws.mean(),
+                                    *az.hdi(draws, hdi_prob=summary.HDI_PROB)))
         predictive = scores["posterior_predictive"][metric]
-        rows.append(tables.point(label, "posterior_predictive", metric, predictive))
-    if name != "prior_correction":
-        rows += tables.diagnostic_rows(label, result["diagnostics"])
+        rows.append(summary.point(label, "posterior_predictive", metric, predictive))
     return rows
 
 
@@ -281,24 +280,24 @@ def _truth_rows(dataset: Dataset) -> list[dict]:
         return []
     label = f"{dataset.name}_truth"
     shift = classes.prior_correction(float(dataset.y.mean()), TARGET_RATE)
-    rows = [tables.point(label, "truth", "intercept", dataset.truth["intercept"]),
+    rows = [summary.point(label, "truth", "intercept", dataset.truth["intercept"]),
             # what balanced weights and the prior correction estimate: the intercept at equal class rates
-            tables.point(label, "truth", "intercept_equal_rates", dataset.truth["intercept"] + shift)]
-    rows += [tables.point(label, "truth", f"coef[{f}]", v) for f, v in zip(dataset.feature_names,
+            summary.point(label, "truth", "intercept_equal_rates", dataset.truth["intercept"] + shift)]
+    rows += [summary.point(label, "truth", f"coef[{f}]", v) for f, v in zip(dataset.feature_names,
                                                                             dataset.truth["coef"])]
     p = special.expit(dataset.truth["intercept"] + dataset.X_test @ dataset.truth["coef"])
-    rows += [tables.point(label, "truth", m, v[0]) for m, v in metrics(p, dataset.y_test,
+    rows += [summary.point(label, "truth", m, v[0]) for m, v in metrics(p, dataset.y_test,
                                                                         dataset.test_weights).items()]
     return rows
 
 
-def loo_comparison(dataset: Dataset, full: dict, settings: Settings, seed: int, output: Output):
+def loo_comparison(dataset: Dataset, full: SchemeFit, settings: Settings, seed: int, output: Output):
     """``az.compare`` of the unweighted two-feature model and a one-feature one (same likelihood)."""
     model = classes.build_model(dataset.X[:, :1], dataset.y, feature_names=dataset.feature_names[:1],
                                 class_names=dataset.class_names)
-    idata = inference.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                             random_seed=seed, sampler=settings.sampler)
-    compared = az.compare({"both_features": full["idata"], dataset.feature_names[0] + "_only": idata})
+    one_feature = inference.compare(model, **settings.sampling(), random_seed=seed)
+    compared = az.compare({"both_features": full.comparison.idata,
+                           dataset.feature_names[0] + "_only": one_feature.idata})
     output.table([{"model": name, **{k: float(v) for k, v in row.items() if k not in ("warning", "scale")},
                    "warning": bool(row["warning"])} for name, row in compared.iterrows()],
                  "loo_compare.csv",
@@ -306,9 +305,9 @@ def loo_comparison(dataset: Dataset, full: dict, settings: Settings, seed: int, 
     rows = []
     for name, row in compared.iterrows():
         label = f"{dataset.name}_none" if name == "both_features" else f"{dataset.name}_{name}"
-        rows.append(tables.point(label, "posterior", "elpd_loo", row["elpd_loo"]))
-        rows.append(tables.point(label, "posterior", "elpd_loo_se", row["se"]))
-    return rows, inference.diagnose(idata)
+        rows.append(summary.point(label, "posterior", "elpd_loo", row["elpd_loo"]))
+        rows.append(summary.point(label, "posterior", "elpd_loo_se", row["se"]))
+    return rows, one_feature.diagnostics
 
 
 # --------------------------------------------------------------------------- main
@@ -322,16 +321,18 @@ def main(settings: Settings, output: Output) -> Report:
     rows, diagnostics, fits, scores = [], {}, {}, {}
     for dataset in datasets:
         rows += _truth_rows(dataset)
+        models = build_models(dataset, sorted({s.get("likelihood", "categorical") for s in chosen.values()}))
         for name, scheme in chosen.items():
-            _progress(f"{dataset.name}, {name}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
-            result = fit(dataset, name, scheme, settings, int(rng.integers(2**31 - 1)), output)
+            progress("classes", f"{dataset.name}, {name}: (W)MLE, MAP, NUTS "
+                                f"{settings.chains} x {settings.draws}")
+            result = fit(models, dataset, name, scheme, settings, int(rng.integers(2**31 - 1)), output)
             fits[dataset.name, name] = result
-            diagnostics[f"{dataset.name}_{name}"] = result["diagnostics"]
+            diagnostics[f"{dataset.name}_{name}"] = result.comparison.diagnostics
         fits[dataset.name, "prior_correction"] = prior_corrected(fits[dataset.name, "none"], dataset.y)
         for name in [*chosen, "prior_correction"]:
             scores[dataset.name, name] = evaluate(dataset, fits[dataset.name, name])
-            rows += _rows(dataset, name, fits[dataset.name, name], scores[dataset.name, name])
-    _progress("LOO: unweighted two-feature model against one feature (simulated data)")
+            rows += _rows(dataset, fits[dataset.name, name], scores[dataset.name, name])
+    progress("classes", "LOO: unweighted two-feature model against one feature (simulated data)")
     loo_rows, loo_diagnostics = loo_comparison(datasets[0], fits["simulated", "none"], settings,
                                                int(rng.integers(2**31 - 1)), output)
     rows += loo_rows
@@ -356,20 +357,6 @@ def _pretty(name: str) -> str:
     return name.replace("_", " ")
 
 
-def _boundary(intercept, coef, x1):
-    """x2 on the P = 0.5 line for each x1 (last axis), for one or many parameter values."""
-    intercept, coef = np.asarray(intercept)[..., None], np.asarray(coef)
-    return -(intercept + coef[..., :1] * x1) / coef[..., 1:2]
-
-
-def _share_predicting_minority(idata, grid: np.ndarray, draws: int = 1000) -> np.ndarray:
-    """Share of posterior draws with P(minority) > 0.5 at each point of a (rows, columns, 2) grid."""
-    intercept, coef = _thinned(idata, "intercept", draws), _thinned(idata, "coef", draws)
-    points = grid.reshape(-1, 2)
-    share = np.mean(intercept[:, None] + coef @ points.T > 0, axis=0)
-    return share.reshape(grid.shape[:2])
-
-
 BOUNDARY_PANELS = ("none", "balanced", "balanced_sum_ess", "effective_number", "focal_g2", "prior_correction")
 
 
@@ -377,33 +364,23 @@ def _plot_boundaries(dataset: Dataset, fits: dict, names: list[str]):
     shown = [n for n in names if n in BOUNDARY_PANELS]
     fig, axs = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.8), sharex=True, sharey=True)
     x1 = np.linspace(-3, 4.5, 200)
-    grid = np.stack(np.meshgrid(x1, x1), axis=-1)  # grid[i, j] = (x1[j], x2[i]), as contourf expects
     dogs, cats = dataset.X[dataset.y == 0], dataset.X[dataset.y == 1]
     truth = dataset.truth
+    balanced_truth = truth["intercept"] + classes.prior_correction(float(dataset.y.mean()), TARGET_RATE)
+    references = [(truth["intercept"], truth["coef"], "truth, P(cat) = 0.5", {"color": "C2", "linewidth": 1}),
+                  (balanced_truth, truth["coef"], "truth, equal class rates",
+                   {"color": "C2", "linestyle": "-.", "linewidth": 1})]
     for ax, name in zip(np.atleast_1d(axs), shown):
-        result = fits[dataset.name, name]
+        comparison = fits[dataset.name, name].comparison
         ax.scatter(*dogs.T, s=4, color="0.75", label=f"{dataset.class_names[0]}s ({len(dogs)})")
         ax.scatter(*cats.T, s=22, color="C3", edgecolor="black", linewidth=0.5,
                    label=f"{dataset.class_names[1]}s ({len(cats)})")
-        # Band: where between 3% and 97% of the posterior draws predict "cat" (robust where the
-        # boundary's slope is uncertain, unlike quantiles of the lines themselves).
-        share = _share_predicting_minority(result["idata"], grid)
-        ax.contourf(x1, x1, share, levels=[0.03, 0.97], colors=[SCHEME_COLORS[name]], alpha=0.25)
-        posterior_mean = {k: result["idata"].posterior[k].mean(dim=("chain", "draw")).values
-                          for k in ("intercept", "coef")}
-        ax.plot(x1, _boundary(posterior_mean["intercept"], posterior_mean["coef"], x1),
-                color=SCHEME_COLORS[name], linewidth=2, label="posterior mean")
-        if result["mle"] is not None:
-            ax.plot(x1, _boundary(result["mle"]["intercept"], result["mle"]["coef"], x1),
-                    **plotting.ESTIMATOR_STYLE["mle"], linewidth=1.3,
-                    label="MLE / WMLE")
-        ax.plot(x1, _boundary(result["map"]["intercept"], result["map"]["coef"], x1),
-                **plotting.ESTIMATOR_STYLE["map"], linewidth=1.5, label="MAP")
-        ax.plot(x1, _boundary(truth["intercept"], truth["coef"], x1), color="C2", linewidth=1,
-                label="truth, P(cat) = 0.5")
-        balanced_truth = truth["intercept"] + classes.prior_correction(float(dataset.y.mean()), TARGET_RATE)
-        ax.plot(x1, _boundary(balanced_truth, truth["coef"], x1), color="C2", linestyle="-.", linewidth=1,
-                label="truth, equal class rates")
+        estimates = [(comparison.map, "MAP", {**plotting.ESTIMATOR_STYLE["map"], "linewidth": 1.5})]
+        if comparison.point is not None:
+            estimates.insert(0, (comparison.point, "MLE / WMLE", {**plotting.ESTIMATOR_STYLE["mle"],
+                                                                 "linewidth": 1.3}))
+        plotting.decision_boundary(ax, comparison.idata, x1, color=SCHEME_COLORS[name], estimates=estimates,
+                                   references=references)
         ax.set(title=_pretty(name), xlabel=f"{dataset.feature_names[0]} (standardised)",
                xlim=(-3, 4.5), ylim=(-3, 4.5))
     np.atleast_1d(axs)[0].set_ylabel(f"{dataset.feature_names[1]} (standardised)")
@@ -420,9 +397,9 @@ def _plot_forest(datasets, fits, names):
     fig, axs = plt.subplots(1, len(datasets), figsize=(13, 1.5 + 0.4 * len(names) * 3),
                             gridspec_kw={"wspace": 0.45})
     for ax, dataset in zip(axs, datasets):
-        az.plot_forest([fits[dataset.name, n]["idata"] for n in names],
+        az.plot_forest([fits[dataset.name, n].comparison.idata for n in names],
                        model_names=[_pretty(n) for n in names], var_names=["intercept", "coef"],
-                       combined=True, hdi_prob=tables.HDI_PROB, colors=[SCHEME_COLORS[n] for n in names],
+                       combined=True, hdi_prob=summary.HDI_PROB, colors=[SCHEME_COLORS[n] for n in names],
                        legend=ax is axs[0], ax=ax)
         ax.set_title(f"{dataset.name.replace('_', ' ')}: posterior mean, 50% and 94% HDI")
         if dataset.truth is not None:  # one tick per variable, top to bottom: intercept, coef[...]
@@ -443,7 +420,7 @@ def _plot_metrics(datasets, scores, names):
             for position, name in zip(y, names):
                 score = scores[dataset.name, name]
                 draws = score["posterior"][metric]
-                lower, upper = az.hdi(draws, hdi_prob=tables.HDI_PROB)
+                lower, upper = az.hdi(draws, hdi_prob=summary.HDI_PROB)
                 ax.plot([lower, upper], [position, position], color=SCHEME_COLORS[name], linewidth=3,
                         alpha=0.6)
                 ax.plot(draws.mean(), position, "o", color=SCHEME_COLORS[name], markeredgecolor="black")
@@ -495,18 +472,18 @@ def _plot_focal(datasets, fits, scores, names):
         for j, feature in enumerate(["intercept", *dataset.feature_names]):
             key = (lambda post: post["intercept"]) if j == 0 else (lambda post, j=j: post["coef"][..., j - 1])
             color = f"C{j}"
-            draws = [key(fits[dataset.name, n]["idata"].posterior).values.ravel() for n in names]
-            hdi = np.array([az.hdi(d, hdi_prob=tables.HDI_PROB) for d in draws])
+            draws = [key(fits[dataset.name, n].comparison.idata.posterior).values.ravel() for n in names]
+            hdi = np.array([az.hdi(d, hdi_prob=summary.HDI_PROB) for d in draws])
             ax_coef.fill_between(gammas, hdi[:, 0], hdi[:, 1], color=color, alpha=0.2)
             ax_coef.plot(gammas, [d.mean() for d in draws], "o-", color=color, label=feature)
-            mles = [fits[dataset.name, n]["mle"] for n in names]
+            mles = [fits[dataset.name, n].comparison.point for n in names]
             if all(m is not None for m in mles):
                 ax_coef.plot(gammas, [np.ravel(key(m))[0] for m in mles], "x", color="black")
         ax_coef.set(title=f"{dataset.name.replace('_', ' ')}: coefficients (posterior mean, 94% HDI; x: MLE)",
                     xlabel="focal gamma")
         ax_coef.legend(fontsize=8)
         recall = [scores[dataset.name, n]["posterior"]["minority_recall"] for n in names]
-        hdi = np.array([az.hdi(r, hdi_prob=tables.HDI_PROB) for r in recall])
+        hdi = np.array([az.hdi(r, hdi_prob=summary.HDI_PROB) for r in recall])
         ax_recall.fill_between(gammas, hdi[:, 0], hdi[:, 1], color="C3", alpha=0.2)
         ax_recall.plot(gammas, [r.mean() for r in recall], "o-", color="C3", label="posterior")
         with_mle = [(g, scores[dataset.name, n]["mle"]["minority_recall"]) for g, n in zip(gammas, names)

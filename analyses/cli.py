@@ -14,39 +14,19 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import models  # noqa: F401  (configures PyTensor's BLAS before anything compiles)
-from analyses import ANALYSES, tables
+from analyses import ANALYSES
 from analyses.output import Output
+from analyses.study import Report, Settings
+from models import summary
 from models.errors import InputError
-from models.inference import SAMPLERS, Diagnostics
+from models.inference import SAMPLERS
 
 FULL = {"draws": 1000, "tune": 1000, "chains": 4}
 QUICK = {"draws": 200, "tune": 200, "chains": 2}
 DEFAULT_SEED = 2026
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What every analysis is run with; ``quick`` asks for a seconds-long smoke run."""
-
-    draws: int
-    tune: int
-    chains: int
-    seed: int
-    sampler: str
-    quick: bool
-
-
-@dataclass
-class Report:
-    """What an analysis hands back: its summary rows and, per fit or group of fits, an object with
-    ``ok`` and ``problems`` (``Diagnostics``, or SBC's ``FitsSummary``)."""
-
-    rows: list[dict]
-    fits: dict[str, Diagnostics]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,7 +85,7 @@ def run(name: str, module, settings: Settings, root: Path) -> Report:
     report = module.main(settings, output)
     output.table(report.rows)
     print(f"\n== {name}: summary ({output.results / 'summary.csv'})")
-    print(tables.render(report.rows))
+    print(summary.render(report.rows))
     for label, diagnostics in report.fits.items():
         if not diagnostics.ok:
             print(f"warning: {name}/{label}: {'; '.join(diagnostics.problems)}", file=sys.stderr)

@@ -13,6 +13,8 @@ Model (``models.coin``):
 whose exact posterior is Beta(2 + sum w y, 2 + sum w (1 - y)); NUTS draws are checked against it.
 Rescaling all weights by c leaves the WMLE at 16/19 but multiplies the pseudo-counts by c.
 
+One model is built and compiled; every fit (the four weightings, the sweep) swaps its weights in.
+
 Outputs (``figures/coin/``): ``log_likelihood.png``, ``posteriors.png``, ``weight_sweep.png``,
 ``trace_rank.png``; (``results/coin/``): one NetCDF posterior per weighting, ``summary.csv``,
 ``weight_sweep.csv``.
@@ -20,18 +22,18 @@ Outputs (``figures/coin/``): ``log_likelihood.png``, ``posteriors.png``, ``weigh
 
 from __future__ import annotations
 
-import sys
+from dataclasses import dataclass
 
 import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
+import pymc as pm
 from scipy import optimize
 
-from analyses import plotting, tables
-from analyses.cli import Report, Settings
+from analyses import plotting
 from analyses.output import Output
-from models import coin, inference
-from models import weights as weights_lib
+from analyses.study import Report, Settings, progress
+from models import coin, inference, summary
 
 FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])  # 7 heads; the 3rd toss (index 2) is heads
 KEY_TOSS = 2
@@ -52,16 +54,12 @@ def key_weights(weight: float) -> np.ndarray:
     return w
 
 
-def beta_hdi(distribution, prob: float = tables.HDI_PROB) -> tuple[float, float]:
+def beta_hdi(distribution, prob: float = summary.HDI_PROB) -> tuple[float, float]:
     """Exact highest-density interval of a unimodal scipy distribution (shortest prob-interval)."""
     width = lambda low: distribution.ppf(low + prob) - distribution.ppf(low)  # noqa: E731
     low = optimize.minimize_scalar(width, bounds=(0.0, 1.0 - prob), method="bounded",
                                    options={"xatol": 1e-10}).x
     return float(distribution.ppf(low)), float(distribution.ppf(low + prob))
-
-
-def _progress(message: str) -> None:
-    print(f"coin: {message}", file=sys.stderr, flush=True)
 
 
 def _variants() -> dict[str, tuple[np.ndarray | None, str]]:
@@ -70,87 +68,86 @@ def _variants() -> dict[str, tuple[np.ndarray | None, str]]:
     return variants
 
 
-def _fit(label, weights, how, settings: Settings, seed: int, output: Output):
-    model = coin.build_model(FLIPS, weights, prior=PRIOR, normalize=how)
-    fit = {
-        "model": model,
-        "mle": float(inference.mle(model)["p"]),
-        "map": float(inference.map_estimate(model)["p"]),
-        "exact": coin.exact_posterior(FLIPS, weights, prior=PRIOR, normalize=how),
-        "weights": np.asarray(model["weights"].get_value()),
-    }
-    fit["idata"] = inference.sample(
-        model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-        random_seed=seed, sampler=settings.sampler, posterior_predictive=True,
-    )
-    fit["diagnostics"] = inference.diagnose(fit["idata"])
-    output.posterior(fit["idata"], f"{label}.nc", fit["diagnostics"], model=label, normalize=how,
-                     prior=f"Beta{PRIOR}", flips=str(FLIPS.tolist()),
-                     weights=str(fit["weights"].round(6).tolist()))
-    return fit
+def _set_weights(model, weights, how: str) -> np.ndarray:
+    """Put ``weights``, checked and rescaled by ``how`` exactly as ``coin.build_model`` would, into
+    the compiled model; returns them."""
+    _, w, _ = coin.prepare(FLIPS, weights, prior=PRIOR, normalize=how)
+    pm.set_data({"weights": w}, model=model)
+    return w
 
 
-def _rows(label: str, fit: dict) -> list[dict]:
-    point_name = "mle" if label == "unweighted" else "wmle"
-    exact = fit["exact"]
+@dataclass(frozen=True)
+class CoinFit:
+    """One weighting's estimators and its exact posterior."""
+
+    label: str
+    weights: np.ndarray
+    comparison: inference.Comparison
+    exact: object  # the conjugate Beta (scipy frozen)
+
+
+def _fit(model, label, weights, how, settings: Settings, seed: int, output: Output) -> CoinFit:
+    w = _set_weights(model, weights, how)
+    comparison = inference.compare(model, **settings.sampling(), random_seed=seed, posterior_predictive=True)
+    output.posterior(comparison.idata, f"{label}.nc", model=label, normalize=how, prior=f"Beta{PRIOR}",
+                     flips=str(FLIPS.tolist()), weights=str(w.round(6).tolist()))
+    return CoinFit(label, w, comparison, coin.exact_posterior(FLIPS, weights, prior=PRIOR, normalize=how))
+
+
+def _rows(fit: CoinFit) -> list[dict]:
+    exact, idata = fit.exact, fit.comparison.idata
     return [
-        tables.point(label, "weights", "sum", fit["weights"].sum()),
-        tables.point(label, "weights", "kish_ess", weights_lib.kish_ess(fit["weights"])),
-        tables.point(label, point_name, "p", fit["mle"]),
-        tables.point(label, "map", "p", fit["map"]),
-        tables.interval(label, "exact_posterior", "p", exact.mean(), *beta_hdi(exact)),
-        *tables.posterior_rows(label, fit["idata"], ["p"]),
-        tables.point(label, "exact_posterior", "p_sd", exact.std()),
-        tables.point(label, "posterior", "p_sd", fit["idata"].posterior["p"].std()),
-        *tables.diagnostic_rows(label, fit["diagnostics"]),
+        *fit.comparison.rows(fit.label, ["p"]),
+        summary.interval(fit.label, "exact_posterior", "p", exact.mean(), *beta_hdi(exact)),
+        summary.point(fit.label, "exact_posterior", "p_sd", exact.std()),
+        summary.point(fit.label, "posterior", "p_sd", idata.posterior["p"].std()),
     ]
 
 
 def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
     rng = np.random.default_rng(settings.seed)
+    model = coin.build_model(FLIPS, prior=PRIOR)
     fits, rows = {}, []
     for label, (weights, how) in _variants().items():
-        _progress(f"fitting {label}: MLE, MAP, NUTS {settings.chains} x {settings.draws}")
-        fits[label] = _fit(label, weights, how, settings, int(rng.integers(2**31 - 1)), output)
-        rows += _rows(label, fits[label])
-    diagnostics = {label: fit["diagnostics"] for label, fit in fits.items()}
+        progress("coin", f"fitting {label}: MLE, MAP, NUTS {settings.chains} x {settings.draws}")
+        fits[label] = _fit(model, label, weights, how, settings, int(rng.integers(2**31 - 1)), output)
+        rows += _rows(fits[label])
+    diagnostics = {label: fit.comparison.diagnostics for label, fit in fits.items()}
 
-    sweep, sweep_diagnostics = _sweep(settings, rng)
+    sweep, sweep_diagnostics = _sweep(model, settings, rng)
     output.table(sweep, "weight_sweep.csv", columns=SWEEP_COLUMNS)
 
-    output.figure(_plot_log_likelihood(fits), "log_likelihood.png")
+    output.figure(_plot_log_likelihood(model, fits), "log_likelihood.png")
     output.figure(_plot_posteriors(fits), "posteriors.png")
     output.figure(_plot_sweep(sweep), "weight_sweep.png")
-    output.figure(_plot_trace(fits["weights_as_given"]["idata"]), "trace_rank.png")
+    output.figure(_plot_trace(fits["weights_as_given"].comparison.idata), "trace_rank.png")
     return Report(rows=rows, fits=diagnostics | sweep_diagnostics)
 
 
-def _sweep(settings: Settings, rng):
+def _sweep(model, settings: Settings, rng):
     """WMLE, exact posterior and NUTS as the 3rd toss's weight c goes from 1 to 100.
 
-    Exact posterior on a fine grid; the WMLE (optimiser) and NUTS at a few weights, under each
-    normalisation. Returns tidy rows and the diagnostics of each NUTS fit.
+    Exact posterior on a fine grid; the WMLE and NUTS at a few weights, under each normalisation.
+    Returns tidy rows and the diagnostics of each NUTS fit.
     """
     wmle_weights = np.geomspace(1, 100, 3 if settings.quick else 9)
     nuts_weights = SWEEP_NUTS_QUICK if settings.quick else SWEEP_NUTS
     rows, diagnostics = [], {}
     for how, label in NORMALIZATIONS.items():
-        _progress(f"weight sweep, {label}: exact posterior, WMLE, NUTS at c = "
-                  + ", ".join(f"{c:g}" for c in nuts_weights))
+        progress("coin", f"weight sweep, {label}: exact posterior, WMLE, NUTS at c = "
+                 + ", ".join(f"{c:g}" for c in nuts_weights))
         for weight in SWEEP_GRID:
             exact = coin.exact_posterior(FLIPS, key_weights(weight), prior=PRIOR, normalize=how)
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "exact_posterior", exact.mean(),
                                                  *beta_hdi(exact)))))
         for weight in wmle_weights:
-            model = coin.build_model(FLIPS, key_weights(weight), prior=PRIOR, normalize=how)
+            _set_weights(model, key_weights(weight), how)
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "wmle", float(inference.mle(model)["p"])))))
         for weight in nuts_weights:
-            model = coin.build_model(FLIPS, key_weights(weight), prior=PRIOR, normalize=how)
-            idata = inference.sample(model, draws=settings.draws, tune=settings.tune,
-                                     chains=settings.chains, random_seed=int(rng.integers(2**31 - 1)),
-                                     sampler=settings.sampler)
-            lower, upper = az.hdi(idata, hdi_prob=tables.HDI_PROB)["p"].values
+            _set_weights(model, key_weights(weight), how)
+            idata = inference.sample(model, **settings.sampling(), random_seed=int(rng.integers(2**31 - 1)))
+            lower, upper = az.hdi(idata, hdi_prob=summary.HDI_PROB)["p"].values
             fit = diagnostics[f"sweep_{label}_c{weight:g}"] = inference.diagnose(idata)
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "posterior",
                                                  float(idata.posterior["p"].mean()), lower, upper,
@@ -161,17 +158,19 @@ def _sweep(settings: Settings, rng):
 # --------------------------------------------------------------------------- figures
 
 
-def _plot_log_likelihood(fits: dict):
+def _plot_log_likelihood(model, fits: dict):
     grid = np.linspace(0.005, 0.995, 397)
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    log_likelihood = inference.compile_log_likelihood(model)
     for label, fit in fits.items():
-        log_likelihood = inference.compile_log_likelihood(fit["model"])
+        pm.set_data({"weights": fit.weights}, model=model)
         values = np.array([log_likelihood(p=p) for p in grid])
         ax.plot(grid, values - values.max(), color=COLORS[label], linewidth=2,
-                label=f"{label.replace('_', ' ')} (sum w = {fit['weights'].sum():.3g})")
-    plotting.mark(ax, fits["unweighted"]["mle"], "mle")
-    plotting.mark(ax, fits["weights_as_given"]["mle"], "mle")
-    for label, x in (("MLE", fits["unweighted"]["mle"]), ("WMLE", fits["weights_as_given"]["mle"])):
+                label=f"{label.replace('_', ' ')} (sum w = {fit.weights.sum():.3g})")
+    mle, wmle = (float(fits[label].comparison.point["p"]) for label in ("unweighted", "weights_as_given"))
+    plotting.mark(ax, mle, "mle")
+    plotting.mark(ax, wmle, "mle")
+    for label, x in (("MLE", mle), ("WMLE", wmle)):
         ax.annotate(f"{label} {x:.3f}", (x, 0.15), ha="center", va="bottom", fontsize=9)
     ax.set(ylim=(-8, 0.9), xlabel="p (probability of heads)",
            ylabel="log-likelihood minus its maximum",
@@ -184,14 +183,15 @@ def _plot_posteriors(fits: dict):
     fig, axs = plt.subplots(1, len(fits), figsize=(13, 3.6), sharex=True)
     grid = np.linspace(0.0, 1.0, 501)
     for ax, (label, fit) in zip(axs, fits.items()):
-        draws = fit["idata"].posterior["p"].values.ravel()
+        comparison = fit.comparison
+        draws = comparison.idata.posterior["p"].values.ravel()
         ax.hist(draws, bins=50, range=(0, 1), density=True, color=COLORS[label], alpha=0.45,
                 label=f"NUTS ({draws.size} draws)")
-        ax.plot(grid, fit["exact"].pdf(grid), color=COLORS[label], linewidth=2, label="exact Beta")
-        plotting.mark(ax, fit["mle"], "mle", "MLE" if label == "unweighted" else "WMLE")
-        plotting.mark(ax, fit["map"], "map", "MAP")
+        ax.plot(grid, fit.exact.pdf(grid), color=COLORS[label], linewidth=2, label="exact Beta")
+        plotting.mark(ax, float(comparison.point["p"]), "mle", comparison.point_name.upper())
+        plotting.mark(ax, float(comparison.map["p"]), "map", "MAP")
         plotting.mark(ax, draws.mean(), "posterior_mean", "posterior mean")
-        ax.set(title=f"{label.replace('_', ' ')}\nsum w = {fit['weights'].sum():.3g}",
+        ax.set(title=f"{label.replace('_', ' ')}\nsum w = {fit.weights.sum():.3g}",
                xlabel="p", xlim=(0.2, 1.0))
         ax.set_yticks([])
     axs[0].legend(loc="upper left", fontsize=8)

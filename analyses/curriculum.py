@@ -39,10 +39,10 @@ has total weight n and phases differ in shape only), at progress t = 0, 1/6, ...
   (weight floor + (1 - floor) sigmoid(s (t - d_i)), floor 0.01), so the admitted share grows with
   progress. Its phases depend on each other; every other phase is a fit on its own weights alone.
 
-Per (schedule, phase): WMLE, MAP (``inference.mle`` / ``map_estimate`` on the one model) and the NUTS
-posterior (``inference.RepeatedNUTS``, 4 chains x (500 + 1000) by default, compiled once per worker
-process, distinct fits spread over the cores), each scored on the test set by minority recall at
-P = 0.5 and Brier score (the posterior per draw: mean and 94% HDI over 400 thinned draws).
+Per (schedule, phase): WMLE, MAP and the NUTS posterior (``inference.compare`` on the one model, 4
+chains x (500 + 1000) by default, compiled once per worker process, distinct fits spread over the
+cores), each scored on the test set by minority recall at P = 0.5 and Brier score (the posterior per
+draw: mean and 94% HDI over 400 thinned draws).
 
 Outputs (``figures/curriculum/``): ``coefficient_paths.png``, ``weight_profiles.png``,
 ``decision_boundaries.png``, ``metrics.png``; (``results/curriculum/``): one NetCDF posterior per
@@ -52,10 +52,7 @@ Outputs (``figures/curriculum/``): ``coefficient_paths.png``, ``weight_profiles.
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import hashlib
 from dataclasses import dataclass
 
 import arviz as az
@@ -64,12 +61,12 @@ import numpy as np
 import pymc as pm
 from scipy import special
 
-from analyses import plotting, tables
-from analyses.cli import Report, Settings
+from analyses import plotting
 from analyses.output import Output
-from models import classes, inference
+from analyses.study import Report, Settings, cached, pooled, progress, run, thin
+from models import classes, inference, summary
 from models import weights as weights_lib
-from models.inference import UnboundedLikelihoodError
+from models.inference import available_cores
 
 N_TRAIN = 500
 N_TEST = 10_000
@@ -111,10 +108,6 @@ def simulate(rng, n: int = N_TRAIN, n_test: int = N_TEST) -> Data:
     return Data(X, y, eta, X_test, y_test)
 
 
-def _progress(message: str) -> None:
-    print(f"curriculum: {message}", file=sys.stderr, flush=True)
-
-
 def _label(schedule: str, progress: float) -> str:
     return f"{schedule}_progress_{progress:.2f}"
 
@@ -137,100 +130,87 @@ def metrics(probability: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
             "brier": ((probability - y) ** 2).mean(axis=1)}
 
 
-def _estimate(estimator, model):
-    try:
-        return estimator(model), None
-    except UnboundedLikelihoodError as err:
-        return None, str(err)
-
-
-# --------------------------------------------------------------------------- fitting (worker processes)
+# --------------------------------------------------------------------------- fitting
 #
-# Every fit is WMLE, MAP and NUTS on one model per process, built and compiled once; the weights are
-# swapped in with ``pm.set_data``. A task is either one fixed weight vector of the tilted schedules,
-# or the whole self-paced chain, whose phases depend on each other.
-
-_FITTERS: dict = {}  # per process: (draws, tune, chains) -> Fitter
+# Every fit is ``inference.compare`` (WMLE, MAP, NUTS) on one model per process, built and compiled
+# once; the weights are swapped in with ``pm.set_data``. A task is either one fixed weight vector of
+# the tilted schedules, or the whole self-paced chain, whose phases depend on each other.
 
 
-class Fitter:
-    """WMLE, MAP and posterior of the curriculum model at any weights, compiled once."""
+@dataclass(frozen=True)
+class PhaseFit:
+    """The estimators at one weight vector, with the difficulty that made the weights."""
 
-    def __init__(self, X, y, *, draws: int, tune: int, chains: int):
-        self.X, self.y = X, y
-        self.model = classes.build_model(X, y, feature_names=FEATURES, class_names=CLASS_NAMES)
-        self.sampler = inference.RepeatedNUTS(self.model, draws=draws, tune=tune, chains=chains)
-
-    def point_estimates(self, weights: np.ndarray) -> dict:
-        pm.set_data({"weights": weights}, model=self.model)
-        wmle, failure = _estimate(inference.mle, self.model)
-        return {"weights": weights, "wmle": wmle, "wmle_failure": failure,
-                "map": inference.map_estimate(self.model)}
-
-    def posterior(self, weights: np.ndarray, seed: int) -> az.InferenceData:
-        """NUTS draws with coordinates, data and weights (``constant_data``) and the pointwise weighted
-        log-likelihood, computed by the model itself at these weights."""
-        light = self.sampler({"weights": weights}, random_seed=seed)  # sets the weights in the model
-        idata = az.from_dict(
-            posterior={name: light.posterior[name].values for name in ("intercept", "coef")},
-            sample_stats={name: light.sample_stats[name].values for name in ("diverging", "energy")},
-            constant_data={"X": self.X, "y": self.y, "weights": weights},
-            coords={"feature": FEATURES, "obs_id": np.arange(self.y.size)},
-            dims={"coef": ["feature"], "X": ["obs_id", "feature"], "y": ["obs_id"], "weights": ["obs_id"]},
-        )
-        pm.compute_log_likelihood(idata, model=self.model, extend_inferencedata=True, progressbar=False)
-        idata.attrs["random_seed"] = seed
-        return idata
-
-    def fit(self, weights: np.ndarray, seed: int) -> dict:
-        return {**self.point_estimates(weights), "idata": self.posterior(weights, seed)}
+    weights: np.ndarray
+    difficulty: np.ndarray
+    comparison: inference.Comparison
 
 
-def _fitter(X, y, draws: int, tune: int, chains: int) -> Fitter:
-    config = (draws, tune, chains)
-    if config not in _FITTERS:
-        _FITTERS[config] = Fitter(X, y, draws=draws, tune=tune, chains=chains)
-    return _FITTERS[config]
+def _model(X, y):
+    key = ("curriculum", hashlib.sha1(X.tobytes() + y.tobytes()).hexdigest())
+    return cached(key, lambda: classes.build_model(X, y, feature_names=FEATURES, class_names=CLASS_NAMES))
 
 
-def _quiet_worker() -> None:
-    import pymc  # noqa: F401  (pymc sets its logger level on import)
+def _compare(X, y, weights: np.ndarray, seed: int, sampling: dict) -> inference.Comparison:
+    model = _model(X, y)
+    pm.set_data({"weights": weights}, model=model)
+    return inference.compare(model, **sampling, random_seed=seed)
 
-    logging.getLogger("pymc").setLevel(logging.WARNING)
 
-
-def fit_fixed(X, y, weights: np.ndarray, seed: int, sampler_settings: tuple) -> dict:
+def fit_fixed(X, y, weights: np.ndarray, difficulty: np.ndarray, seed: int, sampling: dict) -> PhaseFit:
     """One fit at the given weights (a task of the tilted schedules)."""
-    return _fitter(X, y, *sampler_settings).fit(weights, seed)
+    return PhaseFit(weights, difficulty, _compare(X, y, weights, seed, sampling))
 
 
-def fit_self_paced(X, y, phases: np.ndarray, seeds: list[int], sampler_settings: tuple) -> dict:
+def fit_self_paced(X, y, phases: np.ndarray, seeds: list[int], sampling: dict) -> tuple[dict, list[PhaseFit]]:
     """The self-paced chain: the unweighted MLE, then per phase the difficulty from the current fit's
-    per-sample loss, its weights and their fit. Returns ``{"reference": MLE, "fits": [...]}``."""
-    fitter = _fitter(X, y, *sampler_settings)
-    reference = fitter.point_estimates(np.ones(y.size))["wmle"]
+    per-sample loss, its weights and their fit. Returns the MLE and the phases' fits."""
+    model = _model(X, y)
+    pm.set_data({"weights": np.ones(y.size)}, model=model)
+    reference = inference.mle(model)
     current, fits = reference, []
-    for progress, seed in zip(phases, seeds):
+    for progress_t, seed in zip(phases, seeds):
         difficulty = weights_lib.loss_difficulty(sample_loss(X, y, current))
-        w = weights_lib.curriculum(difficulty, progress, schedule="self_paced", sharpness=SHARPNESS)
-        fit = {**fitter.fit(w, seed), "difficulty": difficulty}
+        w = weights_lib.curriculum(difficulty, progress_t, schedule="self_paced", sharpness=SHARPNESS)
+        fit = PhaseFit(w, difficulty, _compare(X, y, w, seed, sampling))
         fits.append(fit)
-        current = fit["wmle"] if fit["wmle"] is not None else fit["map"]
-        _progress(f"  self_paced, t = {progress:.2f} fitted")
-    return {"reference": reference, "fits": fits}
+        current = fit.comparison.point if fit.comparison.point is not None else fit.comparison.map
+        progress("curriculum", f"  self_paced, t = {progress_t:.2f} fitted")
+    return reference, fits
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One (schedule, phase): its fit (shared by schedules with the same weights) and test scores."""
+
+    schedule: str
+    phase: int
+    progress: float
+    fit: PhaseFit
+    same_weights_as: tuple
+    scores: dict
+
+    @property
+    def label(self) -> str:
+        return _label(self.schedule, self.progress)
+
+    @property
+    def comparison(self) -> inference.Comparison:
+        return self.fit.comparison
 
 
 def fit_all(data: Data, phases: np.ndarray, settings: Settings, rng) -> tuple[dict, dict]:
-    """``(fits, reference)``: WMLE, MAP and posterior per (schedule, phase), and the unweighted MLE.
+    """``(phases, reference)``: a :class:`Phase` per (schedule, phase index), and the unweighted MLE.
 
     Tilted schedules: each distinct weight vector is fitted once (``hard_to_easy`` at progress t has
     the weights of ``easy_to_hard`` at 1 - t). The self-paced chain runs as one task, submitted first
     as the longest. ``--quick`` runs in this process: starting workers would cost more than its fits.
     """
     difficulty = weights_lib.margin_difficulty(data.eta)
-    tilted = {(schedule, phase): weights_lib.curriculum(difficulty, progress, schedule=schedule,
+    tilted = {(schedule, phase): weights_lib.curriculum(difficulty, progress_t, schedule=schedule,
                                                         sharpness=SHARPNESS)
-              for schedule in SCHEDULES if schedule != "self_paced" for phase, progress in enumerate(phases)}
+              for schedule in SCHEDULES if schedule != "self_paced"
+              for phase, progress_t in enumerate(phases)}
     distinct, same_as = [], {}
     for key, w in tilted.items():
         same_as[key] = next((first for first in distinct
@@ -239,55 +219,46 @@ def fit_all(data: Data, phases: np.ndarray, settings: Settings, rng) -> tuple[di
             distinct.append(key)
     seeds = {key: int(rng.integers(2**31 - 1)) for key in [*distinct, *(("self_paced", p) for p in
                                                                           range(len(phases)))]}
-    sampler_settings = (settings.draws, settings.tune, settings.chains)
-    self_paced_seeds = [seeds["self_paced", p] for p in range(len(phases))]
-    workers = 1 if settings.quick else min(inference.available_cores(), 1 + len(distinct))
-    _progress(f"fitting {len(distinct)} distinct tilted weight vectors and {len(phases)} self-paced phases: "
-              f"WMLE, MAP, NUTS {settings.chains} x ({settings.tune} + {settings.draws}), "
-              f"{workers} process(es)")
-    done = {}
-    if workers == 1:
-        chain = fit_self_paced(data.X, data.y, phases, self_paced_seeds, sampler_settings)
-        for key in distinct:
-            done[key] = fit_fixed(data.X, data.y, tilted[key], seeds[key], sampler_settings)
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
-            chain_future = pool.submit(fit_self_paced, data.X, data.y, phases, self_paced_seeds,
-                                       sampler_settings)
-            futures = {pool.submit(fit_fixed, data.X, data.y, tilted[key], seeds[key], sampler_settings): key
-                       for key in distinct}
-            for future in as_completed(futures):
-                key = futures[future]
-                done[key] = future.result()
-                _progress(f"  tilted weights {len(done)}/{len(distinct)} fitted "
-                          f"({_label(key[0], phases[key[1]])})")
-            chain = chain_future.result()
-    fits = {}
-    for (schedule, phase), source in same_as.items():
-        fits[schedule, phase] = {**done[source], "difficulty": difficulty, "same_weights_as": source}
-    for phase, fit in enumerate(chain["fits"]):
-        fits["self_paced", phase] = {**fit, "same_weights_as": ("self_paced", phase)}
-    for (schedule, phase), fit in fits.items():
-        fit.update(schedule=schedule, phase=phase, progress=float(phases[phase]))
-    return fits, chain["reference"]
+    workers = 1 if settings.quick else min(available_cores(), 1 + len(distinct))
+    # Chains one after another inside a worker: the workers already share out the cores.
+    sampling = {**settings.sampling(), **({"cores": 1} if workers > 1 else {})}
+    progress("curriculum", f"fitting {len(distinct)} distinct tilted weight vectors and {len(phases)} "
+                           f"self-paced phases: WMLE, MAP, NUTS {settings.chains} x ({settings.tune} + "
+                           f"{settings.draws}), {workers} process(es)")
+    chain_seeds = [seeds["self_paced", p] for p in range(len(phases))]
+    tasks = [(fit_self_paced, (data.X, data.y, phases, chain_seeds, sampling))]
+    tasks += [(fit_fixed, (data.X, data.y, tilted[key], difficulty, seeds[key], sampling))
+              for key in distinct]
+
+    def report(index, _):
+        if index:
+            progress("curriculum", f"  tilted weights {distinct[index - 1]} fitted")
+
+    done = dict(run(_call, tasks, workers=workers, report=report))
+    reference, chain = done[0]
+    fitted = {key: done[i + 1] for i, key in enumerate(distinct)}
+    shared = {**{key: fitted[source] for key, source in same_as.items()},
+              **{("self_paced", phase): fit for phase, fit in enumerate(chain)}}
+    scores = {id(fit): score(data, fit.comparison) for fit in {id(f): f for f in shared.values()}.values()}
+    result = {(schedule, phase): Phase(schedule, phase, float(phases[phase]), fit,
+                                       same_as.get((schedule, phase), (schedule, phase)), scores[id(fit)])
+              for (schedule, phase), fit in shared.items()}
+    return result, reference
 
 
-def _thinned(idata, name: str, count: int = METRIC_DRAWS) -> np.ndarray:
-    values = idata.posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    return values[np.linspace(0, len(values) - 1, min(count, len(values))).astype(int)]
+def _call(function, arguments):
+    return function(*arguments)
 
 
-def score(data: Data, fit: dict) -> dict:
+def score(data: Data, comparison: inference.Comparison) -> dict:
     """Test-set metrics of the WMLE and MAP (numbers) and of the posterior (one per thinned draw)."""
     scores = {}
-    for key in ("wmle", "map"):
-        if fit[key] is not None:
-            p = classes.predict_proba(data.X_test, fit[key]["intercept"], fit[key]["coef"])
+    for key, estimate in (("wmle", comparison.point), ("map", comparison.map)):
+        if estimate is not None:
+            p = classes.predict_proba(data.X_test, estimate["intercept"], estimate["coef"])
             scores[key] = {name: float(v[0]) for name, v in metrics(p, data.y_test).items()}
-    p_draws = classes.predict_proba(data.X_test, _thinned(fit["idata"], "intercept"),
-                                    _thinned(fit["idata"], "coef"))
-    scores["posterior"] = metrics(p_draws, data.y_test)
+    intercept, coef = (thin(pooled(comparison.idata, name), METRIC_DRAWS) for name in ("intercept", "coef"))
+    scores["posterior"] = metrics(classes.predict_proba(data.X_test, intercept, coef), data.y_test)
     return scores
 
 
@@ -295,27 +266,24 @@ def score(data: Data, fit: dict) -> dict:
 
 
 def _point_rows(label: str, estimator: str, estimate: dict, scores: dict) -> list[dict]:
-    rows = [tables.point(label, estimator, name, value)
+    rows = [summary.point(label, estimator, name, value)
             for name, value in zip(PARAMETERS, _vector(estimate))]
-    return rows + [tables.point(label, estimator, metric, scores[metric]) for metric in METRICS]
+    return rows + [summary.point(label, estimator, metric, scores[metric]) for metric in METRICS]
 
 
-def fit_rows(fit: dict) -> list[dict]:
-    label = _label(fit["schedule"], fit["progress"])
-    rows = [tables.point(label, "weights", "progress", fit["progress"]),
-            tables.point(label, "weights", "sum", fit["weights"].sum()),
-            tables.point(label, "weights", "kish_ess", weights_lib.kish_ess(fit["weights"])),
-            tables.point(label, "weights", "max_over_min", fit["weights"].max() / fit["weights"].min()),
-            tables.point(label, "wmle", "exists", int(fit["wmle"] is not None))]
-    if fit["wmle"] is not None:
-        rows += _point_rows(label, "wmle", fit["wmle"], fit["scores"]["wmle"])
-    rows += _point_rows(label, "map", fit["map"], fit["scores"]["map"])
-    rows += tables.posterior_rows(label, fit["idata"], ["intercept", "coef"])
+def phase_rows(phase: Phase) -> list[dict]:
+    label, comparison, weights = phase.label, phase.comparison, phase.fit.weights
+    rows = [summary.point(label, "weights", "progress", phase.progress),
+            summary.point(label, "weights", "max_over_min", weights.max() / weights.min()),
+            *comparison.rows(label, ["intercept", "coef"])]
+    for key, estimator in ((comparison.point_name, "wmle"), ("map", "map")):
+        if estimator in phase.scores:
+            rows += [summary.point(label, key, metric, phase.scores[estimator][metric]) for metric in METRICS]
     for metric in METRICS:
-        draws = fit["scores"]["posterior"][metric]
-        rows.append(tables.interval(label, "posterior", metric, draws.mean(),
-                                    *az.hdi(draws, hdi_prob=tables.HDI_PROB)))
-    return rows + tables.diagnostic_rows(label, fit["diagnostics"])
+        draws = phase.scores["posterior"][metric]
+        rows.append(summary.interval(label, "posterior", metric, draws.mean(),
+                                     *az.hdi(draws, hdi_prob=summary.HDI_PROB)))
+    return rows
 
 
 def reference_rows(data: Data, reference: dict) -> list[dict]:
@@ -324,9 +292,9 @@ def reference_rows(data: Data, reference: dict) -> list[dict]:
     for label, estimator, estimate in (("truth", "truth", truth), ("unweighted", "mle", reference)):
         p = classes.predict_proba(data.X_test, estimate["intercept"], estimate["coef"])
         rows += _point_rows(label, estimator, estimate, {k: v[0] for k, v in metrics(p, data.y_test).items()})
-    rows.append(tables.point("data", "data", "minority_share", data.y.mean()))
-    rows.append(tables.point("data", "data", "labels_across_true_boundary",
-                             np.mean((data.eta > 0) != (data.y == 1))))
+    rows.append(summary.point("data", "data", "minority_share", data.y.mean()))
+    rows.append(summary.point("data", "data", "labels_across_true_boundary",
+                              np.mean((data.eta > 0) != (data.y == 1))))
     return rows
 
 
@@ -338,24 +306,20 @@ def main(settings: Settings, output: Output) -> Report:
     rng = np.random.default_rng(settings.seed)
     data = simulate(rng)
     phases = np.linspace(0.0, 1.0, PHASES_QUICK if settings.quick else PHASES)
-    _progress(f"{data.y.size} samples, {data.y.mean():.0%} minority; {len(SCHEDULES)} schedules x "
-              f"{len(phases)} phases")
+    progress("curriculum", f"{data.y.size} samples, {data.y.mean():.0%} minority; {len(SCHEDULES)} schedules "
+                           f"x {len(phases)} phases")
     fits, reference = fit_all(data, phases, settings, rng)
-    rows, diagnostics, scores = reference_rows(data, reference), {}, {}
-    for key, fit in fits.items():
-        label = _label(fit["schedule"], fit["progress"])
-        source = fit["same_weights_as"]
-        if fit["wmle_failure"]:
-            _progress(f"{label}: no WMLE: {fit['wmle_failure']}")
-        if source not in scores:
-            scores[source] = (score(data, fit), inference.diagnose(fit["idata"]))
-        fit["scores"], fit["diagnostics"] = scores[source]
-        diagnostics[label] = fit["diagnostics"]
-        output.posterior(fit["idata"], f"{label}.nc", fit["diagnostics"], model=label,
-                         schedule=fit["schedule"], progress=fit["progress"], sharpness=SHARPNESS,
-                         same_weights_as=_label(source[0], phases[source[1]]), draws=settings.draws,
-                         tune=settings.tune, chains=settings.chains, sampler="inference.RepeatedNUTS (pymc)")
-        rows += fit_rows(fit)
+    rows, diagnostics = reference_rows(data, reference), {}
+    for phase in fits.values():
+        comparison = phase.comparison
+        if comparison.point is None:
+            progress("curriculum", f"{phase.label}: no WMLE: {comparison.point_failure}")
+        diagnostics[phase.label] = comparison.diagnostics
+        source = phase.same_weights_as
+        output.posterior(comparison.idata, f"{phase.label}.nc", model=phase.label, schedule=phase.schedule,
+                         progress=phase.progress, sharpness=SHARPNESS,
+                         same_weights_as=_label(source[0], phases[source[1]]))
+        rows += phase_rows(phase)
 
     output.figure(_plot_paths(fits, phases, reference), "coefficient_paths.png")
     output.figure(_plot_weight_profiles(fits, phases), "weight_profiles.png")
@@ -386,17 +350,17 @@ def _plot_paths(fits: dict, phases: np.ndarray, reference: dict):
     for row, schedule in zip(axs, SCHEDULES):
         mine = [fits[schedule, phase] for phase in range(len(phases))]
         for index, ax in enumerate(row):
-            draws = [_posterior_draws(fit["idata"], index) for fit in mine]
-            hdi = np.array([az.hdi(d, hdi_prob=tables.HDI_PROB) for d in draws])
+            draws = [_posterior_draws(fit.comparison.idata, index) for fit in mine]
+            hdi = np.array([az.hdi(d, hdi_prob=summary.HDI_PROB) for d in draws])
             color = SCHEDULE_COLORS[schedule]
             ax.fill_between(phases, hdi[:, 0], hdi[:, 1], color=color, alpha=0.2, label="posterior 94% HDI")
             ax.plot(phases, [d.mean() for d in draws], "o-", color=color, label="posterior mean")
-            with_wmle = [(fit["progress"], _vector(fit["wmle"])[index]) for fit in mine
-                         if fit["wmle"] is not None]
+            with_wmle = [(fit.progress, _vector(fit.comparison.point)[index]) for fit in mine
+                         if fit.comparison.point is not None]
             if with_wmle:
                 ax.plot(*zip(*with_wmle), marker="x", linewidth=1.3, label="WMLE",
                         **plotting.ESTIMATOR_STYLE["mle"])
-            ax.plot(phases, [_vector(fit["map"])[index] for fit in mine], marker="+", linewidth=1.3,
+            ax.plot(phases, [_vector(fit.comparison.map)[index] for fit in mine], marker="+", linewidth=1.3,
                     label="MAP", **plotting.ESTIMATOR_STYLE["map"])
             ax.axhline(unweighted[index], color="0.5", linestyle="-.", linewidth=1.2, label="unweighted MLE")
             ax.axhline(truth[index], color="C2", linewidth=1.5, label="truth")
@@ -418,24 +382,20 @@ def _plot_weight_profiles(fits: dict, phases: np.ndarray):
     for ax, schedule in zip(axs, SCHEDULES):
         for phase, color in zip(range(len(phases)), colors):
             fit = fits[schedule, phase]
-            order = np.argsort(fit["difficulty"])
-            ax.plot(fit["difficulty"][order], fit["weights"][order], color=color, linewidth=1.6,
-                    label=f"t = {fit['progress']:.2f} (Kish ESS {weights_lib.kish_ess(fit['weights']):.0f})")
+            difficulty, weights = fit.fit.difficulty, fit.fit.weights
+            order = np.argsort(difficulty)
+            ax.plot(difficulty[order], weights[order], color=color, linewidth=1.6,
+                    label=f"t = {fit.progress:.2f} (Kish ESS {weights_lib.kish_ess(weights):.0f})")
         ax.set_yscale("log")
         what = ("rank of the loss under the current fit" if schedule == "self_paced"
                 else "closeness to the true boundary (rank)")
         ax.set(title=_pretty(schedule), xlabel=f"difficulty: {what}", xlim=(0, 1))
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     axs[0].set_ylabel("weight (mean 1; log scale)")
-    fig.suptitle(f"Weight of each of the {fits[SCHEDULES[0], 0]['weights'].size} samples against its "
+    fig.suptitle(f"Weight of each of the {fits[SCHEDULES[0], 0].fit.weights.size} samples against its "
                  f"difficulty at each phase (sharpness {SHARPNESS:g})", y=1.02)
     fig.tight_layout()
     return fig
-
-
-def _boundary(intercept, coef, x1):
-    """x2 on the P = 0.5 line for each x1."""
-    return -(intercept + coef[0] * x1) / coef[1]
 
 
 def _plot_boundaries(data: Data, fits: dict, phases: np.ndarray, reference: dict):
@@ -443,29 +403,23 @@ def _plot_boundaries(data: Data, fits: dict, phases: np.ndarray, reference: dict
     fig, axs = plt.subplots(len(SCHEDULES), len(shown), figsize=(4.0 * len(shown), 3.7 * len(SCHEDULES)),
                             sharex=True, sharey=True, squeeze=False)
     x1 = np.linspace(-3.5, 3.5, 200)
-    grid = np.stack(np.meshgrid(x1, x1), axis=-1).reshape(-1, 2)  # rows: (x1[j], x2[i])
+    references = [(reference["intercept"], reference["coef"], "unweighted MLE",
+                   {"color": "0.5", "linestyle": "-.", "linewidth": 1.2}),
+                  (TRUE_INTERCEPT, TRUE_COEF, "truth", {"color": "C2", "linewidth": 1.2})]
     for row, schedule in zip(axs, SCHEDULES):
         for ax, phase in zip(row, shown):
             fit = fits[schedule, phase]
-            size = 12 * fit["weights"]  # marker area proportional to the weight
+            size = 12 * fit.fit.weights  # marker area proportional to the weight
             for label_value, color, name in ((0, "0.6", CLASS_NAMES[0]), (1, "C1", CLASS_NAMES[1])):
                 mask = data.y == label_value
                 ax.scatter(*data.X[mask].T, s=size[mask], color=color, alpha=0.6, linewidth=0,
                            label=f"{name} (area ~ weight)")
-            intercept, coef = _thinned(fit["idata"], "intercept", 1000), _thinned(fit["idata"], "coef", 1000)
-            share = np.mean(intercept[:, None] + coef @ grid.T > 0, axis=0).reshape(x1.size, x1.size)
-            ax.contourf(x1, x1, share, levels=[0.03, 0.97], colors=[SCHEDULE_COLORS[schedule]], alpha=0.25)
-            mean = {k: fit["idata"].posterior[k].mean(dim=("chain", "draw")).values
-                    for k in ("intercept", "coef")}
-            ax.plot(x1, _boundary(mean["intercept"], mean["coef"], x1), color=SCHEDULE_COLORS[schedule],
-                    linewidth=2, label="posterior mean")
-            if fit["wmle"] is not None:
-                ax.plot(x1, _boundary(fit["wmle"]["intercept"], fit["wmle"]["coef"], x1), linewidth=1.3,
-                        label="WMLE", **plotting.ESTIMATOR_STYLE["mle"])
-            ax.plot(x1, _boundary(reference["intercept"], reference["coef"], x1), color="0.5",
-                    linestyle="-.", linewidth=1.2, label="unweighted MLE")
-            ax.plot(x1, _boundary(TRUE_INTERCEPT, TRUE_COEF, x1), color="C2", linewidth=1.2, label="truth")
-            ax.set(title=f"{_pretty(schedule)}, t = {fit['progress']:.2f}", xlim=(-3.5, 3.5),
+            point = fit.comparison.point
+            estimates = [] if point is None else [(point, "WMLE", {**plotting.ESTIMATOR_STYLE["mle"],
+                                                                  "linewidth": 1.3})]
+            plotting.decision_boundary(ax, fit.comparison.idata, x1, color=SCHEDULE_COLORS[schedule],
+                                       estimates=estimates, references=references)
+            ax.set(title=f"{_pretty(schedule)}, t = {fit.progress:.2f}", xlim=(-3.5, 3.5),
                    ylim=(-3.5, 3.5))
             if schedule == SCHEDULES[-1]:
                 ax.set_xlabel(FEATURES[0])
@@ -488,14 +442,14 @@ def _plot_metrics(data: Data, fits: dict, phases: np.ndarray, reference: dict):
     for ax, metric in zip(axs, METRICS):
         for offset, schedule in zip((-0.01, 0.0, 0.01), SCHEDULES):
             mine = [fits[schedule, phase] for phase in range(len(phases))]
-            draws = [fit["scores"]["posterior"][metric] for fit in mine]
-            hdi = np.array([az.hdi(d, hdi_prob=tables.HDI_PROB) for d in draws])
+            draws = [fit.scores["posterior"][metric] for fit in mine]
+            hdi = np.array([az.hdi(d, hdi_prob=summary.HDI_PROB) for d in draws])
             color = SCHEDULE_COLORS[schedule]
             ax.errorbar(phases + offset, [d.mean() for d in draws],
                         yerr=[[d.mean() for d in draws] - hdi[:, 0], hdi[:, 1] - [d.mean() for d in draws]],
                         fmt="o-", color=color, capsize=2, label=f"{_pretty(schedule)}: posterior, 94% HDI")
-            with_wmle = [(fit["progress"] + offset, fit["scores"]["wmle"][metric]) for fit in mine
-                         if "wmle" in fit["scores"]]
+            with_wmle = [(fit.progress + offset, fit.scores["wmle"][metric]) for fit in mine
+                         if "wmle" in fit.scores]
             ax.plot(*zip(*with_wmle), "x", color=color, markersize=7)
         ax.axhline(metrics(p_reference, data.y_test)[metric][0], color="0.5", linestyle="-.",
                    label="unweighted MLE")

@@ -19,7 +19,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytensor
 
-from models.inference import Diagnostics
+from models.inference import diagnose
 
 COLUMNS = ("model", "estimator", "quantity", "value", "lower", "upper")
 _STALE_SECONDS = 3600
@@ -73,11 +73,17 @@ class Output:
         plt.close(fig)
         return self._done(path)
 
-    def posterior(self, idata, filename: str, diagnostics: Diagnostics, **provenance) -> Path:
-        """Save ``idata`` as NetCDF with provenance (settings, diagnostics, versions) in its attrs."""
+    def posterior(self, idata, filename: str, **provenance) -> Path:
+        """Save ``idata`` as NetCDF with its provenance in its attrs: what the fit recorded itself
+        (settings, seed, verdicts; ``inference.compare`` and ``models.calibrate`` stamp their own),
+        ``provenance`` given here, the package versions and the analysis; and, for NUTS draws that
+        carry no diagnostics yet, ``inference.diagnose``'s. Draws of other methods keep theirs (a
+        bootstrap's failed draws, a sandwich's source diagnostics): NUTS diagnostics would fail them
+        by construction."""
         attrs = {**provenance, **package_versions(), "analysis": self.name}
-        attrs.update({f"diagnostics_{k}": int(v) if isinstance(v, bool) else v
-                      for k, v in diagnostics.as_dict().items()})
+        if idata.attrs.get("method", "nuts") == "nuts" and "diagnostics_ok" not in idata.attrs:
+            attrs.update({f"diagnostics_{k}": int(v) if isinstance(v, bool) else v
+                          for k, v in diagnose(idata).as_dict().items()})
         idata.attrs.update({k: v if isinstance(v, (int, float)) else str(v) for k, v in attrs.items()})
         path = self.results / filename
         with _atomic(path) as temporary:

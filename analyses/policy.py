@@ -102,8 +102,8 @@ and sampler diagnostics; per problem the yardsticks, raw-ratio diagnostics and d
 
 from __future__ import annotations
 
-import sys
 import warnings
+from dataclasses import dataclass
 
 import arviz as az
 import matplotlib.pyplot as plt
@@ -113,8 +113,7 @@ from matplotlib import colors as mcolors
 from matplotlib import ticker
 from matplotlib.patches import Polygon, Rectangle
 
-from analyses import plotting, tables
-from analyses.cli import Report, Settings
+from analyses import plotting
 from analyses.output import Output
 from analyses.rl_problems import (
     Problem,
@@ -125,9 +124,9 @@ from analyses.rl_problems import (
     state_values,
     value_iteration,
 )
-from models import inference, policy
+from analyses.study import Report, Settings, pooled, progress, thin
+from models import inference, policy, summary
 from models import weights as weights_lib
-from models.inference import UnboundedLikelihoodError
 
 PREFERENCE_SD = 1.0
 AWR_MAX_WEIGHT = 20.0
@@ -150,10 +149,6 @@ LABELS = {"behavior_cloning": "behaviour cloning", "reinforce": "REINFORCE", "ad
           "offpolicy_truncated": f"truncated ({TRUNCATE:g}) x A",
           "offpolicy_self_normalised": "self-norm. ratio x A"}
 ACTION_NAMES = {"bandit": [f"a{a}" for a in range(5)], "frozenlake": ["left", "down", "right", "up"]}
-
-
-def _progress(message: str) -> None:
-    print(f"policy: {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- weights
@@ -201,20 +196,8 @@ def scheme_weights(problem: Problem, scheme: str) -> tuple[np.ndarray, bool]:
         return weights_lib.awr(advantage, temperature=problem.temperature, max_weight=AWR_MAX_WEIGHT), False
     rho = ratios(problem, **OFFPOLICY[scheme])
     if scheme == "offpolicy_self_normalised":
-        rho = self_normalised_by_state(rho, problem.states, problem.n_states)
+        rho = weights_lib.self_normalised_ratios(rho, problem.states, n_states=problem.n_states)
     return rho * advantage, True
-
-
-def self_normalised_by_state(rho: np.ndarray, states: np.ndarray, n_states: int) -> np.ndarray:
-    """Weighted importance sampling per state: ``rho_i / mean{rho_j : s_j = s_i}``.
-
-    Each state's ratios then average 1 over its logged steps, whatever beta's visits did: the
-    per-state ratio of estimates that trades the ordinary ratios' unbiasedness for lower variance.
-    (Rescaling all ratios by one constant would change nothing but the posterior's temperature.)
-    """
-    visits = np.bincount(states, minlength=n_states)
-    mean = np.bincount(states, weights=rho, minlength=n_states) / np.maximum(visits, 1)
-    return rho / mean[states]
 
 
 def episode_log_ratios(problem: Problem, rho: np.ndarray) -> np.ndarray:
@@ -267,58 +250,59 @@ def build(problem: Problem):
                               allow_negative=True, collapse=True)
 
 
-def policy_draws(idata) -> np.ndarray:
-    """All posterior draws of ``policy`` as (draws, S, A)."""
-    return idata.posterior["policy"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-
-
-def thin(draws: np.ndarray, count: int = RETURN_DRAWS) -> np.ndarray:
-    return draws[np.linspace(0, len(draws) - 1, min(count, len(draws))).astype(int)]
-
-
 def mode_probability(draws: np.ndarray) -> np.ndarray:
     """Posterior probability that each action is the policy's most probable one in its state, (S, A)."""
     return np.eye(draws.shape[-1])[np.argmax(draws, axis=-1)].mean(axis=0)
 
 
-def exact_advantage_posterior(cells: np.ndarray, rng, draws: int = EXACT_DRAWS) -> np.ndarray:
-    """Policy draws from the exact posterior of the ``advantage`` scheme.
+@dataclass(frozen=True)
+class SchemeFit:
+    """One weighting of one problem: its weights, its estimators, and what the figures show of them
+    (posterior mean policy, mode probabilities, the exact return of thinned posterior draws, and for
+    the advantage scheme the exact return of draws from its exact Gaussian posterior)."""
 
-    Its cells sum to zero in every state, so ``sum_a W_sa log pi(a | s) = sum_a W_sa preference_sa``
-    (the log-normaliser cancels) and the posterior is the centred part of independent
-    Normal(sd^2 W_sa, sd) cells; the softmax ignores the centring, so it is not done.
-    """
-    preference = rng.normal(PREFERENCE_SD**2 * cells, PREFERENCE_SD, size=(draws, *cells.shape))
-    preference -= preference.max(axis=-1, keepdims=True)
-    return np.exp(preference) / np.exp(preference).sum(axis=-1, keepdims=True)
+    scheme: str
+    weights: np.ndarray
+    signed: bool
+    cells: np.ndarray
+    mode_gaps: list
+    comparison: inference.Comparison
+    policy_mean: np.ndarray
+    mode_probability: np.ndarray
+    returns: np.ndarray
+    exact_returns: np.ndarray | None
+
+    @property
+    def wmle(self) -> np.ndarray | None:
+        return None if self.comparison.point is None else self.comparison.point["policy"]
+
+    @property
+    def map(self) -> np.ndarray:
+        return self.comparison.map["policy"]
 
 
-def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, output: Output) -> dict:
+def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, output: Output,
+        rng) -> SchemeFit:
     """(W)MLE, MAP and NUTS posterior of one weighting scheme, and the exact return of each; the
-    WMLE's existence is the model's closed-form verdict."""
+    WMLE's existence is the model's closed-form verdict. ``rng`` draws the advantage scheme's exact
+    posterior."""
     weights, signed = scheme_weights(problem, scheme)
     weights = weights_lib.check(weights, problem.states.size, allow_negative=signed)
     cells = policy.cell_weights(problem.states, problem.actions, weights, n_states=problem.n_states,
                                 n_actions=problem.n_actions)
     pm.set_data({"weights": cells.ravel()}, model=model)
-    result = {"scheme": scheme, "weights": weights, "signed": signed, "cells": cells,
-              "mode_gaps": [values[0] - values[1] for values in
-                            policy.state_modes(cells, preference_sd=PREFERENCE_SD) if values.size > 1]}
-    if result["mode_gaps"]:
-        _progress(f"  {len(result['mode_gaps'])} state(s) with several posterior modes; the closest minor "
-                  f"mode lies {min(result['mode_gaps']):.3g} nats below its state's highest")
-    try:
-        result["wmle"], result["wmle_failure"] = inference.mle(model)["policy"], None
-    except UnboundedLikelihoodError as err:
-        result["wmle"], result["wmle_failure"] = None, err.existence.reason
-        _progress(f"  no WMLE: {result['wmle_failure']}")
-    map_point = inference.map_estimate(model)
-    result["map"], result["map_preference"] = map_point["policy"], map_point["preference"]
-    idata = inference.sample(model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                             random_seed=seed, sampler=settings.sampler)
-    result["idata"], result["diagnostics"] = idata, inference.diagnose(idata)
+    mode_gaps = [values[0] - values[1] for values in policy.state_modes(cells, preference_sd=PREFERENCE_SD)
+                 if values.size > 1]
+    if mode_gaps:
+        progress("policy", f"  {len(mode_gaps)} state(s) with several posterior modes; the closest minor "
+                           f"mode lies {min(mode_gaps):.3g} nats below its state's highest")
+    # Behaviour cloning's cell weights are counts of unweighted steps: its WMLE is the MLE.
+    comparison = inference.compare(model, **settings.sampling(), random_seed=seed,
+                                   point_name="mle" if scheme == "behavior_cloning" else None)
+    if comparison.point is None:
+        progress("policy", f"  no WMLE: {comparison.point_failure}")
     label = f"{problem.name}_{scheme}"
-    output.posterior(idata, f"{label}.nc", result["diagnostics"], model=label, problem=problem.name,
+    output.posterior(comparison.idata, f"{label}.nc", model=label, problem=problem.name,
                      scheme=scheme, gamma=problem.gamma, preference_sd=PREFERENCE_SD,
                      temperature=problem.temperature if scheme == "awr" else "none",
                      awr_max_weight=AWR_MAX_WEIGHT if scheme == "awr" else "none",
@@ -326,30 +310,31 @@ def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, out
                      clip=OFFPOLICY.get(scheme, {}).get("clip", "none"),
                      truncate=OFFPOLICY.get(scheme, {}).get("truncate", "none"),
                      weights_on="cells (state-major): net weight of every (state, action)",
-                     logged_steps=problem.states.size, episodes=int(problem.episode_ends.sum()),
-                     wmle_exists=int(result["wmle"] is not None),
-                     wmle_failure=result["wmle_failure"] or "none")
-    draws = policy_draws(idata)
-    result["policy_mean"] = draws.mean(axis=0)
-    result["mode_probability"] = mode_probability(draws)
-    result["returns"] = expected_return(problem.dynamics, thin(draws))
-    return result
+                     logged_steps=problem.states.size, episodes=int(problem.episode_ends.sum()))
+    draws = pooled(comparison.idata, "policy")
+    exact = None
+    if scheme == "advantage":
+        exact_draws = policy.advantage_posterior_policies(cells, PREFERENCE_SD, rng, EXACT_DRAWS)
+        exact = expected_return(problem.dynamics, exact_draws)
+    return SchemeFit(scheme, weights, signed, cells, mode_gaps, comparison, draws.mean(axis=0),
+                     mode_probability(draws), expected_return(problem.dynamics, thin(draws, RETURN_DRAWS)),
+                     exact)
 
 
-def prior_ridge_path(problem: Problem, result: dict, sds) -> dict[str, np.ndarray]:
+def prior_ridge_path(model, result: SchemeFit, sds) -> dict[str, np.ndarray]:
     """The MAP of the same weights under ever wider Normal(0, sd) priors: the vanishing-ridge path
     (ridge 1 / sd^2) along which a WMLE would be approached. Preferences (sd, S, A) and the weighted
-    log-likelihood at each."""
+    log-likelihood at each. Runs on the problem's compiled model, its prior sd swapped in."""
+    pm.set_data({"weights": result.cells.ravel()}, model=model)
     preferences = []
     for sd in sds:
-        model = policy.build_model(problem.states, problem.actions, result["weights"],
-                                   n_states=problem.n_states, n_actions=problem.n_actions,
-                                   preference_sd=sd, allow_negative=True, collapse=True)
+        pm.set_data({"preference_sd": float(sd)}, model=model)
         preferences.append(inference.map_estimate(model)["preference"])
+    pm.set_data({"preference_sd": PREFERENCE_SD}, model=model)
     log_likelihood = inference.compile_log_likelihood(model)
     return {"sd": np.asarray(sds, dtype=float), "preference": np.array(preferences),
             "log_likelihood": np.array([log_likelihood(preference=p) for p in preferences]),
-            "map_log_likelihood": log_likelihood(preference=result["map_preference"])}
+            "map_log_likelihood": log_likelihood(preference=result.comparison.map["preference"])}
 
 
 def reference_policies(problem: Problem) -> dict[str, np.ndarray]:
@@ -370,57 +355,52 @@ def reference_policies(problem: Problem) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- tables
 
 
-def weight_rows(problem: Problem, result: dict) -> list[dict]:
+def weight_rows(problem: Problem, result: SchemeFit) -> list[dict]:
     """Sum, share negative, Kish ESS and PSIS k-hat of |w| (AWR: of the uncapped exp(A / T), as
     capping ties the top weights); off-policy schemes also the Kish ESS of their ratios."""
-    label, scheme, weights = f"{problem.name}_{result['scheme']}", result["scheme"], result["weights"]
-    rows = [tables.point(label, "weights", "sum", weights.sum()),
-            tables.point(label, "weights", "negative_share", np.mean(weights < 0))]
+    label, scheme, weights = f"{problem.name}_{result.scheme}", result.scheme, result.weights
+    rows = [summary.point(label, "weights", "sum", weights.sum()),
+            summary.point(label, "weights", "negative_share", np.mean(weights < 0))]
     diagnostics = magnitude_diagnostics(weights)
     if scheme == "awr":
         diagnostics["psis_khat"] = finite_khat(advantages(problem) / problem.temperature)
     if scheme in OFFPOLICY:
         rho = ratios(problem, **OFFPOLICY[scheme])
         diagnostics["ratio_kish_ess"] = weights_lib.kish_ess(rho)
-    if result["signed"]:   # visited states whose weights sum below zero: possibly multimodal there
-        diagnostics["negative_state_totals"] = float(np.sum(result["cells"].sum(axis=1) < -1e-9))
-        diagnostics["multimodal_states"] = float(len(result["mode_gaps"]))
-        diagnostics["second_mode_gap"] = min(result["mode_gaps"], default=np.nan)
-    rows += [tables.point(label, "weights", quantity, value) for quantity, value in diagnostics.items()
+    if result.signed:   # visited states whose weights sum below zero: possibly multimodal there
+        diagnostics["negative_state_totals"] = float(np.sum(result.cells.sum(axis=1) < -1e-9))
+        diagnostics["multimodal_states"] = float(len(result.mode_gaps))
+        diagnostics["second_mode_gap"] = min(result.mode_gaps, default=np.nan)
+    rows += [summary.point(label, "weights", quantity, value) for quantity, value in diagnostics.items()
              if np.isfinite(value)]
     return rows
 
 
-def scheme_rows(problem: Problem, result: dict, rng) -> list[dict]:
-    label = f"{problem.name}_{result['scheme']}"
+def scheme_rows(problem: Problem, result: SchemeFit) -> list[dict]:
+    label, comparison = f"{problem.name}_{result.scheme}", result.comparison
     dynamics = problem.dynamics
-    point_name = "mle" if result["scheme"] == "behavior_cloning" else "wmle"
     rows = weight_rows(problem, result)
-    rows.append(tables.point(label, point_name, "exists", result["wmle"] is not None))
-    if result["wmle"] is not None:
-        rows.append(tables.point(label, point_name, "expected_return",
-                                 expected_return(dynamics, result["wmle"])))
-    rows.append(tables.point(label, "map", "expected_return", expected_return(dynamics, result["map"])))
-    returns_ = result["returns"]
-    rows.append(tables.interval(label, "posterior", "expected_return", returns_.mean(),
-                                *az.hdi(returns_, hdi_prob=tables.HDI_PROB)))
-    if result["scheme"] == "advantage":
-        exact = expected_return(dynamics, exact_advantage_posterior(result["cells"], rng))
-        rows.append(tables.interval(label, "exact_posterior", "expected_return", exact.mean(),
-                                    *az.hdi(exact, hdi_prob=tables.HDI_PROB)))
-        result["exact_returns"] = exact
-    rows += tables.diagnostic_rows(label, result["diagnostics"])
-    return rows
+    rows.append(summary.point(label, comparison.point_name, "exists", result.wmle is not None))
+    if result.wmle is not None:
+        rows.append(summary.point(label, comparison.point_name, "expected_return",
+                                  expected_return(dynamics, result.wmle)))
+    rows.append(summary.point(label, "map", "expected_return", expected_return(dynamics, result.map)))
+    rows.append(summary.interval(label, "posterior", "expected_return", result.returns.mean(),
+                                 *az.hdi(result.returns, hdi_prob=summary.HDI_PROB)))
+    if result.exact_returns is not None:
+        rows.append(summary.interval(label, "exact_posterior", "expected_return", result.exact_returns.mean(),
+                                     *az.hdi(result.exact_returns, hdi_prob=summary.HDI_PROB)))
+    return rows + summary.diagnostic_rows(label, comparison.diagnostics)
 
 
 def problem_rows(problem: Problem) -> list[dict]:
-    rows = [tables.point(problem.name, name, "expected_return", expected_return(problem.dynamics, pi))
+    rows = [summary.point(problem.name, name, "expected_return", expected_return(problem.dynamics, pi))
             for name, pi in reference_policies(problem).items()]
-    rows += [tables.point(problem.name, "raw_ratios", quantity, value)
+    rows += [summary.point(problem.name, "raw_ratios", quantity, value)
              for quantity, value in ratio_diagnostics(problem, ratios(problem)).items() if np.isfinite(value)]
-    rows += [tables.point(problem.name, "data", "steps", problem.states.size),
-             tables.point(problem.name, "data", "episodes", problem.episode_ends.sum()),
-             tables.point(problem.name, "data", "mean_return", returns(problem)[
+    rows += [summary.point(problem.name, "data", "steps", problem.states.size),
+             summary.point(problem.name, "data", "episodes", problem.episode_ends.sum()),
+             summary.point(problem.name, "data", "mean_return", returns(problem)[
                  np.concatenate([[True], problem.episode_ends[:-1]])].mean())]
     return rows
 
@@ -438,24 +418,26 @@ def main(settings: Settings, output: Output) -> Report:
     # Data first, from the seed alone: the fits below do not change them (--quick logs a prefix).
     problems = {name: make_problem(name, rng, settings.quick) for name in PROBLEMS}
     fits, rows, diagnostics = {}, [], {}
+    models = {}
     for name, problem in problems.items():
-        _progress(f"{name}: {problem.states.size} logged steps in {int(problem.episode_ends.sum())} episodes")
+        progress("policy", f"{name}: {problem.states.size} logged steps in {int(problem.episode_ends.sum())} "
+                           "episodes")
         rows += problem_rows(problem)
-        model = build(problem)
+        model = models[name] = build(problem)
         fits[name] = {}
         for scheme in schemes(settings.quick):
-            _progress(f"{name}, {scheme}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
+            progress("policy", f"{name}, {scheme}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
             result = fits[name][scheme] = fit(problem, model, scheme, settings,
-                                              int(rng.integers(2**31 - 1)), output)
-            rows += scheme_rows(problem, result, rng)
-            diagnostics[f"{name}_{scheme}"] = result["diagnostics"]
+                                              int(rng.integers(2**31 - 1)), output, rng)
+            rows += scheme_rows(problem, result)
+            diagnostics[f"{name}_{scheme}"] = result.comparison.diagnostics
 
     output.figure(plot_policies(problems, fits), "policy_heatmaps.png")
     output.figure(plot_returns(problems, fits), "expected_return.png")
     output.figure(plot_weight_diagnostics(problems), "weight_diagnostics.png")
-    _progress("bandit, advantage: MAP under ever wider priors (the vanishing ridge)")
+    progress("policy", "bandit, advantage: MAP under ever wider priors (the vanishing ridge)")
     advantage = fits["bandit"]["advantage"]
-    path = prior_ridge_path(problems["bandit"], advantage, RIDGE_SDS_QUICK if settings.quick else RIDGE_SDS)
+    path = prior_ridge_path(models["bandit"], advantage, RIDGE_SDS_QUICK if settings.quick else RIDGE_SDS)
     output.figure(plot_unbounded(problems["bandit"], advantage, path), "unbounded_mle.png")
     return Report(rows=rows, fits=diagnostics)
 
@@ -475,13 +457,13 @@ TITLES = {"bandit": "Contextual bandit (3 states, 5 actions)",
           "frozenlake": "FrozenLake 4x4, slippery (gamma = 0.99)"}
 
 
-def _return_text(result: dict) -> str:
-    lower, upper = az.hdi(result["returns"], hdi_prob=tables.HDI_PROB)
-    return f"E[return] {result['returns'].mean():.3g} [{lower:.3g}, {upper:.3g}]"
+def _return_text(result: SchemeFit) -> str:
+    lower, upper = az.hdi(result.returns, hdi_prob=summary.HDI_PROB)
+    return f"E[return] {result.returns.mean():.3g} [{lower:.3g}, {upper:.3g}]"
 
 
 def _bandit_panel(ax, problem: Problem, result: dict, optimal: np.ndarray):
-    pi, mode = result["policy_mean"], result["mode_probability"]
+    pi, mode = result.policy_mean, result.mode_probability
     image = ax.imshow(pi, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for s in range(problem.n_states):
         for a in range(problem.n_actions):
@@ -502,7 +484,7 @@ def _frozenlake_panel(ax, problem: Problem, result: dict, optimal: np.ndarray):
     """The 4x4 map; each free cell split into four triangles (left, down, right, up) shaded by
     posterior mean pi(a | s), the optimal action's outlined in red; bottom left, the posterior
     probability that the optimal action is the policy's most probable one."""
-    pi, mode = result["policy_mean"], result["mode_probability"]
+    pi, mode = result.policy_mean, result.mode_probability
     rows, columns = problem.grid.shape
     colormap = plt.get_cmap("Blues")
     for s in range(problem.n_states):
@@ -579,25 +561,25 @@ def plot_returns(problems: dict, fits: dict):
     for ax, (name, problem) in zip(np.atleast_1d(axs), problems.items()):
         results = fits[name]
         positions = np.arange(len(results))
-        violins = ax.violinplot([r["returns"] for r in results.values()], positions, widths=0.75,
+        violins = ax.violinplot([r.returns for r in results.values()], positions, widths=0.75,
                                 showextrema=False)
         for body in violins["bodies"]:
             body.set(facecolor="C1", edgecolor="C1", alpha=0.45)
         for i, result in enumerate(results.values()):
-            lower, upper = az.hdi(result["returns"], hdi_prob=tables.HDI_PROB)
+            lower, upper = az.hdi(result.returns, hdi_prob=summary.HDI_PROB)
             ax.plot([i, i], [lower, upper], color="C1", linewidth=1.5)
-            ax.plot(i, result["returns"].mean(), "o", color="C1", markeredgecolor="black", markersize=5,
+            ax.plot(i, result.returns.mean(), "o", color="C1", markeredgecolor="black", markersize=5,
                     label="posterior mean, 94% HDI" if i == 0 else None)
-            if result["wmle"] is not None:
-                ax.plot(i, expected_return(problem.dynamics, result["wmle"]), "x", color="black",
+            if result.wmle is not None:
+                ax.plot(i, expected_return(problem.dynamics, result.wmle), "x", color="black",
                         markersize=9, markeredgewidth=2, label="(W)MLE" if i == 0 else None)
             else:
                 ax.annotate("no WMLE", (i, 0.0), xycoords=("data", "axes fraction"), ha="center",
                             va="bottom", fontsize=8, color="C3")
-            ax.plot(i, expected_return(problem.dynamics, result["map"]), "D", color="0.35", markersize=6,
+            ax.plot(i, expected_return(problem.dynamics, result.map), "D", color="0.35", markersize=6,
                     markerfacecolor="none", markeredgewidth=1.5, label="MAP" if i == 0 else None)
-            if "exact_returns" in result:
-                ax.plot(i + 0.28, result["exact_returns"].mean(), "s", color="C5", markersize=5,
+            if result.exact_returns is not None:
+                ax.plot(i + 0.28, result.exact_returns.mean(), "s", color="C5", markersize=5,
                         label="exact posterior (advantage)")
         for reference, pi in reference_policies(problem).items():
             ax.axhline(expected_return(problem.dynamics, pi), **REFERENCE_STYLE[reference])
@@ -612,7 +594,7 @@ def plot_returns(problems: dict, fits: dict):
     fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=9)
     findings = []
     for name, problem in problems.items():
-        means = {scheme: result["returns"].mean() for scheme, result in fits[name].items()}
+        means = {scheme: result.returns.mean() for scheme, result in fits[name].items()}
         best = max(means, key=means.get)
         optimum = expected_return(problem.dynamics, reference_policies(problem)["optimal"])
         findings.append(f"{name}: best posterior mean {means[best]:.3g} ({LABELS[best]}) of the optimum "
@@ -684,17 +666,17 @@ def plot_weight_diagnostics(problems: dict):
 
 def _interval_mark(ax, x, draws, color, label):
     """Posterior mean and 94% HDI of ``draws`` as a square with error bars at ``x``."""
-    lower, upper = az.hdi(draws, hdi_prob=tables.HDI_PROB)
+    lower, upper = az.hdi(draws, hdi_prob=summary.HDI_PROB)
     mean = draws.mean()
     ax.errorbar(x, mean, yerr=[[mean - lower], [upper - mean]], fmt="s", color=color,
                 markeredgecolor="black", capsize=3, label=label)
 
 
 def plot_unbounded(problem: Problem, result: dict, path: dict):
-    cells, variance = result["cells"], path["sd"] ** 2
+    cells, variance = result.cells, path["sd"] ** 2
     low = np.unravel_index(np.argmin(cells), cells.shape)
     high = np.unravel_index(np.argmax(cells), cells.shape)
-    posterior = result["idata"].posterior["preference"]
+    posterior = result.comparison.idata.posterior["preference"]
     xlabel = "prior variance sd^2 = 1 / ridge (the ridge vanishes to the right)"
     fig, axs = plt.subplots(1, 2, figsize=(12.5, 4.8), layout="constrained")
     ax = axs[0]
@@ -709,7 +691,7 @@ def plot_unbounded(problem: Problem, result: dict, path: dict):
     ax.legend(fontsize=7.5, loc="center left")
     ax = axs[1]
     ax.plot(variance, path["log_likelihood"], "o-", color="black", label="at the MAP along the path")
-    log_likelihood = result["idata"].log_likelihood["action"].sum(dim="cell").values.ravel()
+    log_likelihood = result.comparison.idata.log_likelihood["action"].sum(dim="cell").values.ravel()
     _interval_mark(ax, 0.8, log_likelihood, "C1", "posterior draws at sd = 1: mean, 94% HDI")
     ax.plot(1.0, path["map_log_likelihood"], "D", color="0.35", markerfacecolor="none", markersize=9,
             markeredgewidth=1.5, label="MAP at sd = 1")

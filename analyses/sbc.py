@@ -35,10 +35,6 @@ Outputs: ``figures/sbc/{coin,classes,policy}_ranks.png``; ``results/sbc/summary.
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import arviz as az
@@ -46,14 +42,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import special, stats
 
-from analyses import plotting, tables
-from analyses.cli import Report, Settings
+from analyses import plotting
 from analyses.output import Output
-from models import classes, coin, inference
+from analyses.study import (
+    FitsSummary,
+    Report,
+    Settings,
+    cached,
+    coverage_interval,
+    pooled,
+    progress,
+    run,
+    summarise_fits,
+)
+from models import classes, coin, inference, summary
 from models import policy as policy_lib
 from models import weights as weights_lib
 from models.errors import InputError
-from models.inference import Diagnostics
 
 RANK_DRAWS = 99  # L: ranks take the L + 1 = 100 values 0..99
 BINS = 20
@@ -158,15 +163,7 @@ SCENARIOS = (
 )
 FAMILIES = ("coin", "classes", "policy")
 
-# --------------------------------------------------------------------------- worker processes
-
-_SAMPLERS: dict = {}  # per process: (scenario, draws, tune, chains) -> RepeatedNUTS
-
-
-def _quiet_worker() -> None:
-    import pymc  # noqa: F401  (pymc sets its logger level on import)
-
-    logging.getLogger("pymc").setLevel(logging.WARNING)
+# --------------------------------------------------------------------------- fits
 
 
 def _fit_chunk(scenario_index: int, simulations: list[int], seed: int, draws: int, tune: int,
@@ -177,12 +174,13 @@ def _fit_chunk(scenario_index: int, simulations: list[int], seed: int, draws: in
     draws and whether the central 50% and 90% intervals cover it.
     """
     scenario = SCENARIOS[scenario_index]
-    key = (scenario_index, draws, tune, chains)
-    if key not in _SAMPLERS:
+
+    def build():
         _, data, weights = scenario.simulate(np.random.default_rng(0))
         model = scenario.build_model(data, weights)
-        _SAMPLERS[key] = inference.RepeatedNUTS(model, draws=draws, tune=tune, chains=chains)
-    sampler = _SAMPLERS[key]
+        return inference.RepeatedNUTS(model, draws=draws, tune=tune, chains=chains)
+
+    sampler = cached(("sbc", scenario_index, draws, tune, chains), build)
     results = []
     for simulation in simulations:
         rng = np.random.default_rng([seed, scenario_index, simulation])
@@ -190,9 +188,9 @@ def _fit_chunk(scenario_index: int, simulations: list[int], seed: int, draws: in
         idata = sampler({**data, "weights": weights}, random_seed=int(rng.integers(2**31 - 1)))
         diagnostics = inference.diagnose(idata)
         for name, true_value in truth.items():
-            pooled = idata.posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+            draws_of_name = pooled(idata, name)
             for index in np.ndindex(*np.shape(true_value)):
-                draws_p = pooled[(slice(None), *index)]
+                draws_p = draws_of_name[(slice(None), *index)]
                 value = float(np.asarray(true_value)[index])
                 thinned = draws_p[np.linspace(0, draws_p.size - 1, RANK_DRAWS).round().astype(int)]
                 q05, q25, q75, q95 = np.quantile(draws_p, [0.05, 0.25, 0.75, 0.95])
@@ -216,94 +214,23 @@ def check_settings(settings: Settings) -> None:
                          f"got {settings.draws} x {settings.chains}")
 
 
-def _run_all(settings: Settings, simulations: int) -> list[dict]:
-    tasks = [(i, list(range(start, min(start + CHUNK, simulations))))
+def _run_all(settings: Settings, simulations: int, workers: int) -> list[dict]:
+    tasks = [(i, list(range(start, min(start + CHUNK, simulations))), settings.seed, settings.draws,
+              settings.tune, settings.chains)
              for i in range(len(SCENARIOS)) for start in range(0, simulations, CHUNK)]
     done = {scenario.name: 0 for scenario in SCENARIOS}
-    results = []
-    context = multiprocessing.get_context("spawn")
-    workers = inference.available_cores()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
-        futures = [pool.submit(_fit_chunk, i, chunk, settings.seed, settings.draws, settings.tune,
-                               settings.chains) for i, chunk in tasks]
-        for future in as_completed(futures):
-            chunk = future.result()
-            results += chunk
-            done[chunk[0]["scenario"]] += len({r["simulation"] for r in chunk})
-            print("sbc: fits done " + ", ".join(f"{name} {n}/{simulations}" for name, n in done.items()),
-                  file=sys.stderr, flush=True)
+
+    def report(_, chunk):
+        done[chunk[0]["scenario"]] += len({r["simulation"] for r in chunk})
+        progress("sbc", "fits done " + ", ".join(f"{name} {n}/{simulations}" for name, n in done.items()))
+
+    results = [r for _, chunk in run(_fit_chunk, tasks, workers=workers, report=report) for r in chunk]
     return sorted(results, key=lambda r: (r["scenario"], r["simulation"]))
-
-
-@dataclass(frozen=True)
-class FitsSummary:
-    """Diagnostics of many fits of one scenario; ``ok`` unless more than 5% of the fits fail.
-
-    With 100 fits some will cross a single-fit threshold (r_hat 1.01, ESS 400) by chance; a share
-    above 5% (or any divergence) is a problem of the sampler, not chance.
-    """
-
-    fits: int
-    failing: int
-    divergences: int
-    worst: Diagnostics
-
-    ALLOWED_SHARE = 0.05
-
-    @property
-    def problems(self) -> list[str]:
-        found = []
-        if self.failing > self.ALLOWED_SHARE * self.fits:
-            found.append(f"{self.failing} of {self.fits} fits fail a diagnostic "
-                         f"(worst: {'; '.join(self.worst.problems)})")
-        if self.divergences:
-            found.append(f"{self.divergences} divergent transition(s) over all fits")
-        return found
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def summarise_fits(diagnostics: list[Diagnostics]) -> FitsSummary:
-    worst = Diagnostics(
-        max_r_hat=max(d.max_r_hat for d in diagnostics),
-        min_ess_bulk=min(d.min_ess_bulk for d in diagnostics),
-        min_ess_tail=min(d.min_ess_tail for d in diagnostics),
-        divergences=sum(d.divergences for d in diagnostics),
-        min_bfmi=min(d.min_bfmi for d in diagnostics),
-        chains=diagnostics[0].chains,
-        draws=diagnostics[0].draws,
-        nonfinite_draws=sum(d.nonfinite_draws for d in diagnostics),
-    )
-    return FitsSummary(fits=len(diagnostics), failing=sum(not d.ok for d in diagnostics),
-                       divergences=worst.divergences, worst=worst)
 
 
 def rank_counts(ranks: np.ndarray) -> np.ndarray:
     """Ranks 0..L in ``BINS`` equal bins."""
     return np.bincount(np.asarray(ranks) * BINS // (RANK_DRAWS + 1), minlength=BINS)
-
-
-def jeffreys_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Jeffreys interval of a binomial proportion (Monte Carlo error of an empirical coverage)."""
-    tail = (1 - level) / 2
-    posterior = stats.beta(successes + 0.5, trials - successes + 0.5)
-    return float(posterior.ppf(tail)), float(posterior.ppf(1 - tail))
-
-
-def coverage_interval(covered: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Monte Carlo interval of an empirical coverage from a (simulations, parameters) 0/1 array.
-
-    One parameter: the Jeffreys interval. Several: the parameters of one fit are not independent,
-    so the interval comes from the spread of the per-simulation coverage (clustered normal interval).
-    """
-    simulations, parameters = covered.shape
-    if parameters == 1:
-        return jeffreys_interval(int(covered.sum()), simulations, level)
-    per_simulation = covered.mean(axis=1)
-    half = stats.norm.ppf(0.5 + level / 2) * per_simulation.std(ddof=1) / np.sqrt(simulations)
-    return float(max(0.0, per_simulation.mean() - half)), float(min(1.0, per_simulation.mean() + half))
 
 
 def _rows(scenario: Scenario, results: list[dict]) -> tuple[list[dict], FitsSummary]:
@@ -316,22 +243,22 @@ def _rows(scenario: Scenario, results: list[dict]) -> tuple[list[dict], FitsSumm
         pvalues[name] = stats.chisquare(rank_counts(ranks)).pvalue
     simulations = sorted({r["simulation"] for r in results})
     rows = [
-        tables.point(scenario.name, "sbc", "simulations", len(simulations)),
-        tables.point(scenario.name, "sbc", "rank_uniformity_pvalue",
+        summary.point(scenario.name, "sbc", "simulations", len(simulations)),
+        summary.point(scenario.name, "sbc", "rank_uniformity_pvalue",
                      min(1.0, len(parameters) * min(pvalues.values()))),
     ]
     if len(parameters) > 1:
-        rows += [tables.point(scenario.name, "sbc", f"rank_uniformity_pvalue[{name}]", value)
+        rows += [summary.point(scenario.name, "sbc", f"rank_uniformity_pvalue[{name}]", value)
                  for name, value in pvalues.items()]
     for level in (50, 90):
         covered = np.array([[r[f"covered_{level}"] for r in results if r["simulation"] == s]
                             for s in simulations])
-        rows.append(tables.interval(scenario.name, "sbc", f"coverage_{level}", covered.mean(),
+        rows.append(summary.interval(scenario.name, "sbc", f"coverage_{level}", covered.mean(),
                                     *coverage_interval(covered)))
     first_per_fit = {r["simulation"]: r["diagnostics"] for r in results}
     fits = summarise_fits(list(first_per_fit.values()))
-    rows.append(tables.point(scenario.name, "sbc", "fits_failing_diagnostics", fits.failing))
-    worst = tables.diagnostic_rows(scenario.name, fits.worst, estimator="sbc", ok=fits.ok)
+    rows.append(summary.point(scenario.name, "sbc", "fits_failing_diagnostics", fits.failing))
+    worst = summary.diagnostic_rows(scenario.name, fits.worst, estimator="sbc", ok=fits.ok)
     return rows + worst, fits
 
 
@@ -339,10 +266,10 @@ def main(settings: Settings, output: Output) -> Report:
     check_settings(settings)
     plotting.apply_style()
     simulations = SIMULATIONS_QUICK if settings.quick else SIMULATIONS
-    print(f"sbc: {simulations} simulations x {len(SCENARIOS)} scenarios, NUTS {settings.chains} x "
-          f"({settings.tune} + {settings.draws}) each, on {inference.available_cores()} processes",
-          file=sys.stderr)
-    results = _run_all(settings, simulations)
+    workers = 1 if settings.quick else inference.available_cores()
+    progress("sbc", f"{simulations} simulations x {len(SCENARIOS)} scenarios, NUTS {settings.chains} x "
+                    f"({settings.tune} + {settings.draws}) each, on {workers} process(es)")
+    results = _run_all(settings, simulations, workers)
     rows, fits = [], {}
     for scenario in SCENARIOS:
         mine = [r for r in results if r["scenario"] == scenario.name]

@@ -56,8 +56,10 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.replace import graph_replace
 from threadpoolctl import threadpool_limits
 
+from models import existence
+from models.diagnostics import diagnose
 from models.errors import InputError
-from models.maximise import UnboundedLikelihoodError, argmax, compiled_objective
+from models.maximise import UnboundedLikelihoodError, argmax, compiled_objective, maximise
 
 __all__ = ["SandwichAdjustment", "WeightedLikelihoodBootstrap", "sandwich_adjust",
            "weighted_likelihood_bootstrap"]
@@ -144,8 +146,6 @@ class WeightedLikelihoodBootstrap:
         ``GRADIENT_TOLERANCE``, or a non-finite value) is stored as NaN, counted in
         ``attrs["failed_draws"]`` and warned about, never returned as a number.
         """
-        from models import inference  # here, not at the top: models.inference re-exports this module
-
         draws = _check_count("draws", draws, 1)
         if random_seed is not None:
             random_seed = _check_count("random_seed", random_seed, 0)
@@ -154,7 +154,7 @@ class WeightedLikelihoodBootstrap:
             raise InputError("the weighted likelihood bootstrap needs non-negative weights; "
                              f"{int(np.sum(w < 0))} are negative")
         try:
-            inference.mle(self.model)  # the existence verdict; raises when no WMLE exists
+            maximise(self.model, self.terms, "weighted log-likelihood", existence.of_mle(self.model))
         except UnboundedLikelihoodError as err:
             raise UnboundedLikelihoodError(f"no weighted likelihood bootstrap: {err}") from None
         objective = self._objective
@@ -300,8 +300,9 @@ class SandwichAdjustment:
     def __call__(self, idata: az.InferenceData) -> az.InferenceData:
         """Adjusted draws as a new ``InferenceData``: ``posterior`` (same chains and draws, free
         variables and recomputed deterministics), the input's ``constant_data`` and ``observed_data``;
-        ``attrs`` keep the input's and add ``method`` and the variance ratios ``diag(V_adj) / diag(V)``
-        of the unconstrained coordinates. ``sample_stats`` and ``log_likelihood`` are not carried over:
+        ``attrs`` keep the input's and add ``method``, the variance ratios ``diag(V_adj) / diag(V)``
+        of the unconstrained coordinates and, for NUTS draws, their diagnostics
+        (``source_diagnostics_*``). ``sample_stats`` and ``log_likelihood`` are not carried over:
         they describe the draws before the adjustment.
         """
         draws = self._check_draws(idata)
@@ -339,6 +340,9 @@ class SandwichAdjustment:
         result = az.InferenceData(**groups)
         result.attrs.update({**idata.attrs, "method": "sandwich_adjusted",
                              "variance_ratio": [float(r) for r in np.diag(target) / np.diag(covariance)]})
+        if "sample_stats" in idata.groups():  # the NUTS draws it adjusted: their diagnostics, by name
+            result.attrs.update({f"source_diagnostics_{key}": int(value) if isinstance(value, bool) else value
+                                 for key, value in diagnose(idata).as_dict().items()})
         return result
 
 

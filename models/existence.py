@@ -67,11 +67,11 @@ class Existence:
     maximiser: dict | None = field(default=None, compare=False, repr=False)
 
     def describe(self, what: str) -> str:
-        """The sentence an error or a table shows, e.g. ``no finite maximiser of the weighted
-        log-likelihood (linear program): quasi-complete separation ...``."""
-        verdict = "a finite maximiser exists" if self.exists else "no finite maximiser"
+        """The sentence an error or a table shows, e.g. ``the weighted log-likelihood has no finite
+        maximiser (linear program): quasi-complete separation ...``."""
+        verdict = "has a finite maximiser" if self.exists else "has no finite maximiser"
         running = f"; running off: {', '.join(self.diverging)}" if self.diverging else ""
-        return f"{verdict} of the {what} ({self.method}): {self.reason}{running}"
+        return f"the {what} {verdict} ({self.method}): {self.reason}{running}"
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,9 @@ _COERCIVE_PRIORS: dict[str, tuple[str | None, Callable]] = {
 }
 
 
-def _constant(variable, model: pm.Model):
-    """The value of a graph that depends on no random variable of the model, else ``None``."""
+def value_of(variable, model: pm.Model):
+    """The current value of a graph that depends on no random variable of the model (a ``pm.Data``,
+    a constant, an array), else ``None``."""
     if not isinstance(variable, Variable):   # weights given as a plain array
         return np.asarray(variable)
     if isinstance(variable, SharedVariable):
@@ -176,7 +177,7 @@ def _coercive_prior(rv, model: pm.Model) -> str | None:
     transform = model.rvs_to_transforms.get(rv)
     if (type(transform).__name__ if transform is not None else None) != transform_name:
         return f"{rv.name} is not in its default transform"
-    parameters = [_constant(p, model) for p in op.dist_params(rv.owner)]
+    parameters = [value_of(p, model) for p in op.dist_params(rv.owner)]
     if any(p is None for p in parameters):
         return f"{rv.name}'s prior depends on other random variables"
     if not condition(*parameters):
@@ -192,7 +193,7 @@ def _bounded_above(term, model: pm.Model) -> str | None:
     if not marker.at_most_zero:
         return f"{term.name} is not known to be at most zero (a density may exceed 1)"
     for factor in (marker.weights, *marker.multipliers):
-        values = _constant(factor, model)
+        values = value_of(factor, model)
         if values is None:
             return f"{term.name}'s weights depend on random variables"
         if np.any(np.asarray(values) < 0):

@@ -9,6 +9,8 @@ For a model with log density ``log p(theta) + sum_i w_i log p(y_i | theta)``:
 * :func:`sample` draws from the (pseudo-)posterior with NUTS and stores the pointwise weighted
   log-likelihood and the sampler settings with the draws.
 * :func:`diagnose` reduces the draws to the numbers one checks before trusting them.
+* :func:`compare` does all of it to one model and returns a :class:`Comparison`: the (W)MLE or why it
+  does not exist, the MAP, the posterior with its provenance and diagnostics, and tidy rows.
 
 Both optimisers first settle whether a finite maximiser exists: exactly, from the model's family or
 its structure (:mod:`models.existence`), else by a numerical vanishing-ridge path
@@ -25,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
@@ -33,61 +35,17 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-from models import backends, existence
+from models import backends, existence, summary
+from models.calibrate import sandwich_adjust, weighted_likelihood_bootstrap
+from models.diagnostics import Diagnostics, diagnose
 from models.errors import InputError
 from models.maximise import Estimate, UnboundedLikelihoodError, maximise
 
-__all__ = ["Diagnostics", "Estimate", "RepeatedNUTS", "UnboundedLikelihoodError", "available_cores",
-           "compile_log_likelihood", "diagnose", "map_estimate", "mle", "sample",
-           "sandwich_adjust", "weighted_likelihood_bootstrap"]
+__all__ = ["Comparison", "Diagnostics", "Estimate", "RepeatedNUTS", "UnboundedLikelihoodError",
+           "available_cores", "compare", "compile_log_likelihood", "diagnose", "map_estimate", "mle",
+           "estimator_name", "sample", "sandwich_adjust", "weighted_likelihood_bootstrap"]
 
 SAMPLERS = backends.SAMPLERS  # "auto" and the back ends of models.backends
-
-R_HAT_MAX = 1.01
-ESS_MIN = 400.0
-BFMI_MIN = 0.3
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    """Convergence summary of one set of draws; ``ok`` when every check passes."""
-
-    max_r_hat: float
-    min_ess_bulk: float
-    min_ess_tail: float
-    divergences: int
-    min_bfmi: float
-    chains: int
-    draws: int
-    nonfinite_draws: int = 0
-
-    @property
-    def problems(self) -> list[str]:
-        """One sentence per failed check (empty when ``ok``)."""
-        found = []
-        if self.nonfinite_draws:
-            found.append(f"{self.nonfinite_draws} non-finite draw(s)")
-        if self.chains < 2:
-            found.append("r_hat needs at least 2 chains")
-        elif not self.max_r_hat <= R_HAT_MAX:
-            found.append(f"r_hat {self.max_r_hat:.3f} > {R_HAT_MAX}")
-        if not self.min_ess_bulk >= ESS_MIN:
-            found.append(f"bulk ESS {self.min_ess_bulk:.0f} < {ESS_MIN:.0f}")
-        if not self.min_ess_tail >= ESS_MIN:
-            found.append(f"tail ESS {self.min_ess_tail:.0f} < {ESS_MIN:.0f}")
-        if self.divergences:
-            found.append(f"{self.divergences} divergent transition(s)")
-        if not self.min_bfmi >= BFMI_MIN:
-            found.append(f"BFMI {self.min_bfmi:.2f} < {BFMI_MIN}")
-        return found
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok}
-
 
 # --------------------------------------------------------------------------- optimisation
 
@@ -174,6 +132,7 @@ def sample(
     progressbar: bool | None = None,
     target_accept: float = 0.8,
     log_likelihood: bool | None = None,
+    cores: int | None = None,
 ) -> az.InferenceData:
     """NUTS draws of the (pseudo-)posterior as ``InferenceData``.
 
@@ -184,7 +143,8 @@ def sample(
     PyMC otherwise (:func:`models.backends.resolve` states the rule). Every back end gives the same
     groups (:mod:`models.backends`), and the same ``random_seed`` repeats the draws of a back end.
     ``attrs`` record the back end used (``sampler``), the one asked for (``sampler_requested``) and
-    the other settings. Chains run in parallel, one per core. ``progressbar`` defaults to showing
+    the other settings. Chains run in parallel, one per core (``cores``: at most that many at once;
+    1 runs them one after another, as inside a worker process of a pool). ``progressbar`` defaults to showing
     progress when standard error is a terminal. ``target_accept`` (NUTS's target acceptance rate,
     PyMC's default 0.8) buys smaller steps for curved posteriors when set nearer 1.
 
@@ -196,6 +156,7 @@ def sample(
     draws = _check_count("draws", draws, 1)
     tune = _check_count("tune", tune, 0)
     chains = _check_count("chains", chains, 1)
+    cores = min(chains, available_cores()) if cores is None else min(chains, _check_count("cores", cores, 1))
     if random_seed is not None:
         random_seed = _check_count("random_seed", random_seed, 0)
     if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float, np.floating)) \
@@ -213,7 +174,7 @@ def sample(
             warnings.warn(f"log_likelihood left out: {gib:.1f} GiB > {backends.LOG_LIKELIHOOD_MAX_GIB} GiB "
                           "(pass log_likelihood=True to store it anyway)", stacklevel=2)
     idata, settings = backends.draw(
-        model, backend, draws=draws, tune=tune, chains=chains, cores=min(chains, available_cores()),
+        model, backend, draws=draws, tune=tune, chains=chains, cores=cores,
         random_seed=random_seed, progressbar=progressbar, target_accept=float(target_accept),
         log_likelihood=log_likelihood,
     )
@@ -273,8 +234,8 @@ class RepeatedNUTS:
 
     def __call__(self, data: dict[str, np.ndarray], random_seed: int) -> az.InferenceData:
         """Fit to ``data`` (``pm.Data`` name -> values): a light ``InferenceData`` with the free
-        variables in ``posterior`` and ``diverging``/``energy`` in ``sample_stats`` (enough for
-        :func:`diagnose`)."""
+        variables in ``posterior``, ``diverging``/``energy`` in ``sample_stats`` (enough for
+        :func:`diagnose`) and the settings in ``attrs``."""
         random_seed = _check_count("random_seed", random_seed, 0)
         pm.set_data(data, model=self.model)
         starts = self._jittered_starts(np.random.default_rng(random_seed))
@@ -288,46 +249,139 @@ class RepeatedNUTS:
                      for rv in self.model.free_RVs}
         stats = {name: np.stack(trace.get_sampler_stats(name, combine=False, squeeze=False))
                  for name in ("diverging", "energy")}
-        return az.from_dict(posterior=posterior, sample_stats=stats)
+        idata = az.from_dict(posterior=posterior, sample_stats=stats)
+        idata.attrs.update(method="nuts", sampler="pymc (RepeatedNUTS)", draws=self.draws, tune=self.tune,
+                           chains=self.chains, target_accept=float(self._step.target_accept),
+                           random_seed=random_seed)
+        return idata
 
 
-def diagnose(idata: az.InferenceData) -> Diagnostics:
-    """Worst-case r_hat, bulk/tail ESS and BFMI over all posterior variables, and divergences.
+# --------------------------------------------------------------------------- all estimators of one model
 
-    Elements that are constant across draws (e.g. a fixed reference category) are skipped: their
-    r_hat and ESS are undefined, not bad. Anything else that is undefined counts as a failure: a
-    non-finite r_hat or ESS of a varying element, and draws that are NaN or infinite.
+
+def _weights(model: pm.Model) -> np.ndarray:
+    """Every weight of the model's weighted terms, concatenated (empty when it has none)."""
+    found = [np.ravel(existence.value_of(term.tag.weighted_term.weights, model))
+             for term in model.observed_RVs if getattr(term.tag, "weighted_term", None) is not None]
+    return np.concatenate(found) if found else np.zeros(0)
+
+
+POINT_NAMES = ("mle", "wmle", "pseudo_mle")
+
+
+def estimator_name(model: pm.Model) -> str:
+    """What maximising the model's likelihood terms estimates: ``"mle"`` when every weight is 1 and
+    every term a log-likelihood, ``"wmle"`` when some weight is not 1, ``"pseudo_mle"`` when a term is
+    a loss rather than a log-likelihood (the focal loss with gamma > 0 or alpha != 1, a potential)."""
+    if model.potentials:
+        return "pseudo_mle"
+    for term in model.observed_RVs:
+        marker = getattr(term.tag, "weighted_term", None)
+        for tensor, value in (marker.likelihood_when if marker is not None else ()):
+            if np.any(np.asarray(existence.value_of(tensor, model)) != value):
+                return "pseudo_mle"
+    return "mle" if np.all(_weights(model) == 1) else "wmle"
+
+
+def weights_summary(model: pm.Model) -> dict[str, float]:
+    """The weights' ``sum``, Kish ESS (``kish_ess``; of their magnitudes when some are negative) and
+    ``negative_share``, as recorded with every comparison."""
+    w = _weights(model)
+    if w.size == 0 or not np.any(w):
+        return {"sum": float(np.sum(w)), "kish_ess": float("nan"), "negative_share": 0.0}
+    return {"sum": float(w.sum()), "kish_ess": float(np.sum(np.abs(w)) ** 2 / np.sum(w**2)),
+            "negative_share": float(np.mean(w < 0))}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The estimators of one model, side by side (what :func:`compare` returns).
+
+    ``point``: the (W)MLE (an :class:`Estimate`: free variables and deterministics, with the verdict
+    on existence in ``point.existence``), or ``None`` when no finite maximiser exists, and then
+    ``point_failure`` says why, naming the directions that run off. ``point_name``: ``"mle"``,
+    ``"wmle"`` or ``"pseudo_mle"`` (:func:`estimator_name`). ``map``: the MAP estimate. ``idata``: the
+    NUTS draws, with the settings, seed, weights summary, verdicts and diagnostics in ``attrs``.
+    ``diagnostics``: :func:`diagnose` of the draws. ``weights``: :func:`weights_summary`.
     """
-    if not isinstance(idata, az.InferenceData) or "posterior" not in idata.groups():
-        raise InputError(f"idata must be an InferenceData with a posterior group, got {type(idata).__name__}")
-    posterior = idata.posterior
-    nonfinite = sum(int((~np.isfinite(posterior[name].values)).sum()) for name in posterior.data_vars)
-    varying = {name: (posterior[name].std(dim=("chain", "draw"), skipna=False) > 0).values
-               for name in posterior.data_vars}
 
-    def worst(dataset, reduce):
-        values = np.concatenate([np.ravel(dataset[name].values[mask]) for name, mask in varying.items()])
-        return float(reduce(values)) if values.size else float("nan")  # NaN propagates: a failure
+    point: Estimate | None
+    point_failure: str | None
+    point_name: str
+    map: Estimate
+    idata: az.InferenceData
+    diagnostics: Diagnostics
+    weights: dict
 
-    chains = posterior.sizes["chain"]
-    with np.errstate(invalid="ignore", divide="ignore"):  # constant elements: 0 / 0, masked out
-        r_hat = worst(az.rhat(posterior), np.max) if chains > 1 else float("nan")
-        ess_bulk = worst(az.ess(posterior, method="bulk"), np.min)
-        ess_tail = worst(az.ess(posterior, method="tail"), np.min)
-    stats = idata.get("sample_stats")
-    divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
-    has_energy = stats is not None and "energy" in stats
-    return Diagnostics(
-        max_r_hat=r_hat,
-        min_ess_bulk=ess_bulk,
-        min_ess_tail=ess_tail,
-        divergences=divergences,
-        min_bfmi=float(np.min(az.bfmi(idata))) if has_energy else float("nan"),
-        chains=int(chains),
-        draws=int(posterior.sizes["draw"]),
-        nonfinite_draws=nonfinite,
+    def estimate_rows(self, label: str, var_names) -> list[dict]:
+        """Every scalar element of ``var_names`` at the (W)MLE (when it exists) and at the MAP."""
+        rows = []
+        for estimator, estimate in ((self.point_name, self.point), ("map", self.map)):
+            if estimate is not None:
+                rows += summary.estimate_rows(label, estimator, estimate, var_names, self.idata)
+        return rows
+
+    def rows(self, label: str, var_names=None, *, diagnostics: bool = True) -> list[dict]:
+        """Tidy rows (:mod:`models.summary`) under the model name ``label``: the weights' sum and Kish
+        ESS, whether the (W)MLE exists, the (W)MLE and MAP of every scalar element of ``var_names``
+        (default: the free variables), the posterior mean and 94% HDI of each, and the diagnostics
+        (unless ``diagnostics=False``)."""
+        names = list(var_names) if var_names is not None else [
+            name for name in self.map if name in self.idata.posterior and name in self._free]
+        rows = [summary.point(label, "weights", "sum", self.weights["sum"]),
+                summary.point(label, "weights", "kish_ess", self.weights["kish_ess"]),
+                summary.point(label, self.point_name, "exists", int(self.point is not None)),
+                *self.estimate_rows(label, names),
+                *summary.posterior_rows(label, self.idata, names)]
+        return rows + (summary.diagnostic_rows(label, self.diagnostics) if diagnostics else [])
+
+    @property
+    def _free(self) -> set[str]:
+        return set(self.idata.attrs.get("free_variables", "").split(","))
+
+
+def compare(model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
+            random_seed: int | None = None, sampler: str = "auto", target_accept: float = 0.8,
+            posterior_predictive: bool = False, progressbar: bool | None = None,
+            log_likelihood: bool | None = None, point_name: str | None = None,
+            cores: int | None = None) -> Comparison:
+    """(W)MLE, MAP and NUTS posterior of one model, as a :class:`Comparison`.
+
+    Works on any PyMC model with observed terms (or potentials): the weights are read from the
+    weighted terms of :mod:`models.likelihood` (a model without them counts as unweighted). A (W)MLE
+    that does not exist is recorded (``point=None``, ``point_failure``), not raised; the MAP always is
+    raised when it does not exist (a prior that fails to keep the posterior proper is a bug of the
+    model). The sampling arguments are those of :func:`sample`. ``idata.attrs`` add to the sampler's
+    settings the provenance of the comparison: the point estimator's name and verdict, the MAP's
+    verdict, the weights' summary and the diagnostics (``diagnostics_*``). ``point_name`` overrides
+    the name :func:`estimator_name` infers from the weights, for weights that are counts of identical
+    rows of unweighted data (a collapsed model of behaviour cloning fits the MLE).
+    """
+    if point_name not in (None, *POINT_NAMES):
+        raise InputError(f"point_name must be one of {POINT_NAMES}, got {point_name!r}")
+    _check_model(model)
+    try:
+        point, failure = mle(model), None
+    except UnboundedLikelihoodError as err:
+        point, failure = None, str(err)
+    map_point = map_estimate(model)
+    idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
+                   target_accept=target_accept, posterior_predictive=posterior_predictive,
+                   progressbar=progressbar, log_likelihood=log_likelihood, cores=cores)
+    diagnostics = diagnose(idata)
+    name, weights = point_name or estimator_name(model), weights_summary(model)
+    verdict = point.existence if point is not None else None
+    idata.attrs.update(
+        method="nuts",
+        point_name=name,
+        point_exists=int(point is not None),
+        point_verdict=verdict.describe("weighted log-likelihood") if verdict is not None else failure,
+        map_verdict=map_point.existence.describe("log posterior density"),
+        free_variables=",".join(rv.name for rv in model.free_RVs),
+        **{f"weights_{key}": value for key, value in weights.items()},
+        **{f"diagnostics_{key}": int(value) if isinstance(value, bool) else value
+           for key, value in diagnostics.as_dict().items()},
     )
+    return Comparison(point=point, point_failure=failure, point_name=name, map=map_point, idata=idata,
+                      diagnostics=diagnostics, weights=weights)
 
-
-# Calibrated uncertainty for weighted posteriors (imported last: models.calibrate uses this module).
-from models.calibrate import sandwich_adjust, weighted_likelihood_bootstrap  # noqa: E402

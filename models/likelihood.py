@@ -36,17 +36,21 @@ import pytensor.tensor as pt
 @dataclass(frozen=True)
 class WeightedTerm:
     """What a weighted term is: its ``weights`` (a tensor), whether each unweighted term is
-    ``at_most_zero`` (a probability mass function's log, or the focal loss) and the ``multipliers``
+    ``at_most_zero`` (a probability mass function's log, or the focal loss), the ``multipliers``
     (tensors, such as the focal loss's alpha) that must also be non-negative for the weighted term to
-    be bounded above by 0 wherever the weights are."""
+    be bounded above by 0 wherever the weights are, and ``likelihood_when``: pairs (tensor, value)
+    that make the term a log-likelihood when every tensor holds its value (the focal loss at gamma = 0
+    and alpha = 1); empty for a term that always is one."""
 
     weights: object
     at_most_zero: bool
     multipliers: tuple = ()
+    likelihood_when: tuple = ()
 
 
-def _mark(term, weights, *, at_most_zero: bool, multipliers: tuple = ()):
-    term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero, multipliers=multipliers)
+def _mark(term, weights, *, at_most_zero: bool, multipliers: tuple = (), likelihood_when: tuple = ()):
+    term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero, multipliers=multipliers,
+                                          likelihood_when=likelihood_when)
     return term
 
 
@@ -139,11 +143,12 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
     logits = pt.as_tensor_variable(logits)
     focal = not (isinstance(gamma, (int, float, np.number)) and gamma == 0 and alpha is None)
     alpha = pt.ones(logits.shape[-1]) if alpha is None else pt.as_tensor_variable(alpha, dtype="float64")
+    gamma = pt.as_tensor_variable(gamma, dtype="float64")
     term = pm.CustomDist(
         name,
         logits,
         alpha,
-        pt.as_tensor_variable(gamma, dtype="float64"),
+        gamma,
         weights,
         dist=partial(_softmax_plain, focal=focal),
         logp=partial(_softmax_logp, focal=focal),
@@ -152,4 +157,5 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
         dims=dims,
     )
     # log p <= 0 and (1 - p)^gamma in [0, 1]: each term is at most 0 while alpha >= 0.
-    return _mark(term, weights, at_most_zero=True, multipliers=(alpha,))
+    return _mark(term, weights, at_most_zero=True, multipliers=(alpha,),
+                 likelihood_when=((gamma, 0.0), (alpha, 1.0)) if focal else ())

@@ -118,8 +118,9 @@ class _Compiled:
     def parts(self, z):
         likelihood, prior, *gradients = self._parts(*self.split(z))
         half = len(gradients) // 2
-        flat = [np.concatenate([np.ravel(g) for g in half_]) for half_ in (gradients[:half], gradients[half:])]
-        return float(likelihood), float(prior), flat[0], flat[1]
+        likelihood_gradient, prior_gradient = (np.concatenate([np.ravel(g) for g in part])
+                                               for part in (gradients[:half], gradients[half:]))
+        return float(likelihood), float(prior), likelihood_gradient, prior_gradient
 
     def outputs(self, z):
         return self._outputs(*self.split(z))

@@ -126,6 +126,25 @@ def _model_map_existence(model: pm.Model) -> existence.Existence:
                                "preferences, the weighted log-likelihood changes at most linearly")
 
 
+def advantage_posterior_policies(cells, preference_sd: float, rng, draws: int) -> np.ndarray:
+    """Policies drawn from the exact posterior when every state's cell weights sum to zero (advantages
+    with a state baseline), shape (draws, n_states, n_actions).
+
+    Then ``sum_a W_sa log pi(a | s) = sum_a W_sa theta_sa`` (the log-normaliser's coefficient, the
+    state's total weight, is 0), so the log posterior is Gaussian: the centred part of independent
+    Normal(sd^2 W_sa, sd) cells, whose softmax is the policy (the centring does not change it).
+    """
+    W = np.asarray(cells, dtype=float)
+    if W.ndim != 2 or not np.all(np.isfinite(W)):
+        raise InputError(f"cells must be a finite (n_states, n_actions) array, got shape {W.shape}")
+    totals = W.sum(axis=1)
+    if not np.allclose(totals, 0.0, atol=1e-9 * (1 + np.abs(W).max())):
+        raise InputError(f"the posterior is Gaussian only where every state's weights sum to zero; "
+                         f"state totals {totals.round(6).tolist()}")
+    preference = rng.normal(preference_sd**2 * W, preference_sd, size=(draws, *W.shape))
+    return special.softmax(preference, axis=-1)
+
+
 _ALL_SUBSETS_UP_TO = 10  # state_modes: 2^10 - 1 starts per state at most
 
 

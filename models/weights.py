@@ -413,6 +413,29 @@ def importance_ratios(target_prob, behavior_prob, *, clip=None, truncate=None) -
     return ratios
 
 
+def self_normalised_ratios(ratios, states, *, n_states) -> np.ndarray:
+    """Importance ratios self-normalised per state: ``rho_i / mean{rho_j : s_j = s_i}``.
+
+    Each state's ratios then average 1 over its logged steps, whatever the behaviour policy's visits
+    did: weighted importance sampling per state, which trades the ordinary ratios' unbiasedness for
+    lower variance. (Rescaling all ratios by one constant would change nothing but the posterior's
+    temperature.)
+    """
+    rho = _check_values(ratios, "ratios")
+    if isinstance(n_states, bool) or not isinstance(n_states, (int, np.integer)) or n_states < 1:
+        raise InputError(f"n_states must be a positive integer, got {n_states!r}")
+    s = check_codes(states, n_states, name="states")
+    if s.size != rho.size:
+        raise InputError(f"states has length {s.size} but ratios has length {rho.size}: one each per step")
+    if np.any(rho < 0):
+        raise InputError("ratios must be non-negative")
+    visits = np.bincount(s, minlength=n_states)
+    mean = np.bincount(s, weights=rho, minlength=n_states) / np.maximum(visits, 1)
+    if np.any(mean[s] == 0):
+        raise InputError("a state's ratios are all zero: they cannot be normalised to mean 1")
+    return rho / mean[s]
+
+
 def psis_khat(log_weights) -> float:
     """Pareto k-hat of importance weights, from ArviZ's Pareto-smoothed importance sampling
     (``az.psislw``, Vehtari et al. 2024): the estimated shape of the weights' right tail.

@@ -23,35 +23,34 @@ def test_reused_compiled_model_fits_as_a_fresh_build(data):
     difficulty = weights_lib.margin_difficulty(data.eta)
     easy_first = weights_lib.curriculum(difficulty, 0.0)
     hard_last = weights_lib.curriculum(difficulty, 1.0)
-    reused = analysis.Fitter(data.X, data.y, draws=DRAWS, tune=TUNE, chains=CHAINS)
-    before = reused.fit(easy_first, SEED)
-    after = reused.fit(hard_last, SEED)  # the same compiled model, weights swapped by pm.set_data
+    sampling = {"draws": DRAWS, "tune": TUNE, "chains": CHAINS, "sampler": "pymc"}
+    before = analysis.fit_fixed(data.X, data.y, easy_first, difficulty, SEED, sampling).comparison
+    # The same compiled model (cached per process), weights swapped by pm.set_data:
+    after = analysis.fit_fixed(data.X, data.y, hard_last, difficulty, SEED, sampling).comparison
 
     fresh_model = classes.build_model(data.X, data.y, hard_last, feature_names=analysis.FEATURES,
                                       class_names=analysis.CLASS_NAMES)
-    fresh_sampler = inference.RepeatedNUTS(fresh_model, draws=DRAWS, tune=TUNE, chains=CHAINS)
-    fresh = {"wmle": inference.mle(fresh_model), "map": inference.map_estimate(fresh_model),
-             "idata": fresh_sampler({"weights": hard_last}, random_seed=SEED)}
+    fresh = inference.compare(fresh_model, **sampling, random_seed=SEED)
 
     # The two weightings really give different fits (> 0.05 in some coefficient), so a stale weight
     # vector in the compiled model could not pass the comparisons below.
-    assert np.max(np.abs(analysis._vector(before["wmle"]) - analysis._vector(after["wmle"]))) > 0.05
+    assert np.max(np.abs(analysis._vector(before.point) - analysis._vector(after.point))) > 0.05
     # L-BFGS runs to a gradient tolerance of 1e-12 from the model's fixed initial point
     # (models/maximise.py): the same objective gives the same maximiser far within 1e-7 relative.
-    for estimator in ("wmle", "map"):
-        np.testing.assert_allclose(analysis._vector(after[estimator]), analysis._vector(fresh[estimator]),
-                                   rtol=1e-7)
-    # NUTS with the same seed: the same jittered starts and restarted adaptation, so the same draws up
+    for estimator in ("point", "map"):
+        np.testing.assert_allclose(analysis._vector(getattr(after, estimator)),
+                                   analysis._vector(getattr(fresh, estimator)), rtol=1e-7)
+    # NUTS with the same seed: the same jittered starts and fresh adaptation, so the same draws up
     # to floating-point rounding (a looser within-MCSE check would hide a stale step size or weights).
     for name in ("intercept", "coef"):
-        np.testing.assert_allclose(after["idata"].posterior[name].values,
-                                   fresh["idata"].posterior[name].values, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(after.idata.posterior[name].values,
+                                   fresh.idata.posterior[name].values, rtol=1e-9, atol=1e-12)
     # The stored weights and the pointwise weighted log-likelihood are those of the second fit.
-    np.testing.assert_array_equal(after["idata"].constant_data["weights"].values, hard_last)
-    first_draw = after["idata"].posterior.isel(chain=0, draw=0)
+    np.testing.assert_array_equal(after.idata.constant_data["weights"].values, hard_last)
+    first_draw = after.idata.posterior.isel(chain=0, draw=0)
     p = classes.predict_proba(data.X, first_draw["intercept"].values, first_draw["coef"].values)
     expected = hard_last * np.where(data.y == 1, np.log(p), np.log1p(-p))
-    np.testing.assert_allclose(after["idata"].log_likelihood["label"].isel(chain=0, draw=0).values,
+    np.testing.assert_allclose(after.idata.log_likelihood["label"].isel(chain=0, draw=0).values,
                                expected, rtol=1e-9)
 
 
@@ -78,17 +77,19 @@ def test_quick_run_summary_is_consistent(quick_run):
     for schedule in analysis.SCHEDULES:
         for t in QUICK_PHASES:
             label = f"{schedule}_progress_{t}"
+            # Flat weights halfway through a tilt are all ones: the point estimate is the MLE.
+            point = "mle" if schedule != "self_paced" and t == "0.50" else "wmle"
             assert value(label, "weights", "sum") == pytest.approx(analysis.N_TRAIN, rel=1e-9)
-            assert value(label, "wmle", "exists") == 1
+            assert value(label, point, "exists") == 1
             for quantity in (*analysis.PARAMETERS, *analysis.METRICS):
                 row = rows[label, "posterior", quantity]
                 assert float(row["lower"]) <= float(row["value"]) <= float(row["upper"])
-                assert (label, "wmle", quantity) in rows and (label, "map", quantity) in rows
-            assert 0 <= value(label, "wmle", "minority_recall") <= 1
-            assert 0 < value(label, "wmle", "brier") < 0.25
-    # Flat weights halfway through a tilt: the WMLE is the unweighted MLE (optimiser tolerance).
+                assert (label, point, quantity) in rows and (label, "map", quantity) in rows
+            assert 0 <= value(label, point, "minority_recall") <= 1
+            assert 0 < value(label, point, "brier") < 0.25
+    # ... and it equals the unweighted MLE of the reference fit (optimiser tolerance).
     for quantity in analysis.PARAMETERS:
-        assert value("easy_to_hard_progress_0.50", "wmle", quantity) == pytest.approx(
+        assert value("easy_to_hard_progress_0.50", "mle", quantity) == pytest.approx(
             value("unweighted", "mle", quantity), rel=1e-6)
         # The anti-curriculum at t is the curriculum at 1 - t: the same weights, the same fit.
         assert value("hard_to_easy_progress_0.00", "posterior", quantity) == value(

@@ -249,7 +249,7 @@ def test_quick_run_advantage_posterior_matches_its_exact_gaussian(quick_run):
         # A sample sd from ESS ~ 300 quick draws has relative error ~ 1 / sqrt(2 ESS) = 0.04: 5 s.e.
         np.testing.assert_allclose(sd, np.sqrt(1 - 1 / preference.shape[-1]), rtol=0.2)
         attrs = idata.attrs
-        assert attrs["problem"] == problem and attrs["scheme"] == "advantage" and attrs["wmle_exists"] == 0
+        assert attrs["problem"] == problem and attrs["scheme"] == "advantage" and attrs["point_exists"] == 0
     value = {(r["model"], r["estimator"], r["quantity"]): r for r in rows}
     for problem in analysis.PROBLEMS:
         nuts = value[f"{problem}_advantage", "posterior", "expected_return"]

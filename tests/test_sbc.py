@@ -4,7 +4,6 @@ import csv
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from analyses import cli, sbc
 from models.inference import Diagnostics
@@ -14,25 +13,6 @@ def test_rank_counts_bins_ranks_0_to_99_in_20_bins_of_5():
     counts = sbc.rank_counts(np.arange(100))
     np.testing.assert_array_equal(counts, np.full(20, 5))
     np.testing.assert_array_equal(sbc.rank_counts([0, 4, 5, 99])[[0, 1, 19]], [2, 1, 1])
-
-
-def test_jeffreys_interval_is_the_beta_half_posterior_quantiles():
-    low, high = sbc.jeffreys_interval(45, 50)
-    assert (low, high) == pytest.approx(stats.beta(45.5, 5.5).ppf([0.025, 0.975]), rel=1e-12)
-    assert low < 0.9 < high
-
-
-def test_fits_summary_takes_the_worst_and_tolerates_a_few_failing_fits():
-    good = Diagnostics(1.001, 900.0, 800.0, 0, 0.9, 2, 1000)
-    unlucky = Diagnostics(1.012, 300.0, 950.0, 0, 1.1, 2, 1000)
-    summary = sbc.summarise_fits([good] * 19 + [unlucky])
-    worst = summary.worst
-    worst_values = (worst.max_r_hat, worst.min_ess_bulk, worst.min_ess_tail, worst.min_bfmi)
-    assert worst_values == (1.012, 300.0, 800.0, 0.9)
-    assert summary.failing == 1 and summary.ok  # 1 of 20 = 5%: chance
-    assert not sbc.summarise_fits([good] * 18 + [unlucky] * 2).ok  # 10%: a problem
-    divergent = Diagnostics(1.001, 900.0, 800.0, 3, 0.9, 2, 1000)
-    assert not sbc.summarise_fits([good] * 99 + [divergent]).ok  # any divergence
 
 
 def scenario(name):
@@ -57,15 +37,6 @@ def test_scenarios_simulate_what_they_say():
     assert np.all(weights == np.round(weights))
     truth, data, weights = scenario("policy_lognormal_weights_as_given").simulate(rng)
     assert np.all(weights >= 0) and truth["preference"].shape == (2, 3)
-
-
-def test_coverage_interval_is_jeffreys_for_one_parameter_and_clustered_for_several():
-    one = np.r_[np.ones(45), np.zeros(5)][:, None]
-    assert sbc.coverage_interval(one) == sbc.jeffreys_interval(45, 50)
-    # Parameters that always agree within a simulation carry the information of one parameter.
-    twins = np.repeat(one, 2, axis=1)
-    low, high = sbc.coverage_interval(twins)
-    assert low < 0.9 < high and high - low > 0.8 * np.subtract(*sbc.jeffreys_interval(45, 50)[::-1])
 
 
 def test_frequency_weighted_classes_rows_equal_the_samples_they_count():

@@ -1,7 +1,8 @@
-"""The tidy summary every analysis writes: one row per (model, estimator, quantity).
+"""Tidy summary rows: one row per (model, estimator, quantity).
 
 Columns ``model, estimator, quantity, value, lower, upper``; ``lower``/``upper`` are empty for point
-estimates and bound the 94% highest-density interval for posteriors.
+estimates and bound the 94% highest-density interval for posteriors. ``inference.Comparison.rows``
+and every analysis's ``summary.csv`` are made of them; :func:`render` prints them as a table.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import math
 
 import arviz as az
 import numpy as np
-
-from models.inference import Diagnostics
 
 HDI_PROB = 0.94
 
@@ -24,25 +23,40 @@ def interval(model: str, estimator: str, quantity: str, value, lower, upper) -> 
     return {**point(model, estimator, quantity, value), "lower": float(lower), "upper": float(upper)}
 
 
+def element_labels(idata, name: str) -> list[tuple[tuple, str]]:
+    """``(index, label)`` of every scalar element of posterior variable ``name``, labelled by
+    coordinate (``coef[ear_pointiness]``; the index where a dimension has no named coordinates)."""
+    variable = idata.posterior[name].isel(chain=0, draw=0, drop=True)
+    labels = []
+    for index in np.ndindex(*variable.shape):
+        coordinates = [str(variable[dim].values[i]) for dim, i in zip(variable.dims, index)]
+        labels.append((index, name + (f"[{','.join(coordinates)}]" if index else "")))
+    return labels
+
+
 def posterior_rows(model: str, idata, var_names, estimator: str = "posterior") -> list[dict]:
-    """Posterior mean and 94% HDI of every scalar element of ``var_names``, labelled by coordinate
-    (``coef[ear_pointiness]``; the index where a dimension has no named coordinates)."""
+    """Posterior mean and 94% HDI of every scalar element of ``var_names`` (:func:`element_labels`)."""
     rows = []
     hdi = az.hdi(idata, hdi_prob=HDI_PROB, var_names=list(var_names))
     for name in var_names:
-        mean = idata.posterior[name].mean(dim=("chain", "draw"))
+        mean = idata.posterior[name].mean(dim=("chain", "draw")).values
         bounds = hdi[name].values
-        for index in np.ndindex(*mean.shape):
-            coordinates = [str(mean[dim].values[i]) for dim, i in zip(mean.dims, index)]
-            label = name + (f"[{','.join(coordinates)}]" if index else "")
-            rows.append(interval(model, estimator, label, mean.values[index], *bounds[index]))
+        rows += [interval(model, estimator, label, mean[index], *bounds[index])
+                 for index, label in element_labels(idata, name)]
     return rows
 
 
-def diagnostic_rows(model: str, diagnostics: Diagnostics, estimator: str = "posterior",
+def estimate_rows(model: str, estimator: str, estimate: dict, var_names, idata) -> list[dict]:
+    """Every scalar element of ``var_names`` at a point ``estimate`` (name -> array), labelled as the
+    posterior's elements in ``idata`` are."""
+    return [point(model, estimator, label, np.asarray(estimate[name])[index])
+            for name in var_names for index, label in element_labels(idata, name)]
+
+
+def diagnostic_rows(model: str, diagnostics, estimator: str = "posterior",
                     ok: bool | None = None) -> list[dict]:
-    """Sampler diagnostics as rows, plus ``diagnostics_ok``: 1 when every check passes, or the
-    verdict ``ok`` given by a caller that judges many fits together (SBC)."""
+    """Sampler diagnostics (an ``inference.Diagnostics``) as rows, plus ``diagnostics_ok``: 1 when
+    every check passes, or the verdict ``ok`` given by a caller that judges many fits together (SBC)."""
     values = {
         "r_hat_max": diagnostics.max_r_hat,
         "ess_bulk_min": diagnostics.min_ess_bulk,

@@ -1,0 +1,183 @@
+"""What every analysis shares around its fits: the settings it runs with and the report it returns,
+seeds, many fits spread over processes, compiled models kept per process, thinned draws, and the
+statistics of many fits (coverage intervals, diagnostics summarised over fits).
+
+An analysis module states its question; this module is the machinery, written once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+from scipy import stats
+
+from models.inference import Diagnostics
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every analysis is run with; ``quick`` asks for a seconds-long smoke run."""
+
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    sampler: str
+    quick: bool
+
+    def sampling(self) -> dict:
+        """The keyword arguments of ``inference.sample`` and ``inference.compare`` these settings fix."""
+        return {"draws": self.draws, "tune": self.tune, "chains": self.chains, "sampler": self.sampler}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What an analysis hands back: its summary rows and, per fit or group of fits, an object with
+    ``ok`` and ``problems`` (``Diagnostics``, or :class:`FitsSummary` for many fits)."""
+
+    rows: list[dict]
+    fits: dict
+
+
+def progress(analysis: str, message: str) -> None:
+    """One line of progress on standard error, ``analysis: message``."""
+    print(f"{analysis}: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- many fits
+
+
+def worker_setup() -> None:
+    """Set up a worker process: PyMC quiet, and one BLAS thread, since the fits are spread over the
+    cores already (OpenBLAS threads spinning on busy cores made small optimisations 9x slower)."""
+    import pymc  # noqa: F401  (pymc sets its logger level on import)
+    from threadpoolctl import threadpool_limits
+
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+    threadpool_limits(limits=1)
+
+
+def run(function: Callable, tasks: Iterable[tuple], *, workers: int, report: Callable | None = None):
+    """``function(*task)`` for every task, yielding ``(index, result)`` as each finishes.
+
+    With ``workers`` = 1 the tasks run here, in order (starting a process and compiling a model in it
+    costs more than a few small fits); otherwise in that many fresh processes (``spawn``, set up by
+    :func:`worker_setup`), each keeping its compiled models (:func:`cached`) from task to task.
+    ``report(index, result)`` is called after each task, for progress.
+    """
+    tasks = list(tasks)
+    if workers == 1:
+        for index, task in enumerate(tasks):
+            result = function(*task)
+            if report is not None:
+                report(index, result)
+            yield index, result
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_setup) as pool:
+        futures = {pool.submit(function, *task): index for index, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            index, result = futures[future], future.result()
+            if report is not None:
+                report(index, result)
+            yield index, result
+
+
+_CACHE: dict = {}
+
+
+def cached(key, build: Callable):
+    """``build()`` once per process and ``key``: a model and what it compiled, reused by every later
+    task of the same structure (its data swapped in with ``pm.set_data``)."""
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+# --------------------------------------------------------------------------- draws
+
+
+def pooled(idata, name: str) -> np.ndarray:
+    """All posterior draws of ``name``, chains pooled: shape (draws, *the variable's shape)."""
+    return idata.posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+
+
+def thin(draws: np.ndarray, count: int) -> np.ndarray:
+    """``count`` draws evenly spaced through ``draws`` (all of them when there are fewer)."""
+    return draws[np.linspace(0, len(draws) - 1, min(count, len(draws))).astype(int)]
+
+
+# --------------------------------------------------------------------------- statistics of many fits
+
+
+def jeffreys_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Jeffreys interval of a binomial proportion (Monte Carlo error of an empirical coverage)."""
+    tail = (1 - level) / 2
+    posterior = stats.beta(successes + 0.5, trials - successes + 0.5)
+    return float(posterior.ppf(tail)), float(posterior.ppf(1 - tail))
+
+
+def coverage_interval(covered: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Monte Carlo interval of an empirical coverage from a (simulations, parameters) 0/1 array.
+
+    One parameter: the Jeffreys interval. Several: the parameters of one fit are not independent,
+    so the interval comes from the spread of the per-simulation coverage (clustered normal interval).
+    """
+    simulations, parameters = covered.shape
+    if parameters == 1:
+        return jeffreys_interval(int(covered.sum()), simulations, level)
+    per_simulation = covered.mean(axis=1)
+    half = stats.norm.ppf(0.5 + level / 2) * per_simulation.std(ddof=1) / np.sqrt(simulations)
+    return float(max(0.0, per_simulation.mean() - half)), float(min(1.0, per_simulation.mean() + half))
+
+
+@dataclass(frozen=True)
+class FitsSummary:
+    """Diagnostics of many fits of one scenario; ``ok`` unless more than 5% of the fits fail.
+
+    With 100 fits some will cross a single-fit threshold (r_hat 1.01, ESS 400) by chance; a share
+    above 5% (or any divergence) is a problem of the sampler, not chance.
+    """
+
+    fits: int
+    failing: int
+    divergences: int
+    worst: Diagnostics
+
+    ALLOWED_SHARE = 0.05
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if self.failing > self.ALLOWED_SHARE * self.fits:
+            found.append(f"{self.failing} of {self.fits} fits fail a diagnostic "
+                         f"(worst: {'; '.join(self.worst.problems)})")
+        if self.divergences:
+            found.append(f"{self.divergences} divergent transition(s) over all fits")
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def summarise_fits(diagnostics: list[Diagnostics]) -> FitsSummary:
+    """The worst value of every diagnostic over many fits, and how many fits fail one."""
+    worst = Diagnostics(
+        max_r_hat=max(d.max_r_hat for d in diagnostics),
+        min_ess_bulk=min(d.min_ess_bulk for d in diagnostics),
+        min_ess_tail=min(d.min_ess_tail for d in diagnostics),
+        divergences=sum(d.divergences for d in diagnostics),
+        min_bfmi=min(d.min_bfmi for d in diagnostics),
+        chains=diagnostics[0].chains,
+        draws=diagnostics[0].draws,
+        nonfinite_draws=sum(d.nonfinite_draws for d in diagnostics),
+    )
+    return FitsSummary(fits=len(diagnostics), failing=sum(not d.ok for d in diagnostics),
+                       divergences=worst.divergences, worst=worst)

@@ -313,6 +313,16 @@ def check_codes(codes, n: int, *, name: str = "codes") -> np.ndarray:
     return c.astype(np.int64)
 
 
+def _check_states(states, n_states, size: int, per_step: str) -> np.ndarray:
+    """``states`` as codes 0..n_states-1, one per step of ``per_step`` (of length ``size``)."""
+    if isinstance(n_states, bool) or not isinstance(n_states, (int, np.integer)) or n_states < 1:
+        raise InputError(f"n_states must be a positive integer, got {n_states!r}")
+    s = check_codes(states, n_states, name="states")
+    if s.size != size:
+        raise InputError(f"states has length {s.size} but {per_step} has length {size}: one each per step")
+    return s
+
+
 def returns_to_go(rewards, episode_ends, gamma) -> np.ndarray:
     """Discounted returns ``G_t = r_t + gamma G_{t+1}``, restarting after every step that ends an episode.
 
@@ -352,11 +362,7 @@ def advantages(returns, states, *, n_states) -> np.ndarray:
     weights with :func:`awr`.
     """
     g = _check_values(returns, "returns")
-    if isinstance(n_states, bool) or not isinstance(n_states, (int, np.integer)) or n_states < 1:
-        raise InputError(f"n_states must be a positive integer, got {n_states!r}")
-    s = check_codes(states, n_states, name="states")
-    if s.size != g.size:
-        raise InputError(f"states has length {s.size} but returns has length {g.size}: one each per step")
+    s = _check_states(states, n_states, g.size, "returns")
     visits = np.bincount(s, minlength=n_states)
     baseline = np.bincount(s, weights=g, minlength=n_states) / np.maximum(visits, 1)
     return g - baseline[s]
@@ -422,11 +428,7 @@ def self_normalised_ratios(ratios, states, *, n_states) -> np.ndarray:
     temperature.)
     """
     rho = _check_values(ratios, "ratios")
-    if isinstance(n_states, bool) or not isinstance(n_states, (int, np.integer)) or n_states < 1:
-        raise InputError(f"n_states must be a positive integer, got {n_states!r}")
-    s = check_codes(states, n_states, name="states")
-    if s.size != rho.size:
-        raise InputError(f"states has length {s.size} but ratios has length {rho.size}: one each per step")
+    s = _check_states(states, n_states, rho.size, "ratios")
     if np.any(rho < 0):
         raise InputError("ratios must be non-negative")
     visits = np.bincount(s, minlength=n_states)

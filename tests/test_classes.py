@@ -92,20 +92,6 @@ def test_focal_with_gamma_zero_and_no_alpha_is_the_log_likelihood(data, theta):
         compile_log_likelihood(plain)(**theta), rel=1e-12)
 
 
-def test_weights_all_ones_zero_and_integer():
-    X, y, _ = binary_data(n=12)
-    theta = THETA_BINARY
-    unweighted = compile_log_likelihood(classes.build_model(X, y))(**theta)
-    ones = compile_log_likelihood(classes.build_model(X, y, np.ones(12)))(**theta)
-    assert ones == pytest.approx(unweighted, rel=1e-12)
-    w = np.ones(12)
-    w[0], w[1] = 0.0, 3.0
-    weighted = compile_log_likelihood(classes.build_model(X, y, w))(**theta)
-    rows = np.r_[1, 1, 1, np.arange(2, 12)]  # row 0 dropped, row 1 three times
-    repeated = compile_log_likelihood(classes.build_model(X[rows], y[rows]))(**theta)
-    assert weighted == pytest.approx(repeated, rel=1e-12)
-
-
 # --------------------------------------------------------------------------- structure
 
 
@@ -206,15 +192,6 @@ def test_effective_number_refuses_bad_beta():
 
 
 # --------------------------------------------------------------------------- estimators
-
-
-def test_wmle_is_invariant_to_the_weights_scale():
-    X, y, w = binary_data(n=60)
-    reference = inference.mle(classes.build_model(X, y, w))
-    for c in (1e-3, 1e3):
-        scaled = inference.mle(classes.build_model(X, y, c * w))
-        for name in ("intercept", "coef"):  # L-BFGS to gradient 1e-12 in preconditioned units
-            np.testing.assert_allclose(scaled[name], reference[name], rtol=1e-5, atol=1e-7)
 
 
 def test_separation_is_detected_while_map_and_posterior_stay_finite():

@@ -5,7 +5,6 @@ import sys
 
 import cloudpickle
 import numpy as np
-import pymc as pm
 import pytest
 from scipy import special, stats
 
@@ -43,34 +42,6 @@ def test_total_logp_is_prior_plus_weighted_sum(flips, key_weights, z):
     expected = stats.beta(*PRIOR).logpdf(p) + scipy_weighted(flips, key_weights, p)
     total = model.compile_logp(jacobian=False)({"p_logodds__": z})
     assert total == pytest.approx(expected, rel=1e-12)
-
-
-def test_all_ones_equals_plain_bernoulli(flips):
-    weighted = coin.build_model(flips, np.ones(flips.size), prior=PRIOR)
-    with pm.Model() as plain:
-        p = pm.Beta("p", *np.float64(PRIOR))
-        pm.Bernoulli("heads", p=p, observed=flips)
-    point = {"p_logodds__": np.array(0.4)}
-    assert weighted.compile_logp()(point) == pytest.approx(plain.compile_logp()(point), rel=1e-12)
-    default = coin.build_model(flips, prior=PRIOR)  # weights=None means all ones
-    assert default.compile_logp()(point) == pytest.approx(plain.compile_logp()(point), rel=1e-12)
-
-
-@pytest.mark.parametrize("p", [0.2, 0.55, 0.9])
-def test_zero_weight_drops_the_toss(flips, key_weights, p):
-    key_weights[4] = 0.0
-    dropped = np.delete(np.arange(flips.size), 4)
-    with_zero = coin.build_model(flips, key_weights)
-    without = coin.build_model(flips[dropped], key_weights[dropped])
-    assert likelihood_at(with_zero, p) == pytest.approx(likelihood_at(without, p), rel=1e-12)
-
-
-@pytest.mark.parametrize("p", [0.2, 0.55, 0.9])
-def test_integer_weight_equals_repeating_the_toss(flips, key_weights, p):
-    repeated = np.repeat(np.arange(flips.size), key_weights.astype(int))
-    weighted = coin.build_model(flips, key_weights)
-    copies = coin.build_model(flips[repeated])
-    assert likelihood_at(weighted, p) == pytest.approx(likelihood_at(copies, p), rel=1e-12)
 
 
 def test_exact_posterior_is_the_conjugate_beta(flips, key_weights):

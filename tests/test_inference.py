@@ -20,13 +20,6 @@ def test_mle_and_wmle_of_the_seed(flips, key_weights):
     assert wmle == pytest.approx(16 / 19, abs=OPTIMISER_TOLERANCE)
 
 
-@pytest.mark.parametrize("how", ["none", "n", "ess"])
-@pytest.mark.parametrize("scale", [1e-4, 0.05, 1.0, 37.0, 1e4])
-def test_wmle_is_unchanged_by_the_scale_of_the_weights(flips, key_weights, how, scale):
-    model = coin.build_model(flips, scale * key_weights, normalize=how)
-    assert inference.mle(model)["p"] == pytest.approx(16 / 19, abs=OPTIMISER_TOLERANCE)
-
-
 @pytest.mark.parametrize("prior", [(2.0, 2.0), (0.5, 3.0), (7.0, 1.5)])
 def test_map_is_the_mode_of_the_exact_posterior(flips, key_weights, prior):
     model = coin.build_model(flips, key_weights, prior=prior)

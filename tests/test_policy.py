@@ -7,7 +7,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pytensor.graph.replace import graph_replace
@@ -145,16 +145,6 @@ def test_a_single_logged_step_has_the_reinforce_gradient():
     np.testing.assert_allclose(gradient, expected, rtol=1e-10, atol=1e-12)
 
 
-def test_zero_weight_drops_the_step(steps):
-    model, term, _, _ = steps
-    weights = POSITIVE.copy()
-    weights[[3, 10]] = 0.0
-    set_weights(model, weights)
-    kept = np.setdiff1d(np.arange(STATES.size), [3, 10])
-    expected = weighted_sum(PREFERENCES[1], STATES[kept], ACTIONS[kept], POSITIVE[kept])
-    assert term(PREFERENCES[1]) == pytest.approx(expected, rel=1e-12)
-
-
 def test_normalize_rescales_the_stored_weights():
     for how, total in (("n", STATES.size), ("ess", np.sum(POSITIVE) ** 2 / np.sum(POSITIVE**2))):
         model = policy.build_model(STATES, ACTIONS, POSITIVE, n_states=N_STATES, n_actions=N_ACTIONS,
@@ -179,13 +169,6 @@ def test_state_without_data_keeps_the_uniform_starting_policy():
     np.testing.assert_allclose(estimate[:N_STATES], normalised_counts(np.ones(STATES.size)),
                                atol=OPTIMISER_TOLERANCE)
     np.testing.assert_allclose(estimate[N_STATES], 1 / N_ACTIONS, rtol=1e-12)
-
-
-@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
-def test_wmle_policy_is_the_normalised_weighted_counts_at_any_scale(scale):
-    model = policy.build_model(STATES, ACTIONS, scale * POSITIVE, n_states=N_STATES, n_actions=N_ACTIONS)
-    estimate = inference.mle(model)["policy"]
-    np.testing.assert_allclose(estimate, normalised_counts(POSITIVE), atol=OPTIMISER_TOLERANCE)
 
 
 def test_net_negative_cell_makes_the_likelihood_unbounded_but_the_map_finite():
@@ -412,20 +395,6 @@ def test_random_valid_steps_have_finite_exact_logp_and_gradient(resizable, data,
     assert term(preference) == pytest.approx(expected, rel=1e-9, abs=1e-9)
     assert np.isfinite(total(preference))
     assert np.all(np.isfinite(gradient(preference)))
-
-
-@FED
-@given(valid_steps().flatmap(lambda d: st.tuples(
-    st.just(d), arrays(np.int64, d[0].size, elements=st.integers(0, 4)))))
-def test_integer_weights_are_row_repetitions(resizable, case):
-    (states, actions, _), counts = case
-    assume(counts.sum() > 0)
-    model, term, _, _ = resizable
-    preference = PREFERENCES[2]
-    feed(model, states, actions, counts.astype(float))
-    weighted = term(preference)
-    feed(model, np.repeat(states, counts), np.repeat(actions, counts), np.ones(counts.sum()))
-    assert weighted == pytest.approx(term(preference), rel=1e-12, abs=1e-12)
 
 
 @st.composite

@@ -1,6 +1,6 @@
-"""Property-based tests (hypothesis): random valid input gives finite, exact log densities; random
-invalid input is refused with ValueError; the WMLE ignores the weights' scale; integer weights are
-row repetitions."""
+"""Property-based tests (hypothesis) of the coin: random valid input gives finite, exact log
+densities; random invalid input is refused with ValueError. (The weight invariants every family
+shares are checked once, in test_invariants.py.)"""
 
 import functools
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import special, stats
 
-from models import coin, inference, weights
+from models import coin, weights
 
 FAST = settings(max_examples=200, deadline=None)  # no compilation: 200 examples take ~1 s
 COMPILING = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -20,12 +20,11 @@ COMPILING = settings(max_examples=20, deadline=None, suppress_health_check=[Heal
 
 @functools.cache
 def compiled_coin():
-    """One coin model compiled once (log density without Jacobian, its gradient, the observed terms'
-    log density): every example's model is built by ``coin.build_model`` (which checks it) and its
-    data, weights and prior are swapped into this one, whatever their length."""
+    """One coin model compiled once (log density without Jacobian and its gradient): every example's
+    model is built by ``coin.build_model`` (which checks it) and its data, weights and prior are
+    swapped into this one, whatever their length."""
     model = coin.build_model([0, 1])
-    return (model, model.compile_logp(jacobian=False), model.compile_dlogp(),
-            model.compile_logp(vars=model.observed_RVs))
+    return model, model.compile_logp(jacobian=False), model.compile_dlogp()
 
 
 def on_compiled_coin(built):
@@ -35,6 +34,7 @@ def on_compiled_coin(built):
     pm.set_data({name: built[name].get_value() for name in names}, model=model,
                 coords={"toss": np.arange(built["flips"].get_value().size)})
     return functions
+
 
 sizes = st.integers(1, 25)
 flip_arrays = sizes.flatmap(lambda n: arrays(np.int64, n, elements=st.integers(0, 1)))
@@ -94,7 +94,7 @@ def test_improper_beta_priors_are_refused(prior):
        st.floats(-4.0, 4.0))
 def test_random_valid_coins_have_finite_exact_logp_and_gradient(data, prior, log_odds):
     flips, w = data
-    logp, dlogp, _ = on_compiled_coin(coin.build_model(flips, w, prior=prior))
+    logp, dlogp = on_compiled_coin(coin.build_model(flips, w, prior=prior))
     point = {"p_logodds__": np.array(log_odds)}
     p = special.expit(log_odds)
     expected = stats.beta(*prior).logpdf(p) + np.sum(w * stats.bernoulli(p).logpmf(flips))
@@ -102,26 +102,3 @@ def test_random_valid_coins_have_finite_exact_logp_and_gradient(data, prior, log
     assert np.all(np.isfinite(dlogp(point)))
 
 
-@COMPILING
-@given(flip_arrays.filter(lambda y: 0 < y.sum() < y.size).flatmap(
-    lambda y: st.tuples(st.just(y), arrays(float, y.size, elements=st.floats(0.1, 20.0)))),
-    st.floats(1e-3, 1e3))
-def test_wmle_ignores_the_scale_of_the_weights(data, scale):
-    flips, w = data
-    wmle = inference.mle(coin.build_model(flips, scale * w))["p"]
-    # The optimiser works on f / |f(z0)| (scale-free), to a relative gradient of 1e-12: 1e-6 is ample.
-    assert wmle == pytest.approx(np.sum(w * flips) / np.sum(w), abs=1e-6)
-
-
-@COMPILING
-@given(flip_arrays.flatmap(
-    lambda y: st.tuples(st.just(y), arrays(np.int64, y.size, elements=st.integers(0, 4)))),
-    st.floats(0.02, 0.98))
-def test_integer_weights_are_row_repetitions(data, p):
-    flips, counts = data
-    assume(counts.sum() > 0)
-    value = {"p_logodds__": np.array(special.logit(p))}
-    *_, weighted = on_compiled_coin(coin.build_model(flips, counts.astype(float)))
-    weighted_logp = weighted(value)
-    *_, repeated = on_compiled_coin(coin.build_model(np.repeat(flips, counts)))
-    assert weighted_logp == pytest.approx(repeated(value), rel=1e-12)

@@ -299,3 +299,61 @@ def test_repeated_nuts_starts_each_chain_from_its_own_jittered_point():
     values = [float(start["p"]) for start in starts]
     # U(-1, 1) on the log-odds around p = 0.5: p within (expit(-1), expit(1)) = (0.269, 0.731).
     assert len(set(values)) == 4 and all(0.268 < p < 0.732 for p in values)
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def weighted_poisson(x, counts, weights):
+    """A model from outside the suite: a weighted Poisson regression on the shared weighted term."""
+    with pm.Model(coords={"obs_id": range(len(counts))}) as model:
+        intercept = pm.Normal("intercept", 0.0, 2.0)
+        slope = pm.Normal("slope", 0.0, 1.0)
+        pm.Deterministic("rate_at_zero", pm.math.exp(intercept))
+        weighted_likelihood("count", pm.Poisson, pm.Data("weights", weights, dims="obs_id"),
+                            observed=counts, dims="obs_id", mu=pm.math.exp(intercept + slope * x))
+    return model
+
+
+def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_side():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=80)
+    counts = rng.poisson(np.exp(0.5 + 0.4 * x))
+    weights = rng.uniform(0.5, 2.0, 80)
+    result = inference.compare(weighted_poisson(x, counts, weights), draws=300, tune=300, chains=2,
+                               random_seed=4)
+
+    def negative(theta):
+        eta = theta[0] + theta[1] * x
+        return -np.sum(weights * (counts * eta - np.exp(eta)))
+
+    reference = optimize.minimize(negative, [0.0, 0.0], method="BFGS", options={"gtol": 1e-10}).x
+    assert result.point_name == "wmle" and result.point_failure is None
+    assert [result.point["intercept"], result.point["slope"]] == pytest.approx(reference, abs=1e-6)
+    assert result.point["rate_at_zero"] == pytest.approx(np.exp(reference[0]), rel=1e-6)
+    assert result.point.existence.method == "ridge path"   # nothing exact decides a Poisson WMLE
+    assert result.map.existence.method == "structure"      # proper priors, weighted pmf terms
+    assert result.weights["sum"] == pytest.approx(weights.sum())
+    assert result.weights["kish_ess"] == pytest.approx(weights.sum() ** 2 / np.sum(weights**2))
+    attrs = result.idata.attrs
+    assert attrs["point_name"] == "wmle" and attrs["random_seed"] == 4 and attrs["draws"] == 300
+    assert attrs["diagnostics_divergences"] == result.diagnostics.divergences
+    assert "structure" in attrs["map_verdict"] and "ridge path" in attrs["point_verdict"]
+    rows = {(r["estimator"], r["quantity"]): r for r in result.rows("poisson")}
+    assert rows["wmle", "exists"]["value"] == 1.0
+    assert rows["wmle", "slope"]["value"] == pytest.approx(reference[1], abs=1e-6)
+    posterior = rows["posterior", "slope"]
+    assert posterior["lower"] < posterior["value"] < posterior["upper"]
+    assert {("weights", "sum"), ("map", "intercept"), ("posterior", "r_hat_max")} <= set(rows)
+    assert ("wmle", "rate_at_zero") not in rows   # rows list the free variables unless asked
+
+
+def test_compare_records_a_wmle_that_does_not_exist_instead_of_raising():
+    model = logistic(SEPARABLE_X, (SEPARABLE_X > 0).astype(int))
+    result = inference.compare(model, draws=100, tune=100, chains=2, random_seed=1)
+    assert result.point is None and "coef -> +inf" in result.point_failure
+    assert result.point_name == "mle" and np.isfinite(result.map["coef"])
+    rows = {(r["estimator"], r["quantity"]): r["value"] for r in result.rows("separable")}
+    assert rows["mle", "exists"] == 0.0 and ("mle", "coef") not in rows and ("map", "coef") in rows
+    with pytest.raises(ValueError, match="point_name must be"):
+        inference.compare(model, point_name="ml")

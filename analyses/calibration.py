@@ -61,7 +61,17 @@ from scipy import integrate, special, stats
 
 from analyses import plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, cached, coverage_interval, progress, run, summarise_fits
+from analyses.study import (
+    Report,
+    Settings,
+    cached,
+    coverage_interval,
+    progress,
+    rng_for,
+    run,
+    seed_for,
+    summarise_fits,
+)
 from models import calibrate, classes, coin, inference, summary
 from models import weights as weights_lib
 from models.errors import InputError
@@ -209,24 +219,24 @@ def _machinery(index: int, draws: int, tune: int, chains: int) -> dict:
 
 
 def _fit_coin(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, parts: dict,
-              wlb_draws: int, rng) -> tuple[list[dict], dict]:
+              wlb_draws: int, seed: int) -> tuple[list[dict], dict]:
     flips = data["flips"]
     rows = []
     exact = {method: coin.exact_posterior(flips, weights, normalize=how) for method, how in NORMALIZE.items()}
     exact["unweighted"] = coin.exact_posterior(flips)
     for method, posterior in exact.items():
         rows += interval_rows(scenario, simulation, method, lambda _, __, q, beta=posterior: beta.ppf(q))
-    beta_draws = exact["raw"].rvs(SANDWICH_BETA_DRAWS, random_state=rng)
+    beta_draws = exact["raw"].rvs(SANDWICH_BETA_DRAWS, random_state=rng_for(seed, "sandwich"))
     pm.set_data({**data, "weights": weights}, model=parts["model"])
     adjusted = parts["sandwich"](az.from_dict(posterior={"p": beta_draws[None]}))
     rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, ["p"]))
-    wlb = coin_wlb(flips, weights, wlb_draws, rng)
+    wlb = coin_wlb(flips, weights, wlb_draws, rng_for(seed, "wlb"))
     rows += interval_rows(scenario, simulation, "wlb", lambda _, __, q: np.quantile(wlb, q))
     return rows, {}
 
 
 def _fit_logistic(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, parts: dict,
-                  wlb_draws: int, rng) -> tuple[list[dict], dict]:
+                  wlb_draws: int, seed: int) -> tuple[list[dict], dict]:
     nuts = parts["nuts"]
     names = list(scenario.truth)
     rows, extra = [], {"diagnostics": {}, "wlb_failed_draws": 0, "wlb_undefined": 0}
@@ -234,7 +244,7 @@ def _fit_logistic(scenario: Scenario, simulation: int, data: dict, weights: np.n
     for method in ("unweighted", "sum_n", "sum_ess", "raw"):  # raw last: the model keeps its weights
         w = np.ones_like(weights) if method == "unweighted" else \
             weights_lib.normalize(weights, NORMALIZE[method])
-        idata = nuts({**data, "weights": w}, random_seed=int(rng.integers(2**31 - 1)))
+        idata = nuts({**data, "weights": w}, random_seed=seed_for(seed, method))
         extra["diagnostics"][method] = inference.diagnose(idata)
         posteriors[method] = idata
         rows += interval_rows(scenario, simulation, method, _draw_quantiles(idata, names))
@@ -243,7 +253,7 @@ def _fit_logistic(scenario: Scenario, simulation: int, data: dict, weights: np.n
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # failed draws are counted below
-            wlb = parts["wlb"](draws=wlb_draws, random_seed=int(rng.integers(2**31 - 1)))
+            wlb = parts["wlb"](draws=wlb_draws, random_seed=seed_for(seed, "wlb"))
         extra["wlb_failed_draws"] = int(wlb.attrs["failed_draws"])
         posteriors["wlb"] = wlb
         rows += interval_rows(scenario, simulation, "wlb", _draw_quantiles(wlb, names))
@@ -263,9 +273,9 @@ def _fit_chunk(index: int, simulations: list[int], seed: int, draws: int, tune: 
     fit = _fit_coin if scenario.family == "coin" else _fit_logistic
     results = []
     for simulation in simulations:
-        rng = np.random.default_rng([seed, index, simulation])
-        data, weights = scenario.simulate(rng)
-        results.append(fit(scenario, simulation, data, weights, parts, wlb_draws, rng))
+        data, weights = scenario.simulate(rng_for(seed, scenario.name, simulation, "data"))
+        results.append(fit(scenario, simulation, data, weights, parts, wlb_draws,
+                           seed_for(seed, scenario.name, simulation)))
     return results
 
 

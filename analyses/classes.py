@@ -60,7 +60,7 @@ from scipy import special, stats
 
 from analyses import plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, pooled, progress, thin
+from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import classes, inference, summary
 from models import weights as weights_lib
 from models.inference import Estimate
@@ -315,8 +315,8 @@ def loo_comparison(dataset: Dataset, full: SchemeFit, settings: Settings, seed: 
 
 def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
-    rng = np.random.default_rng(settings.seed)
-    datasets = [simulated(rng), breast_cancer(rng)]
+    datasets = [simulated(rng_for(settings.seed, "data", "simulated")),
+                breast_cancer(rng_for(settings.seed, "data", "breast_cancer"))]
     chosen = schemes(settings.quick)
     rows, diagnostics, fits, scores = [], {}, {}, {}
     for dataset in datasets:
@@ -325,7 +325,8 @@ def main(settings: Settings, output: Output) -> Report:
         for name, scheme in chosen.items():
             progress("classes", f"{dataset.name}, {name}: (W)MLE, MAP, NUTS "
                                 f"{settings.chains} x {settings.draws}")
-            result = fit(models, dataset, name, scheme, settings, int(rng.integers(2**31 - 1)), output)
+            result = fit(models, dataset, name, scheme, settings, seed_for(settings.seed, dataset.name, name),
+                         output)
             fits[dataset.name, name] = result
             diagnostics[f"{dataset.name}_{name}"] = result.comparison.diagnostics
         fits[dataset.name, "prior_correction"] = prior_corrected(fits[dataset.name, "none"], dataset.y)
@@ -334,7 +335,7 @@ def main(settings: Settings, output: Output) -> Report:
             rows += _rows(dataset, fits[dataset.name, name], scores[dataset.name, name])
     progress("classes", "LOO: unweighted two-feature model against one feature (simulated data)")
     loo_rows, loo_diagnostics = loo_comparison(datasets[0], fits["simulated", "none"], settings,
-                                               int(rng.integers(2**31 - 1)), output)
+                                               seed_for(settings.seed, "simulated", "one_feature"), output)
     rows += loo_rows
     diagnostics["simulated_one_feature"] = loo_diagnostics
 

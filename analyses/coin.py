@@ -32,7 +32,7 @@ from scipy import optimize
 
 from analyses import plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, progress
+from analyses.study import Report, Settings, progress, seed_for
 from models import coin, inference, summary
 
 FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])  # 7 heads; the 3rd toss (index 2) is heads
@@ -106,16 +106,15 @@ def _rows(fit: CoinFit) -> list[dict]:
 
 def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
-    rng = np.random.default_rng(settings.seed)
     model = coin.build_model(FLIPS, prior=PRIOR)
     fits, rows = {}, []
     for label, (weights, how) in _variants().items():
         progress("coin", f"fitting {label}: MLE, MAP, NUTS {settings.chains} x {settings.draws}")
-        fits[label] = _fit(model, label, weights, how, settings, int(rng.integers(2**31 - 1)), output)
+        fits[label] = _fit(model, label, weights, how, settings, seed_for(settings.seed, label), output)
         rows += _rows(fits[label])
     diagnostics = {label: fit.comparison.diagnostics for label, fit in fits.items()}
 
-    sweep, sweep_diagnostics = _sweep(model, settings, rng)
+    sweep, sweep_diagnostics = _sweep(model, settings)
     output.table(sweep, "weight_sweep.csv", columns=SWEEP_COLUMNS)
 
     output.figure(_plot_log_likelihood(model, fits), "log_likelihood.png")
@@ -125,7 +124,7 @@ def main(settings: Settings, output: Output) -> Report:
     return Report(rows=rows, fits=diagnostics | sweep_diagnostics)
 
 
-def _sweep(model, settings: Settings, rng):
+def _sweep(model, settings: Settings):
     """WMLE, exact posterior and NUTS as the 3rd toss's weight c goes from 1 to 100.
 
     Exact posterior on a fine grid; the WMLE and NUTS at a few weights, under each normalisation.
@@ -146,7 +145,8 @@ def _sweep(model, settings: Settings, rng):
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "wmle", float(inference.mle(model)["p"])))))
         for weight in nuts_weights:
             _set_weights(model, key_weights(weight), how)
-            idata = inference.sample(model, **settings.sampling(), random_seed=int(rng.integers(2**31 - 1)))
+            idata = inference.sample(model, **settings.sampling(),
+                                     random_seed=seed_for(settings.seed, "sweep", how, weight))
             lower, upper = az.hdi(idata, hdi_prob=summary.HDI_PROB)["p"].values
             fit = diagnostics[f"sweep_{label}_c{weight:g}"] = inference.diagnose(idata)
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "posterior",

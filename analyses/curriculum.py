@@ -63,7 +63,7 @@ from scipy import special
 
 from analyses import plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, cached, pooled, progress, run, thin
+from analyses.study import Report, Settings, cached, pooled, progress, rng_for, run, seed_for, thin
 from models import classes, inference, summary
 from models import weights as weights_lib
 from models.inference import available_cores
@@ -199,7 +199,7 @@ class Phase:
         return self.fit.comparison
 
 
-def fit_all(data: Data, phases: np.ndarray, settings: Settings, rng) -> tuple[dict, dict]:
+def fit_all(data: Data, phases: np.ndarray, settings: Settings) -> tuple[dict, dict]:
     """``(phases, reference)``: a :class:`Phase` per (schedule, phase index), and the unweighted MLE.
 
     Tilted schedules: each distinct weight vector is fitted once (``hard_to_easy`` at progress t has
@@ -217,8 +217,8 @@ def fit_all(data: Data, phases: np.ndarray, settings: Settings, rng) -> tuple[di
                              if np.allclose(tilted[first], w, rtol=SAME_WEIGHTS_RTOL, atol=0)), key)
         if same_as[key] == key:
             distinct.append(key)
-    seeds = {key: int(rng.integers(2**31 - 1)) for key in [*distinct, *(("self_paced", p) for p in
-                                                                          range(len(phases)))]}
+    seeds = {key: seed_for(settings.seed, key[0], key[1])
+             for key in [*distinct, *(("self_paced", p) for p in range(len(phases)))]}
     workers = 1 if settings.quick else min(available_cores(), 1 + len(distinct))
     # Chains one after another inside a worker: the workers already share out the cores.
     sampling = {**settings.sampling(), **({"cores": 1} if workers > 1 else {})}
@@ -303,12 +303,11 @@ def reference_rows(data: Data, reference: dict) -> list[dict]:
 
 def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
-    rng = np.random.default_rng(settings.seed)
-    data = simulate(rng)
+    data = simulate(rng_for(settings.seed, "data"))
     phases = np.linspace(0.0, 1.0, PHASES_QUICK if settings.quick else PHASES)
     progress("curriculum", f"{data.y.size} samples, {data.y.mean():.0%} minority; {len(SCHEDULES)} schedules "
                            f"x {len(phases)} phases")
-    fits, reference = fit_all(data, phases, settings, rng)
+    fits, reference = fit_all(data, phases, settings)
     rows, diagnostics = reference_rows(data, reference), {}
     for phase in fits.values():
         comparison = phase.comparison

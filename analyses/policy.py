@@ -124,7 +124,7 @@ from analyses.rl_problems import (
     state_values,
     value_iteration,
 )
-from analyses.study import Report, Settings, pooled, progress, thin
+from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import inference, policy, summary
 from models import weights as weights_lib
 
@@ -281,11 +281,9 @@ class SchemeFit:
         return self.comparison.map["policy"]
 
 
-def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, output: Output,
-        rng) -> SchemeFit:
+def fit(problem: Problem, model, scheme: str, settings: Settings, output: Output) -> SchemeFit:
     """(W)MLE, MAP and NUTS posterior of one weighting scheme, and the exact return of each; the
-    WMLE's existence is the model's closed-form verdict. ``rng`` draws the advantage scheme's exact
-    posterior."""
+    WMLE's existence is the model's closed-form verdict."""
     weights, signed = scheme_weights(problem, scheme)
     weights = weights_lib.check(weights, problem.states.size, allow_negative=signed)
     cells = policy.cell_weights(problem.states, problem.actions, weights, n_states=problem.n_states,
@@ -297,7 +295,8 @@ def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, out
         progress("policy", f"  {len(mode_gaps)} state(s) with several posterior modes; the closest minor "
                            f"mode lies {min(mode_gaps):.3g} nats below its state's highest")
     # Behaviour cloning's cell weights are counts of unweighted steps: its WMLE is the MLE.
-    comparison = inference.compare(model, **settings.sampling(), random_seed=seed,
+    comparison = inference.compare(model, **settings.sampling(),
+                                   random_seed=seed_for(settings.seed, problem.name, scheme),
                                    point_name="mle" if scheme == "behavior_cloning" else None)
     if comparison.point is None:
         progress("policy", f"  no WMLE: {comparison.point_failure}")
@@ -314,7 +313,8 @@ def fit(problem: Problem, model, scheme: str, settings: Settings, seed: int, out
     draws = pooled(comparison.idata, "policy")
     exact = None
     if scheme == "advantage":
-        exact_draws = policy.advantage_posterior_policies(cells, PREFERENCE_SD, rng, EXACT_DRAWS)
+        stream = rng_for(settings.seed, problem.name, scheme, "exact_posterior")
+        exact_draws = policy.advantage_posterior_policies(cells, PREFERENCE_SD, stream, EXACT_DRAWS)
         exact = expected_return(problem.dynamics, exact_draws)
     return SchemeFit(scheme, weights, signed, cells, mode_gaps, comparison, draws.mean(axis=0),
                      mode_probability(draws), expected_return(problem.dynamics, thin(draws, RETURN_DRAWS)),
@@ -414,9 +414,9 @@ def schemes(quick: bool) -> tuple[str, ...]:
 
 def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
-    rng = np.random.default_rng(settings.seed)
-    # Data first, from the seed alone: the fits below do not change them (--quick logs a prefix).
-    problems = {name: make_problem(name, rng, settings.quick) for name in PROBLEMS}
+    # Each problem's data from its own stream of the seed (--quick logs a prefix).
+    problems = {name: make_problem(name, rng_for(settings.seed, "data", name), settings.quick)
+                for name in PROBLEMS}
     fits, rows, diagnostics = {}, [], {}
     models = {}
     for name, problem in problems.items():
@@ -427,8 +427,7 @@ def main(settings: Settings, output: Output) -> Report:
         fits[name] = {}
         for scheme in schemes(settings.quick):
             progress("policy", f"{name}, {scheme}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
-            result = fits[name][scheme] = fit(problem, model, scheme, settings,
-                                              int(rng.integers(2**31 - 1)), output, rng)
+            result = fits[name][scheme] = fit(problem, model, scheme, settings, output)
             rows += scheme_rows(problem, result)
             diagnostics[f"{name}_{scheme}"] = result.comparison.diagnostics
 

@@ -52,7 +52,9 @@ from analyses.study import (
     coverage_interval,
     pooled,
     progress,
+    rng_for,
     run,
+    seed_for,
     summarise_fits,
 )
 from models import classes, coin, inference, summary
@@ -183,9 +185,8 @@ def _fit_chunk(scenario_index: int, simulations: list[int], seed: int, draws: in
     sampler = cached(("sbc", scenario_index, draws, tune, chains), build)
     results = []
     for simulation in simulations:
-        rng = np.random.default_rng([seed, scenario_index, simulation])
-        truth, data, weights = scenario.simulate(rng)
-        idata = sampler({**data, "weights": weights}, random_seed=int(rng.integers(2**31 - 1)))
+        truth, data, weights = scenario.simulate(rng_for(seed, scenario.name, simulation, "data"))
+        idata = sampler({**data, "weights": weights}, random_seed=seed_for(seed, scenario.name, simulation))
         diagnostics = inference.diagnose(idata)
         for name, true_value in truth.items():
             draws_of_name = pooled(idata, name)

@@ -1,6 +1,6 @@
 """What every analysis shares around its fits: the settings it runs with and the report it returns,
-seeds, many fits spread over processes, compiled models kept per process, thinned draws, and the
-statistics of many fits (coverage intervals, diagnostics summarised over fits).
+seeds keyed by what they seed, many fits spread over processes, compiled models kept per process,
+thinned draws, and the statistics of many fits (coverage intervals, diagnostics summarised over fits).
 
 An analysis module states its question; this module is the machinery, written once.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import sys
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -43,6 +44,25 @@ class Report:
 
     rows: list[dict]
     fits: dict
+
+
+def _key(part) -> int:
+    """An integer for one part of a key: itself, or a stable CRC-32 of its text (the same on every
+    machine and run, unlike ``hash``)."""
+    if isinstance(part, (int, np.integer)) and not isinstance(part, bool):
+        return int(part)
+    return zlib.crc32(str(part).encode())
+
+
+def rng_for(seed: int, *keys) -> np.random.Generator:
+    """A random stream keyed by what it is for (``rng_for(seed, "data", "bandit")``): adding or
+    removing a fit, a scheme or a simulation leaves every other stream as it was."""
+    return np.random.default_rng([seed, *(_key(k) for k in keys)])
+
+
+def seed_for(seed: int, *keys) -> int:
+    """A sampler seed keyed by what it seeds (:func:`rng_for`)."""
+    return int(rng_for(seed, *keys).integers(2**31 - 1))
 
 
 def progress(analysis: str, message: str) -> None:

@@ -68,3 +68,13 @@ def test_cached_builds_once_per_key():
     first = study.cached(("test", 1), lambda: built.append(1) or object())
     again = study.cached(("test", 1), lambda: built.append(2) or object())
     assert first is again and built == [1]
+
+
+def test_seeds_are_keyed_by_what_they_seed():
+    assert study.seed_for(3, "bandit", "awr") == study.seed_for(3, "bandit", "awr")
+    assert study.seed_for(3, "bandit", "awr") != study.seed_for(3, "bandit", "advantage")
+    assert study.seed_for(3, "bandit", "awr") != study.seed_for(4, "bandit", "awr")
+    # A stream does not depend on which others were drawn before it, and strings key it the same
+    # on every machine (CRC-32, not Python's salted hash): this value is fixed.
+    np.testing.assert_array_equal(study.rng_for(3, "data", 7).integers(10, size=3),
+                                  np.random.default_rng([3, 2918445923, 7]).integers(10, size=3))

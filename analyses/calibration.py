@@ -50,7 +50,6 @@ Outputs: ``figures/calibration/{coverage,width_coverage,wlb_vs_nuts}.png``;
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import arviz as az
@@ -64,23 +63,20 @@ from analyses.output import Output
 from analyses.study import (
     Report,
     Settings,
-    cached,
     coverage_interval,
     progress,
     rng_for,
-    run,
     seed_for,
     summarise_fits,
 )
 from models import calibrate, classes, coin, inference, summary
 from models import weights as weights_lib
 from models.errors import InputError
-from models.maximise import UnboundedLikelihoodError
 
 SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
-SIMULATIONS = {"coin": 400, "logistic": 60}
+SIMULATIONS = {"coin": 4000, "logistic": 600}
 SIMULATIONS_QUICK = {"coin": 10, "logistic": 2}
-CHUNK = {"coin": 100, "logistic": 5}  # data sets per task
+NUTS_METHODS = ("unweighted", "sum_n", "sum_ess", "raw")
 WLB_DRAWS = 200
 WLB_DRAWS_QUICK = 50
 SANDWICH_BETA_DRAWS = 4000
@@ -195,6 +191,12 @@ def _draw_quantiles(idata, names):
     return lambda name, k, probabilities: np.quantile(draws[name][:, k], probabilities)
 
 
+def _array_quantiles(draws: dict, names):
+    """``quantile`` for :func:`interval_rows` from draws (chains, draws, *shape) per name."""
+    flat = {name: np.reshape(draws[name], (-1, int(np.prod(np.shape(draws[name])[2:])))) for name in names}
+    return lambda name, k, probabilities: np.quantile(flat[name][:, k], probabilities)
+
+
 def coin_wlb(flips: np.ndarray, weights: np.ndarray, draws: int, rng) -> np.ndarray:
     """The coin's WLB in closed form: ``sum g w y / sum g w`` with ``g = n e / sum e``, ``e ~ Exp(1)``
     (the normalisation of g cancels); the same stream of ``e`` as ``weighted_likelihood_bootstrap``."""
@@ -202,81 +204,86 @@ def coin_wlb(flips: np.ndarray, weights: np.ndarray, draws: int, rng) -> np.ndar
     return multipliers @ flips / multipliers.sum(axis=1)
 
 
-def _machinery(index: int, draws: int, tune: int, chains: int) -> dict:
-    """A scenario's model and what it compiled (sandwich; for the logistic model NUTS and the WLB),
-    once per process (:func:`analyses.study.cached`)."""
-    def build():
-        scenario = SCENARIOS[index]
-        data, weights = scenario.simulate(np.random.default_rng(0))
-        model = scenario.build_model(data, weights)
-        parts = {"model": model, "sandwich": calibrate.SandwichAdjustment(model)}
-        if scenario.family == "logistic":
-            parts["nuts"] = inference.RepeatedNUTS(model, draws=draws, tune=tune, chains=chains)
-            parts["wlb"] = calibrate.WeightedLikelihoodBootstrap(model)
-        return parts
-
-    return cached(("calibration", index, draws, tune, chains), build)
+def _weights_for(method: str, weights: np.ndarray) -> np.ndarray:
+    if method == "unweighted":
+        return np.ones_like(weights)
+    return weights_lib.normalize(weights, NORMALIZE[method])
 
 
-def _fit_coin(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, parts: dict,
-              wlb_draws: int, seed: int) -> tuple[list[dict], dict]:
-    flips = data["flips"]
+@dataclass(frozen=True)
+class ScenarioFits:
+    """A scenario's coverage rows, the diagnostics of its NUTS fits per method, its WLB's failed draws
+    and undefined data sets, and (for the example) a few posteriors of its first data set."""
+
+    rows: list
+    diagnostics: dict
+    wlb_failed_draws: int
+    wlb_undefined: int
+    example: dict
+
+
+def fit_coin(scenario: Scenario, count: int, settings: Settings, wlb_draws: int) -> ScenarioFits:
+    """Exact Beta posteriors, the sandwich-adjusted exact posterior and the closed-form WLB of every
+    data set, on one compiled model."""
+    simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data")) for s in range(count)]
+    model = scenario.build_model(*simulated[0])
+    sandwich = calibrate.SandwichAdjustment(model)
     rows = []
-    exact = {method: coin.exact_posterior(flips, weights, normalize=how) for method, how in NORMALIZE.items()}
-    exact["unweighted"] = coin.exact_posterior(flips)
-    for method, posterior in exact.items():
-        rows += interval_rows(scenario, simulation, method, lambda _, __, q, beta=posterior: beta.ppf(q))
-    beta_draws = exact["raw"].rvs(SANDWICH_BETA_DRAWS, random_state=rng_for(seed, "sandwich"))
-    pm.set_data({**data, "weights": weights}, model=parts["model"])
-    adjusted = parts["sandwich"](az.from_dict(posterior={"p": beta_draws[None]}))
-    rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, ["p"]))
-    wlb = coin_wlb(flips, weights, wlb_draws, rng_for(seed, "wlb"))
-    rows += interval_rows(scenario, simulation, "wlb", lambda _, __, q: np.quantile(wlb, q))
-    return rows, {}
+    for simulation, (data, weights) in enumerate(simulated):
+        seed, flips = seed_for(settings.seed, scenario.name, simulation), data["flips"]
+        exact = {method: coin.exact_posterior(flips, weights, normalize=how)
+                 for method, how in NORMALIZE.items()}
+        exact["unweighted"] = coin.exact_posterior(flips)
+        for method, posterior in exact.items():
+            rows += interval_rows(scenario, simulation, method, lambda _, __, q, beta=posterior: beta.ppf(q))
+        beta_draws = exact["raw"].rvs(SANDWICH_BETA_DRAWS, random_state=rng_for(seed, "sandwich"))
+        pm.set_data({**data, "weights": weights}, model=model)
+        adjusted = sandwich(az.from_dict(posterior={"p": beta_draws[None]}))
+        rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, ["p"]))
+        wlb = coin_wlb(flips, weights, wlb_draws, rng_for(seed, "wlb"))
+        rows += interval_rows(scenario, simulation, "wlb", lambda _, __, q: np.quantile(wlb, q))
+    return ScenarioFits(rows, {}, 0, 0, {})
 
 
-def _fit_logistic(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, parts: dict,
-                  wlb_draws: int, seed: int) -> tuple[list[dict], dict]:
-    nuts = parts["nuts"]
+def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: int) -> ScenarioFits:
+    """NUTS at every weighting of every data set in one batch, the sandwich on each raw posterior, and
+    the WLB of every data set whose WMLE exists in one more batch, all on one model."""
+    simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data")) for s in range(count)]
+    model = scenario.build_model(*simulated[0])
     names = list(scenario.truth)
-    rows, extra = [], {"diagnostics": {}, "wlb_failed_draws": 0, "wlb_undefined": 0}
-    posteriors = {}
-    for method in ("unweighted", "sum_n", "sum_ess", "raw"):  # raw last: the model keeps its weights
-        w = np.ones_like(weights) if method == "unweighted" else \
-            weights_lib.normalize(weights, NORMALIZE[method])
-        idata = nuts({**data, "weights": w}, random_seed=seed_for(seed, method))
-        extra["diagnostics"][method] = inference.diagnose(idata)
-        posteriors[method] = idata
-        rows += interval_rows(scenario, simulation, method, _draw_quantiles(idata, names))
-    posteriors["sandwich"] = parts["sandwich"](posteriors["raw"])
-    rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(posteriors["sandwich"], names))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # failed draws are counted below
-            wlb = parts["wlb"](draws=wlb_draws, random_seed=seed_for(seed, "wlb"))
-        extra["wlb_failed_draws"] = int(wlb.attrs["failed_draws"])
-        posteriors["wlb"] = wlb
-        rows += interval_rows(scenario, simulation, "wlb", _draw_quantiles(wlb, names))
-    except UnboundedLikelihoodError:  # separation: no WMLE, so no WLB for this data set
-        extra["wlb_undefined"] = 1
-    if scenario.name == EXAMPLE and simulation == 0:
-        shown = ("raw", "sum_ess", "sandwich", "wlb")
-        extra["example"] = {k: posteriors[k] for k in shown if k in posteriors}
-    return rows, extra
-
-
-def _fit_chunk(index: int, simulations: list[int], seed: int, draws: int, tune: int, chains: int,
-               wlb_draws: int) -> list[tuple[list[dict], dict]]:
-    """Simulate and fit the given data sets of one scenario (runs in a worker process)."""
-    scenario = SCENARIOS[index]
-    parts = _machinery(index, draws, tune, chains)
-    fit = _fit_coin if scenario.family == "coin" else _fit_logistic
-    results = []
-    for simulation in simulations:
-        data, weights = scenario.simulate(rng_for(seed, scenario.name, simulation, "data"))
-        results.append(fit(scenario, simulation, data, weights, parts, wlb_draws,
-                           seed_for(seed, scenario.name, simulation)))
-    return results
+    datasets = [{**data, "weights": _weights_for(method, weights)} for data, weights in simulated
+                for method in NUTS_METHODS]
+    seeds = [seed_for(settings.seed, scenario.name, s, method)
+             for s in range(count) for method in NUTS_METHODS]
+    fits = inference.sample_many(
+        model, datasets, random_seeds=seeds, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+        sampler=settings.sampler,
+        progress=lambda done, total: progress("calibration", f"{scenario.name}: {done}/{total} NUTS fits"))
+    rows, diagnostics, example = [], {method: [] for method in NUTS_METHODS}, {}
+    sandwich = calibrate.SandwichAdjustment(model)
+    for simulation in range(count):
+        for k, method in enumerate(NUTS_METHODS):
+            index = simulation * len(NUTS_METHODS) + k
+            draws = fits.draws(index)
+            diagnostics[method].append(fits.diagnostics[index])
+            rows += interval_rows(scenario, simulation, method, _array_quantiles(draws, names))
+        raw = fits.idata(index, log_likelihood=False)   # the last method is raw: the model holds its data
+        adjusted = sandwich(raw)
+        rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, names))
+        if scenario.name == EXAMPLE and simulation == 0:
+            sum_ess = fits.idata(index - 1, log_likelihood=False)   # the method before raw
+            example = {"raw": raw, "sum_ess": sum_ess, "sandwich": adjusted}
+    progress("calibration", f"{scenario.name}: weighted likelihood bootstrap of {count} data sets")
+    wlb = calibrate.weighted_likelihood_bootstrap_many(
+        model, [{**data, "weights": weights} for data, weights in simulated], wlb_draws,
+        [seed_for(settings.seed, scenario.name, s, "wlb") for s in range(count)])
+    for simulation, idata in enumerate(wlb):
+        if idata is not None:
+            rows += interval_rows(scenario, simulation, "wlb", _draw_quantiles(idata, names))
+    if scenario.name == EXAMPLE and wlb[0] is not None:
+        example["wlb"] = wlb[0]
+    return ScenarioFits(rows, diagnostics, sum(int(w.attrs["failed_draws"]) for w in wlb if w is not None),
+                        sum(w is None for w in wlb), example)
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -287,23 +294,6 @@ def check_settings(settings: Settings) -> None:
     if settings.draws * settings.chains < MIN_DRAWS:
         raise InputError(f"calibration needs at least {MIN_DRAWS} draws per fit (draws x chains), "
                          f"got {settings.draws} x {settings.chains}")
-
-
-def _run_all(settings: Settings, counts: dict[str, int], wlb_draws: int, workers: int):
-    tasks = []
-    for family in ("logistic", "coin"):  # the long tasks first, for an even finish
-        for i, scenario in enumerate(SCENARIOS):
-            if scenario.family == family:
-                step, total = CHUNK[family], counts[family]
-                tasks += [(i, list(range(s, min(s + step, total))), settings.seed, settings.draws,
-                           settings.tune, settings.chains, wlb_draws) for s in range(0, total, step)]
-    done = {scenario.name: 0 for scenario in SCENARIOS}
-
-    def report(index, chunk):
-        done[SCENARIOS[tasks[index][0]].name] += len(chunk)
-        progress("calibration", "data sets done " + ", ".join(f"{name} {n}" for name, n in done.items()))
-
-    return [result for _, chunk in run(_fit_chunk, tasks, workers=workers, report=report) for result in chunk]
 
 
 def summary_rows(scenario: Scenario, rows: list[dict]) -> list[dict]:
@@ -332,31 +322,31 @@ def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
     counts = SIMULATIONS_QUICK if settings.quick else SIMULATIONS
     wlb_draws = WLB_DRAWS_QUICK if settings.quick else WLB_DRAWS
-    workers = 1 if settings.quick else inference.available_cores()
     progress("calibration", f"{counts['coin']} coin and {counts['logistic']} logistic data sets per "
                             f"scenario; NUTS {settings.chains} x ({settings.tune} + {settings.draws}), WLB "
-                            f"{wlb_draws} draws; on {workers} process(es)")
-    results = _run_all(settings, counts, wlb_draws, workers)
-    rows = sorted((r for chunk, _ in results for r in chunk),
+                            f"{wlb_draws} draws; one batch per scenario")
+    results = {}
+    for scenario in SCENARIOS:
+        fit = fit_coin if scenario.family == "coin" else fit_logistic
+        results[scenario.name] = fit(scenario, counts[scenario.family], settings, wlb_draws)
+    rows = sorted((r for result in results.values() for r in result.rows),
                   key=lambda r: (r["scenario"], r["simulation"], METHODS.index(r["method"]), r["parameter"]))
     table, fits = [], {}
-    for index, scenario in enumerate(SCENARIOS):
+    for scenario in SCENARIOS:
         table += summary_rows(scenario, rows)
-        extras = [extra for (chunk, extra) in results if chunk and chunk[0]["scenario"] == scenario.name]
+        result = results[scenario.name]
         if scenario.family == "logistic":
-            table.append(summary.point(scenario.name, "wlb", "failed_draws",
-                                        sum(e["wlb_failed_draws"] for e in extras)))
-            table.append(summary.point(scenario.name, "wlb", "undefined_data_sets",
-                                        sum(e["wlb_undefined"] for e in extras)))
+            table.append(summary.point(scenario.name, "wlb", "failed_draws", result.wlb_failed_draws))
+            table.append(summary.point(scenario.name, "wlb", "undefined_data_sets", result.wlb_undefined))
             for method in ("raw", "sum_n", "sum_ess", "unweighted"):
-                fit_summary = summarise_fits([e["diagnostics"][method] for e in extras])
+                fit_summary = summarise_fits(result.diagnostics[method])
                 fits[f"{scenario.name}/{method}"] = fit_summary
                 table.append(summary.point(scenario.name, method, "fits_failing_diagnostics",
-                                            fit_summary.failing))
+                                           fit_summary.failing))
     columns = ("scenario", "simulation", "method", "parameter", "true_value", "covered_50", "covered_90",
                "width_50", "width_90")
     output.table(rows, "coverage.csv", columns=columns)
-    example = next(extra["example"] for _, extra in results if "example" in extra)
+    example = results[EXAMPLE].example
     for name, idata in example.items():
         if name != "sum_ess":
             output.posterior(idata, f"example_{name}.nc", scenario=EXAMPLE, weighting=name,

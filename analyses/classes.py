@@ -55,7 +55,6 @@ from dataclasses import dataclass, replace
 import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
-import pymc as pm
 from scipy import special, stats
 
 from analyses import plotting
@@ -161,34 +160,39 @@ class SchemeFit:
     comparison: inference.Comparison
 
 
-def build_models(dataset: Dataset, likelihoods) -> dict[str, object]:
-    """One compiled model per likelihood for the data set; schemes swap their weights (and the focal
-    gamma) in with ``pm.set_data``."""
-    return {likelihood: classes.build_model(dataset.X, dataset.y, likelihood=likelihood,
-                                            feature_names=dataset.feature_names,
-                                            class_names=dataset.class_names)
-            for likelihood in likelihoods}
-
-
-def fit(models: dict, dataset: Dataset, name: str, scheme: dict, settings: Settings, seed: int,
-        output: Output) -> SchemeFit:
-    weights = scheme["weights"](dataset.y) if scheme["weights"] else None
-    normalize = "none" if weights is None else scheme.get("normalize", "n")
-    likelihood = scheme.get("likelihood", "categorical")
-    _, _, w, _ = classes.prepare(dataset.X, dataset.y, weights, normalize=normalize)
-    model = models[likelihood]
-    pm.set_data({"weights": w, **({"focal_gamma": scheme["focal_gamma"]} if likelihood == "focal" else {})},
-                model=model)
-    # The focal Gibbs posterior is not log-concave; smaller NUTS steps avoid its rare divergences.
-    target_accept = FOCAL_TARGET_ACCEPT if likelihood == "focal" else 0.8
-    comparison = inference.compare(model, **settings.sampling(), random_seed=seed,
-                                   target_accept=target_accept)
-    if comparison.point is None:
-        progress("classes", f"  no (W)MLE: {comparison.point_failure}")
-    label = f"{dataset.name}_{name}"
-    output.posterior(comparison.idata, f"{label}.nc", model=label, scheme=name, normalize=normalize,
-                     likelihood=likelihood, focal_gamma=scheme.get("focal_gamma", "none"))
-    return SchemeFit(name, w, comparison)
+def fit_dataset(dataset: Dataset, chosen: dict, settings: Settings, output: Output) -> dict[str, SchemeFit]:
+    """(W)MLE, MAP and NUTS of every scheme on one data set: one compiled model per likelihood, the
+    schemes that share it swapping their weights (and focal gamma) in, their posteriors in one batch."""
+    fits = {}
+    likelihood_of = {name: scheme.get("likelihood", "categorical") for name, scheme in chosen.items()}
+    for likelihood in sorted(set(likelihood_of.values())):
+        names = [name for name in chosen if likelihood_of[name] == likelihood]
+        model = classes.build_model(dataset.X, dataset.y, likelihood=likelihood,
+                                    feature_names=dataset.feature_names, class_names=dataset.class_names)
+        data, normalizations = [], {}
+        for name in names:
+            scheme = chosen[name]
+            weights = scheme["weights"](dataset.y) if scheme["weights"] else None
+            normalizations[name] = "none" if weights is None else scheme.get("normalize", "n")
+            _, _, w, _ = classes.prepare(dataset.X, dataset.y, weights, normalize=normalizations[name])
+            focal = {"focal_gamma": scheme["focal_gamma"]} if likelihood == "focal" else {}
+            data.append({"weights": w, **focal})
+        progress("classes", f"{dataset.name}, {', '.join(names)}: (W)MLE, MAP, NUTS {settings.chains} x "
+                            f"{settings.draws}")
+        # The focal Gibbs posterior is not log-concave; smaller NUTS steps avoid its rare divergences.
+        target_accept = FOCAL_TARGET_ACCEPT if likelihood == "focal" else 0.8
+        seeds = [seed_for(settings.seed, dataset.name, name) for name in names]
+        comparisons = inference.compare_many(model, data, **settings.sampling(), target_accept=target_accept,
+                                             random_seeds=seeds)
+        for name, values, comparison in zip(names, data, comparisons):
+            if comparison.point is None:
+                progress("classes", f"  {name}: no (W)MLE: {comparison.point_failure}")
+            label = f"{dataset.name}_{name}"
+            output.posterior(comparison.idata, f"{label}.nc", model=label, scheme=name,
+                             normalize=normalizations[name], likelihood=likelihood,
+                             focal_gamma=chosen[name].get("focal_gamma", "none"))
+            fits[name] = SchemeFit(name, values["weights"], comparison)
+    return {name: fits[name] for name in chosen}
 
 
 def prior_corrected(plain: SchemeFit, y: np.ndarray) -> SchemeFit:
@@ -321,12 +325,7 @@ def main(settings: Settings, output: Output) -> Report:
     rows, diagnostics, fits, scores = [], {}, {}, {}
     for dataset in datasets:
         rows += _truth_rows(dataset)
-        models = build_models(dataset, sorted({s.get("likelihood", "categorical") for s in chosen.values()}))
-        for name, scheme in chosen.items():
-            progress("classes", f"{dataset.name}, {name}: (W)MLE, MAP, NUTS "
-                                f"{settings.chains} x {settings.draws}")
-            result = fit(models, dataset, name, scheme, settings, seed_for(settings.seed, dataset.name, name),
-                         output)
+        for name, result in fit_dataset(dataset, chosen, settings, output).items():
             fits[dataset.name, name] = result
             diagnostics[f"{dataset.name}_{name}"] = result.comparison.diagnostics
         fits[dataset.name, "prior_correction"] = prior_corrected(fits[dataset.name, "none"], dataset.y)

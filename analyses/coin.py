@@ -68,12 +68,9 @@ def _variants() -> dict[str, tuple[np.ndarray | None, str]]:
     return variants
 
 
-def _set_weights(model, weights, how: str) -> np.ndarray:
-    """Put ``weights``, checked and rescaled by ``how`` exactly as ``coin.build_model`` would, into
-    the compiled model; returns them."""
-    _, w, _ = coin.prepare(FLIPS, weights, prior=PRIOR, normalize=how)
-    pm.set_data({"weights": w}, model=model)
-    return w
+def _weights(weights, how: str) -> np.ndarray:
+    """``weights`` checked and rescaled by ``how`` exactly as ``coin.build_model`` does."""
+    return coin.prepare(FLIPS, weights, prior=PRIOR, normalize=how)[1]
 
 
 @dataclass(frozen=True)
@@ -86,12 +83,21 @@ class CoinFit:
     exact: object  # the conjugate Beta (scipy frozen)
 
 
-def _fit(model, label, weights, how, settings: Settings, seed: int, output: Output) -> CoinFit:
-    w = _set_weights(model, weights, how)
-    comparison = inference.compare(model, **settings.sampling(), random_seed=seed, posterior_predictive=True)
-    output.posterior(comparison.idata, f"{label}.nc", model=label, normalize=how, prior=f"Beta{PRIOR}",
-                     flips=str(FLIPS.tolist()), weights=str(w.round(6).tolist()))
-    return CoinFit(label, w, comparison, coin.exact_posterior(FLIPS, weights, prior=PRIOR, normalize=how))
+def fit_variants(model, settings: Settings, output: Output) -> dict[str, CoinFit]:
+    """(W)MLE, MAP and NUTS of every weighting, on one compiled model (one batch of posteriors)."""
+    variants = _variants()
+    progress("coin", f"fitting {', '.join(variants)}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
+    weights = {label: _weights(w, how) for label, (w, how) in variants.items()}
+    comparisons = inference.compare_many(model, [{"weights": w} for w in weights.values()],
+                                         random_seeds=[seed_for(settings.seed, label) for label in variants],
+                                         **settings.sampling(), posterior_predictive=True)
+    fits = {}
+    for (label, (w, how)), comparison in zip(variants.items(), comparisons):
+        output.posterior(comparison.idata, f"{label}.nc", model=label, normalize=how, prior=f"Beta{PRIOR}",
+                         flips=str(FLIPS.tolist()), weights=str(weights[label].round(6).tolist()))
+        fits[label] = CoinFit(label, weights[label], comparison,
+                              coin.exact_posterior(FLIPS, w, prior=PRIOR, normalize=how))
+    return fits
 
 
 def _rows(fit: CoinFit) -> list[dict]:
@@ -107,11 +113,8 @@ def _rows(fit: CoinFit) -> list[dict]:
 def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
     model = coin.build_model(FLIPS, prior=PRIOR)
-    fits, rows = {}, []
-    for label, (weights, how) in _variants().items():
-        progress("coin", f"fitting {label}: MLE, MAP, NUTS {settings.chains} x {settings.draws}")
-        fits[label] = _fit(model, label, weights, how, settings, seed_for(settings.seed, label), output)
-        rows += _rows(fits[label])
+    fits = fit_variants(model, settings, output)
+    rows = [row for fit in fits.values() for row in _rows(fit)]
     diagnostics = {label: fit.comparison.diagnostics for label, fit in fits.items()}
 
     sweep, sweep_diagnostics = _sweep(model, settings)
@@ -127,31 +130,33 @@ def main(settings: Settings, output: Output) -> Report:
 def _sweep(model, settings: Settings):
     """WMLE, exact posterior and NUTS as the 3rd toss's weight c goes from 1 to 100.
 
-    Exact posterior on a fine grid; the WMLE and NUTS at a few weights, under each normalisation.
-    Returns tidy rows and the diagnostics of each NUTS fit.
+    Exact posterior on a fine grid; the WMLE and NUTS at a few weights, under each normalisation (the
+    NUTS fits in one batch). Returns tidy rows and the diagnostics of each NUTS fit.
     """
     wmle_weights = np.geomspace(1, 100, 3 if settings.quick else 9)
     nuts_weights = SWEEP_NUTS_QUICK if settings.quick else SWEEP_NUTS
-    rows, diagnostics = [], {}
-    for how, label in NORMALIZATIONS.items():
-        progress("coin", f"weight sweep, {label}: exact posterior, WMLE, NUTS at c = "
-                 + ", ".join(f"{c:g}" for c in nuts_weights))
+    rows = []
+    for how in NORMALIZATIONS:
         for weight in SWEEP_GRID:
             exact = coin.exact_posterior(FLIPS, key_weights(weight), prior=PRIOR, normalize=how)
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "exact_posterior", exact.mean(),
                                                  *beta_hdi(exact)))))
         for weight in wmle_weights:
-            _set_weights(model, key_weights(weight), how)
+            pm.set_data({"weights": _weights(key_weights(weight), how)}, model=model)
             rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "wmle", float(inference.mle(model)["p"])))))
-        for weight in nuts_weights:
-            _set_weights(model, key_weights(weight), how)
-            idata = inference.sample(model, **settings.sampling(),
-                                     random_seed=seed_for(settings.seed, "sweep", how, weight))
-            lower, upper = az.hdi(idata, hdi_prob=summary.HDI_PROB)["p"].values
-            fit = diagnostics[f"sweep_{label}_c{weight:g}"] = inference.diagnose(idata)
-            rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "posterior",
-                                                 float(idata.posterior["p"].mean()), lower, upper,
-                                                 int(fit.ok)))))
+    points = [(how, weight) for how in NORMALIZATIONS for weight in nuts_weights]
+    progress("coin", f"weight sweep: NUTS at c = {', '.join(f'{c:g}' for c in nuts_weights)} under each "
+                     f"normalisation, {len(points)} fits")
+    datasets = [{"weights": _weights(key_weights(weight), how)} for how, weight in points]
+    seeds = [seed_for(settings.seed, "sweep", how, weight) for how, weight in points]
+    fits = inference.sample_many(model, datasets, random_seeds=seeds, **settings.sampling())
+    diagnostics = {}
+    for index, (how, weight) in enumerate(points):
+        draws = fits.posterior["p"][index]
+        lower, upper = az.hdi(draws.ravel(), hdi_prob=summary.HDI_PROB)
+        fit = diagnostics[f"sweep_{NORMALIZATIONS[how]}_c{weight:g}"] = fits.diagnostics[index]
+        rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "posterior", float(draws.mean()), lower, upper,
+                                             int(fit.ok)))))
     return rows, diagnostics
 
 

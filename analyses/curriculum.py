@@ -39,10 +39,10 @@ has total weight n and phases differ in shape only), at progress t = 0, 1/6, ...
   (weight floor + (1 - floor) sigmoid(s (t - d_i)), floor 0.01), so the admitted share grows with
   progress. Its phases depend on each other; every other phase is a fit on its own weights alone.
 
-Per (schedule, phase): WMLE, MAP and the NUTS posterior (``inference.compare`` on the one model, 4
-chains x (500 + 1000) by default, compiled once per worker process, distinct fits spread over the
-cores), each scored on the test set by minority recall at P = 0.5 and Brier score (the posterior per
-draw: mean and 94% HDI over 400 thinned draws).
+Per (schedule, phase): WMLE, MAP and the NUTS posterior (``inference.compare_many`` on the one model,
+4 chains x (500 + 1000) by default, every posterior in one batch), each scored on the test set by
+minority recall at P = 0.5 and Brier score (the posterior per draw: mean and 94% HDI over 400 thinned
+draws).
 
 Outputs (``figures/curriculum/``): ``coefficient_paths.png``, ``weight_profiles.png``,
 ``decision_boundaries.png``, ``metrics.png``; (``results/curriculum/``): one NetCDF posterior per
@@ -52,7 +52,6 @@ Outputs (``figures/curriculum/``): ``coefficient_paths.png``, ``weight_profiles.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import arviz as az
@@ -63,10 +62,9 @@ from scipy import special
 
 from analyses import plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, cached, pooled, progress, rng_for, run, seed_for, thin
+from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import classes, inference, summary
 from models import weights as weights_lib
-from models.inference import available_cores
 
 N_TRAIN = 500
 N_TEST = 10_000
@@ -132,9 +130,9 @@ def metrics(probability: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- fitting
 #
-# Every fit is ``inference.compare`` (WMLE, MAP, NUTS) on one model per process, built and compiled
-# once; the weights are swapped in with ``pm.set_data``. A task is either one fixed weight vector of
-# the tilted schedules, or the whole self-paced chain, whose phases depend on each other.
+# Every phase is ``inference.compare`` (WMLE, MAP, NUTS) on one compiled model, its weights swapped in
+# with ``pm.set_data``; all posteriors in one batch. The self-paced phases depend on each other through
+# their point estimates only, so their weights are found first, phase by phase.
 
 
 @dataclass(frozen=True)
@@ -144,39 +142,6 @@ class PhaseFit:
     weights: np.ndarray
     difficulty: np.ndarray
     comparison: inference.Comparison
-
-
-def _model(X, y):
-    key = ("curriculum", hashlib.sha1(X.tobytes() + y.tobytes()).hexdigest())
-    return cached(key, lambda: classes.build_model(X, y, feature_names=FEATURES, class_names=CLASS_NAMES))
-
-
-def _compare(X, y, weights: np.ndarray, seed: int, sampling: dict) -> inference.Comparison:
-    model = _model(X, y)
-    pm.set_data({"weights": weights}, model=model)
-    return inference.compare(model, **sampling, random_seed=seed)
-
-
-def fit_fixed(X, y, weights: np.ndarray, difficulty: np.ndarray, seed: int, sampling: dict) -> PhaseFit:
-    """One fit at the given weights (a task of the tilted schedules)."""
-    return PhaseFit(weights, difficulty, _compare(X, y, weights, seed, sampling))
-
-
-def fit_self_paced(X, y, phases: np.ndarray, seeds: list[int], sampling: dict) -> tuple[dict, list[PhaseFit]]:
-    """The self-paced chain: the unweighted MLE, then per phase the difficulty from the current fit's
-    per-sample loss, its weights and their fit. Returns the MLE and the phases' fits."""
-    model = _model(X, y)
-    pm.set_data({"weights": np.ones(y.size)}, model=model)
-    reference = inference.mle(model)
-    current, fits = reference, []
-    for progress_t, seed in zip(phases, seeds):
-        difficulty = weights_lib.loss_difficulty(sample_loss(X, y, current))
-        w = weights_lib.curriculum(difficulty, progress_t, schedule="self_paced", sharpness=SHARPNESS)
-        fit = PhaseFit(w, difficulty, _compare(X, y, w, seed, sampling))
-        fits.append(fit)
-        current = fit.comparison.point if fit.comparison.point is not None else fit.comparison.map
-        progress("curriculum", f"  self_paced, t = {progress_t:.2f} fitted")
-    return reference, fits
 
 
 @dataclass(frozen=True)
@@ -199,12 +164,34 @@ class Phase:
         return self.fit.comparison
 
 
+def build(data: Data):
+    return classes.build_model(data.X, data.y, feature_names=FEATURES, class_names=CLASS_NAMES)
+
+
+def self_paced_weights(model, data: Data, phases: np.ndarray) -> tuple[dict, list]:
+    """The self-paced chain's point estimates: the unweighted MLE, then per phase the difficulty from
+    the current fit's per-sample loss, its weights, and their WMLE (or MAP where none exists), which
+    the next phase's difficulty comes from. Returns the MLE and each phase's (weights, difficulty)."""
+    pm.set_data({"weights": np.ones(data.y.size)}, model=model)
+    reference = inference.mle(model)
+    current, chain = reference, []
+    for progress_t in phases:
+        difficulty = weights_lib.loss_difficulty(sample_loss(data.X, data.y, current))
+        w = weights_lib.curriculum(difficulty, progress_t, schedule="self_paced", sharpness=SHARPNESS)
+        chain.append((w, difficulty))
+        pm.set_data({"weights": w}, model=model)
+        try:
+            current = inference.mle(model)
+        except inference.UnboundedLikelihoodError:
+            current = inference.map_estimate(model)
+    return reference, chain
+
+
 def fit_all(data: Data, phases: np.ndarray, settings: Settings) -> tuple[dict, dict]:
     """``(phases, reference)``: a :class:`Phase` per (schedule, phase index), and the unweighted MLE.
 
     Tilted schedules: each distinct weight vector is fitted once (``hard_to_easy`` at progress t has
-    the weights of ``easy_to_hard`` at 1 - t). The self-paced chain runs as one task, submitted first
-    as the longest. ``--quick`` runs in this process: starting workers would cost more than its fits.
+    the weights of ``easy_to_hard`` at 1 - t).
     """
     difficulty = weights_lib.margin_difficulty(data.eta)
     tilted = {(schedule, phase): weights_lib.curriculum(difficulty, progress_t, schedule=schedule,
@@ -217,37 +204,23 @@ def fit_all(data: Data, phases: np.ndarray, settings: Settings) -> tuple[dict, d
                              if np.allclose(tilted[first], w, rtol=SAME_WEIGHTS_RTOL, atol=0)), key)
         if same_as[key] == key:
             distinct.append(key)
-    seeds = {key: seed_for(settings.seed, key[0], key[1])
-             for key in [*distinct, *(("self_paced", p) for p in range(len(phases)))]}
-    workers = 1 if settings.quick else min(available_cores(), 1 + len(distinct))
-    # Chains one after another inside a worker: the workers already share out the cores.
-    sampling = {**settings.sampling(), **({"cores": 1} if workers > 1 else {})}
+    model = build(data)
+    reference, chain = self_paced_weights(model, data, phases)
+    vectors = [(key, tilted[key], difficulty) for key in distinct]
+    vectors += [(("self_paced", phase), w, d) for phase, (w, d) in enumerate(chain)]
     progress("curriculum", f"fitting {len(distinct)} distinct tilted weight vectors and {len(phases)} "
                            f"self-paced phases: WMLE, MAP, NUTS {settings.chains} x ({settings.tune} + "
-                           f"{settings.draws}), {workers} process(es)")
-    chain_seeds = [seeds["self_paced", p] for p in range(len(phases))]
-    tasks = [(fit_self_paced, (data.X, data.y, phases, chain_seeds, sampling))]
-    tasks += [(fit_fixed, (data.X, data.y, tilted[key], difficulty, seeds[key], sampling))
-              for key in distinct]
-
-    def report(index, _):
-        if index:
-            progress("curriculum", f"  tilted weights {distinct[index - 1]} fitted")
-
-    done = dict(run(_call, tasks, workers=workers, report=report))
-    reference, chain = done[0]
-    fitted = {key: done[i + 1] for i, key in enumerate(distinct)}
-    shared = {**{key: fitted[source] for key, source in same_as.items()},
-              **{("self_paced", phase): fit for phase, fit in enumerate(chain)}}
-    scores = {id(fit): score(data, fit.comparison) for fit in {id(f): f for f in shared.values()}.values()}
-    result = {(schedule, phase): Phase(schedule, phase, float(phases[phase]), fit,
-                                       same_as.get((schedule, phase), (schedule, phase)), scores[id(fit)])
-              for (schedule, phase), fit in shared.items()}
+                           f"{settings.draws})")
+    seeds = [seed_for(settings.seed, *key) for key, _, _ in vectors]
+    comparisons = inference.compare_many(model, [{"weights": w} for _, w, _ in vectors], random_seeds=seeds,
+                                         **settings.sampling())
+    fitted = {key: PhaseFit(w, d, comparison) for (key, w, d), comparison in zip(vectors, comparisons)}
+    sources = {**same_as, **{("self_paced", phase): ("self_paced", phase) for phase in range(len(phases))}}
+    scores = {key: score(data, fit.comparison) for key, fit in fitted.items()}
+    result = {(schedule, phase): Phase(schedule, phase, float(phases[phase]), fitted[source], source,
+                                       scores[source])
+              for (schedule, phase), source in sources.items()}
     return result, reference
-
-
-def _call(function, arguments):
-    return function(*arguments)
 
 
 def score(data: Data, comparison: inference.Comparison) -> dict:

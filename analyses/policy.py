@@ -281,44 +281,56 @@ class SchemeFit:
         return self.comparison.map["policy"]
 
 
-def fit(problem: Problem, model, scheme: str, settings: Settings, output: Output) -> SchemeFit:
-    """(W)MLE, MAP and NUTS posterior of one weighting scheme, and the exact return of each; the
-    WMLE's existence is the model's closed-form verdict."""
-    weights, signed = scheme_weights(problem, scheme)
-    weights = weights_lib.check(weights, problem.states.size, allow_negative=signed)
-    cells = policy.cell_weights(problem.states, problem.actions, weights, n_states=problem.n_states,
-                                n_actions=problem.n_actions)
-    pm.set_data({"weights": cells.ravel()}, model=model)
-    mode_gaps = [values[0] - values[1] for values in policy.state_modes(cells, preference_sd=PREFERENCE_SD)
-                 if values.size > 1]
-    if mode_gaps:
-        progress("policy", f"  {len(mode_gaps)} state(s) with several posterior modes; the closest minor "
-                           f"mode lies {min(mode_gaps):.3g} nats below its state's highest")
+def fit_problem(problem: Problem, model, chosen, settings: Settings, output: Output) -> dict[str, SchemeFit]:
+    """(W)MLE, MAP and NUTS posterior of every weighting scheme of one problem (the posteriors in one
+    batch on the problem's compiled model), and the exact return of each; the WMLE's existence is the
+    model's closed-form verdict."""
+    weighted = {}
+    for scheme in chosen:
+        weights, signed = scheme_weights(problem, scheme)
+        weights = weights_lib.check(weights, problem.states.size, allow_negative=signed)
+        cells = policy.cell_weights(problem.states, problem.actions, weights, n_states=problem.n_states,
+                                    n_actions=problem.n_actions)
+        gaps = [values[0] - values[1] for values in policy.state_modes(cells, preference_sd=PREFERENCE_SD)
+                if values.size > 1]
+        if gaps:
+            progress("policy", f"  {problem.name}, {scheme}: {len(gaps)} state(s) with several posterior "
+                               f"modes; the closest minor mode lies {min(gaps):.3g} nats below its state's "
+                               "highest")
+        weighted[scheme] = (weights, signed, cells, gaps)
+    progress("policy", f"{problem.name}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws} of "
+                       f"{len(chosen)} weightings")
     # Behaviour cloning's cell weights are counts of unweighted steps: its WMLE is the MLE.
-    comparison = inference.compare(model, **settings.sampling(),
-                                   random_seed=seed_for(settings.seed, problem.name, scheme),
-                                   point_name="mle" if scheme == "behavior_cloning" else None)
-    if comparison.point is None:
-        progress("policy", f"  no WMLE: {comparison.point_failure}")
-    label = f"{problem.name}_{scheme}"
-    output.posterior(comparison.idata, f"{label}.nc", model=label, problem=problem.name,
-                     scheme=scheme, gamma=problem.gamma, preference_sd=PREFERENCE_SD,
-                     temperature=problem.temperature if scheme == "awr" else "none",
-                     awr_max_weight=AWR_MAX_WEIGHT if scheme == "awr" else "none",
-                     target_policy="uniform" if scheme in OFFPOLICY else "none",
-                     clip=OFFPOLICY.get(scheme, {}).get("clip", "none"),
-                     truncate=OFFPOLICY.get(scheme, {}).get("truncate", "none"),
-                     weights_on="cells (state-major): net weight of every (state, action)",
-                     logged_steps=problem.states.size, episodes=int(problem.episode_ends.sum()))
-    draws = pooled(comparison.idata, "policy")
-    exact = None
-    if scheme == "advantage":
-        stream = rng_for(settings.seed, problem.name, scheme, "exact_posterior")
-        exact_draws = policy.advantage_posterior_policies(cells, PREFERENCE_SD, stream, EXACT_DRAWS)
-        exact = expected_return(problem.dynamics, exact_draws)
-    return SchemeFit(scheme, weights, signed, cells, mode_gaps, comparison, draws.mean(axis=0),
-                     mode_probability(draws), expected_return(problem.dynamics, thin(draws, RETURN_DRAWS)),
-                     exact)
+    comparisons = inference.compare_many(
+        model, [{"weights": weighted[scheme][2].ravel()} for scheme in chosen],
+        random_seeds=[seed_for(settings.seed, problem.name, scheme) for scheme in chosen],
+        point_names=["mle" if scheme == "behavior_cloning" else None for scheme in chosen],
+        **settings.sampling())
+    fits = {}
+    for scheme, comparison in zip(chosen, comparisons):
+        weights, signed, cells, gaps = weighted[scheme]
+        if comparison.point is None:
+            progress("policy", f"  {problem.name}, {scheme}: no WMLE: {comparison.point_failure}")
+        label = f"{problem.name}_{scheme}"
+        output.posterior(comparison.idata, f"{label}.nc", model=label, problem=problem.name,
+                         scheme=scheme, gamma=problem.gamma, preference_sd=PREFERENCE_SD,
+                         temperature=problem.temperature if scheme == "awr" else "none",
+                         awr_max_weight=AWR_MAX_WEIGHT if scheme == "awr" else "none",
+                         target_policy="uniform" if scheme in OFFPOLICY else "none",
+                         clip=OFFPOLICY.get(scheme, {}).get("clip", "none"),
+                         truncate=OFFPOLICY.get(scheme, {}).get("truncate", "none"),
+                         weights_on="cells (state-major): net weight of every (state, action)",
+                         logged_steps=problem.states.size, episodes=int(problem.episode_ends.sum()))
+        draws = pooled(comparison.idata, "policy")
+        exact = None
+        if scheme == "advantage":
+            stream = rng_for(settings.seed, problem.name, scheme, "exact_posterior")
+            exact_draws = policy.advantage_posterior_policies(cells, PREFERENCE_SD, stream, EXACT_DRAWS)
+            exact = expected_return(problem.dynamics, exact_draws)
+        fits[scheme] = SchemeFit(scheme, weights, signed, cells, gaps, comparison, draws.mean(axis=0),
+                                 mode_probability(draws),
+                                 expected_return(problem.dynamics, thin(draws, RETURN_DRAWS)), exact)
+    return fits
 
 
 def prior_ridge_path(model, result: SchemeFit, sds) -> dict[str, np.ndarray]:
@@ -424,10 +436,8 @@ def main(settings: Settings, output: Output) -> Report:
                            "episodes")
         rows += problem_rows(problem)
         model = models[name] = build(problem)
-        fits[name] = {}
-        for scheme in schemes(settings.quick):
-            progress("policy", f"{name}, {scheme}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
-            result = fits[name][scheme] = fit(problem, model, scheme, settings, output)
+        fits[name] = fit_problem(problem, model, schemes(settings.quick), settings, output)
+        for scheme, result in fits[name].items():
             rows += scheme_rows(problem, result)
             diagnostics[f"{name}_{scheme}"] = result.comparison.diagnostics
 

@@ -48,12 +48,9 @@ from analyses.study import (
     FitsSummary,
     Report,
     Settings,
-    cached,
     coverage_interval,
-    pooled,
     progress,
     rng_for,
-    run,
     seed_for,
     summarise_fits,
 )
@@ -64,9 +61,8 @@ from models.errors import InputError
 
 RANK_DRAWS = 99  # L: ranks take the L + 1 = 100 values 0..99
 BINS = 20
-SIMULATIONS = 100
+SIMULATIONS = 1000
 SIMULATIONS_QUICK = 10
-CHUNK = 10  # simulations per task: progress granularity
 SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
 
 COIN_PRIOR = (2.0, 2.0)
@@ -168,28 +164,26 @@ FAMILIES = ("coin", "classes", "policy")
 # --------------------------------------------------------------------------- fits
 
 
-def _fit_chunk(scenario_index: int, simulations: list[int], seed: int, draws: int, tune: int,
-               chains: int) -> list[dict]:
-    """Simulate, fit and rank the given simulations of one scenario (runs in a worker process).
+def fit_scenario(scenario: Scenario, simulations: int, settings: Settings) -> list[dict]:
+    """Simulate, fit and rank every simulation of one scenario, the fits in one batch on one compiled
+    model (``inference.sample_many``).
 
     One result per simulation and scalar parameter: the rank of the true value among L thinned
     draws and whether the central 50% and 90% intervals cover it.
     """
-    scenario = SCENARIOS[scenario_index]
-
-    def build():
-        _, data, weights = scenario.simulate(np.random.default_rng(0))
-        model = scenario.build_model(data, weights)
-        return inference.RepeatedNUTS(model, draws=draws, tune=tune, chains=chains)
-
-    sampler = cached(("sbc", scenario_index, draws, tune, chains), build)
+    simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data"))
+                 for s in range(simulations)]
+    model = scenario.build_model(simulated[0][1], simulated[0][2])
+    fits = inference.sample_many(
+        model, [{**data, "weights": weights} for _, data, weights in simulated],
+        random_seeds=[seed_for(settings.seed, scenario.name, s) for s in range(simulations)],
+        draws=settings.draws, tune=settings.tune, chains=settings.chains, sampler=settings.sampler,
+        progress=lambda done, total: progress("sbc", f"{scenario.name}: {done}/{total} fits"))
     results = []
-    for simulation in simulations:
-        truth, data, weights = scenario.simulate(rng_for(seed, scenario.name, simulation, "data"))
-        idata = sampler({**data, "weights": weights}, random_seed=seed_for(seed, scenario.name, simulation))
-        diagnostics = inference.diagnose(idata)
+    for simulation, (truth, _, _) in enumerate(simulated):
         for name, true_value in truth.items():
-            draws_of_name = pooled(idata, name)
+            draws = fits.posterior[name][simulation]
+            draws_of_name = draws.reshape(-1, *draws.shape[2:])
             for index in np.ndindex(*np.shape(true_value)):
                 draws_p = draws_of_name[(slice(None), *index)]
                 value = float(np.asarray(true_value)[index])
@@ -200,7 +194,7 @@ def _fit_chunk(scenario_index: int, simulations: list[int], seed: int, draws: in
                     "parameter": name + (f"[{','.join(map(str, index))}]" if index else ""),
                     "true_value": value, "rank": int(np.sum(thinned < value)),
                     "covered_50": int(q25 <= value <= q75), "covered_90": int(q05 <= value <= q95),
-                    "diagnostics": diagnostics,
+                    "diagnostics": fits.diagnostics[simulation],
                 })
     return results
 
@@ -215,17 +209,10 @@ def check_settings(settings: Settings) -> None:
                          f"got {settings.draws} x {settings.chains}")
 
 
-def _run_all(settings: Settings, simulations: int, workers: int) -> list[dict]:
-    tasks = [(i, list(range(start, min(start + CHUNK, simulations))), settings.seed, settings.draws,
-              settings.tune, settings.chains)
-             for i in range(len(SCENARIOS)) for start in range(0, simulations, CHUNK)]
-    done = {scenario.name: 0 for scenario in SCENARIOS}
-
-    def report(_, chunk):
-        done[chunk[0]["scenario"]] += len({r["simulation"] for r in chunk})
-        progress("sbc", "fits done " + ", ".join(f"{name} {n}/{simulations}" for name, n in done.items()))
-
-    results = [r for _, chunk in run(_fit_chunk, tasks, workers=workers, report=report) for r in chunk]
+def _run_all(settings: Settings, simulations: int) -> list[dict]:
+    results = []
+    for scenario in SCENARIOS:
+        results += fit_scenario(scenario, simulations, settings)
     return sorted(results, key=lambda r: (r["scenario"], r["simulation"]))
 
 
@@ -267,10 +254,9 @@ def main(settings: Settings, output: Output) -> Report:
     check_settings(settings)
     plotting.apply_style()
     simulations = SIMULATIONS_QUICK if settings.quick else SIMULATIONS
-    workers = 1 if settings.quick else inference.available_cores()
     progress("sbc", f"{simulations} simulations x {len(SCENARIOS)} scenarios, NUTS {settings.chains} x "
-                    f"({settings.tune} + {settings.draws}) each, on {workers} process(es)")
-    results = _run_all(settings, simulations, workers)
+                    f"({settings.tune} + {settings.draws}) each, one batch per scenario")
+    results = _run_all(settings, simulations)
     rows, fits = [], {}
     for scenario in SCENARIOS:
         mine = [r for r in results if r["scenario"] == scenario.name]

@@ -46,6 +46,7 @@ mapped back, so intervals of bounded parameters stay inside their bounds.
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import arviz as az
 import numpy as np
@@ -53,7 +54,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.replace import graph_replace
+from pytensor.graph.replace import graph_replace, vectorize_graph
 from threadpoolctl import threadpool_limits
 
 from models import existence
@@ -210,6 +211,68 @@ def weighted_likelihood_bootstrap(model: pm.Model, draws: int = 1000,
     return WeightedLikelihoodBootstrap(model)(draws=draws, random_seed=random_seed)
 
 
+BATCH_MIN_OPTIMISATIONS = 5_000
+"""The batched WLB runs when data sets x draws reaches this; below, compiling the JAX program costs
+more than the optimisations one after another."""
+
+
+def weighted_likelihood_bootstrap_many(model: pm.Model, datasets, draws: int, random_seeds) -> list:
+    """The WLB of many data sets of one model (``pm.Data`` name -> values each, shapes as the
+    model's), one ``InferenceData`` per data set as :func:`weighted_likelihood_bootstrap` gives it,
+    or ``None`` where the data set's WMLE does not exist (decided exactly where the model's family
+    knows how, :mod:`models.existence`). With JAX and at least :data:`BATCH_MIN_OPTIMISATIONS`
+    optimisations, all of them run in one program (:class:`models.batched.BatchedWLB`); otherwise
+    one after another. The model is left
+    holding the last data set."""
+    from models import batched
+
+    datasets, seeds = batched.resolve_datasets(model, datasets), list(random_seeds)
+    if len(datasets) != len(seeds):
+        raise InputError(f"need one seed per data set, got {len(datasets)} and {len(seeds)}")
+    terms = [*model.observed_RVs, *model.potentials]
+    exists = []
+    for data in datasets:
+        pm.set_data(data, model=model)
+        verdict = existence.of_mle(model)
+        if verdict is None:
+            try:
+                maximise(model, terms, "weighted log-likelihood")
+                verdict = existence.Existence(True, "ridge path", "")
+            except UnboundedLikelihoodError as err:
+                verdict = err.existence
+        exists.append(verdict.exists)
+    chosen = [i for i, ok in enumerate(exists) if ok]
+    results: list = [None] * len(datasets)
+    if not chosen:
+        return results
+    if not batched.available() or len(chosen) * draws < BATCH_MIN_OPTIMISATIONS:
+        for i in chosen:
+            pm.set_data(datasets[i], model=model)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)   # failed draws are counted in attrs
+                results[i] = weighted_likelihood_bootstrap(model, draws=draws, random_seed=seeds[i])
+        return results
+    posterior, failed, _ = _batched_wlb(model)([datasets[i] for i in chosen], draws,
+                                               [seeds[i] for i in chosen])
+    for k, i in enumerate(chosen):
+        pm.set_data(datasets[i], model=model)
+        results[i] = _as_idata(model, {name: values[k][None] for name, values in posterior.items()}, {
+            "method": "weighted_likelihood_bootstrap", "draws": draws, "failed_draws": int(failed[k]),
+            "random_seed": seeds[i], "optimiser": "damped Newton, batched"})
+    return results
+
+
+_BATCHED_WLB: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # compiled once per model
+
+
+def _batched_wlb(model: pm.Model):
+    from models import batched
+
+    if model not in _BATCHED_WLB:
+        _BATCHED_WLB[model] = batched.BatchedWLB(model)
+    return _BATCHED_WLB[model]
+
+
 # --------------------------------------------------------------------------- sandwich adjustment
 
 
@@ -252,19 +315,27 @@ class SandwichAdjustment:
         hessian = pt.stack([pytensor.grad(gradient[k], z) for k in range(int(offsets[-1]))])
         self._hessian = pytensor.function([z], hessian, on_unused_input="ignore")
         self._pointwise = pytensor.function([z], pointwise, on_unused_input="ignore")
+        # The maps between constrained draws and z, vectorised over draws (a leading axis): one call
+        # for all of them, not one per draw.
         forward = []
         for rv in model.free_RVs:
             transform = model.rvs_to_transforms[rv]
             forward.append(rv if transform is None else transform.forward(rv, *rv.owner.inputs))
-        self._unconstrain = pytensor.function(model.free_RVs, forward, on_unused_input="ignore")
+        batched_free = [pt.tensor(dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in model.free_RVs]
+        self._unconstrain = pytensor.function(
+            batched_free, vectorize_graph(forward, replace=dict(zip(model.free_RVs, batched_free))),
+            on_unused_input="ignore")
         outputs = [*model.free_RVs, *model.deterministics]
         self.output_names = [v.name for v in outputs]
-        self._constrain = model.compile_fn(model.replace_rvs_by_values(outputs), inputs=self.value_vars,
-                                           point_fn=False, on_unused_input="ignore")
+        batched_values = [pt.tensor(dtype=v.dtype, shape=(None, *v.type.shape)) for v in self.value_vars]
+        constrained = vectorize_graph(model.replace_rvs_by_values(outputs),
+                                      replace=dict(zip(self.value_vars, batched_values)))
+        self._constrain = pytensor.function(batched_values, constrained, on_unused_input="ignore")
 
     def _split(self, z):
-        parts = np.split(z, np.cumsum([int(np.prod(s)) for s in self.shapes])[:-1])
-        return [p.reshape(s) for p, s in zip(parts, self.shapes)]
+        """Rows of raveled z (draws, size) as the value variables, (draws, *shape) each."""
+        parts = np.split(z, np.cumsum([int(np.prod(s)) for s in self.shapes])[:-1], axis=-1)
+        return [p.reshape(len(z), *s) for p, s in zip(parts, self.shapes)]
 
     def matrices(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(H, J)`` at z: minus the Hessian of the log density of z, and the variance of the sum of
@@ -310,8 +381,9 @@ class SandwichAdjustment:
         chains, per_chain = first.shape[:2]
         flat = {name: value.reshape(chains * per_chain, *value.shape[2:]) for name, value in draws.items()}
         names = [rv.name for rv in self.model.free_RVs]
-        z = np.array([np.concatenate([np.ravel(u) for u in self._unconstrain(*(flat[n][s] for n in names))])
-                      for s in range(chains * per_chain)])
+        count = chains * per_chain
+        z = np.concatenate([np.reshape(u, (count, -1)) for u in self._unconstrain(*(flat[n] for n in names))],
+                           axis=1)
         if not np.all(np.isfinite(z)):
             raise InputError("the posterior draws have NaN or infinite values")
         centre = z.mean(axis=0)
@@ -329,9 +401,9 @@ class SandwichAdjustment:
         inverse_root = np.linalg.inv(root)
         transport = inverse_root @ _psd_sqrt(root @ target @ root) @ inverse_root  # A V A = V_adj
         adjusted = centre + (z - centre) @ transport.T
-        outputs = [self._constrain(*self._split(row)) for row in adjusted]
-        posterior = {name: np.reshape([o[k] for o in outputs], (chains, per_chain, *np.shape(outputs[0][k])))
-                     for k, name in enumerate(self.output_names)}
+        outputs = self._constrain(*self._split(adjusted))
+        posterior = {name: np.reshape(values, (chains, per_chain, *np.shape(values)[1:]))
+                     for name, values in zip(self.output_names, outputs)}
         dims, coords = _posterior_dims(self.model, posterior)
         groups = {"posterior": az.from_dict(posterior=posterior, dims=dims, coords=coords).posterior}
         for group in ("constant_data", "observed_data"):

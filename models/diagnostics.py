@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import arviz as az
 import numpy as np
+from scipy import special
+from scipy.fft import next_fast_len
 
 from models.errors import InputError
 
@@ -69,29 +71,166 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     if not isinstance(idata, az.InferenceData) or "posterior" not in idata.groups():
         raise InputError(f"idata must be an InferenceData with a posterior group, got {type(idata).__name__}")
     posterior = idata.posterior
-    nonfinite = sum(int((~np.isfinite(posterior[name].values)).sum()) for name in posterior.data_vars)
-    varying = {name: (posterior[name].std(dim=("chain", "draw"), skipna=False) > 0).values
-               for name in posterior.data_vars}
-
-    def worst(dataset, reduce):
-        values = np.concatenate([np.ravel(dataset[name].values[mask]) for name, mask in varying.items()])
-        return float(reduce(values)) if values.size else float("nan")  # NaN propagates: a failure
-
-    chains = posterior.sizes["chain"]
-    with np.errstate(invalid="ignore", divide="ignore"):  # constant elements: 0 / 0, masked out
-        r_hat = worst(az.rhat(posterior), np.max) if chains > 1 else float("nan")
-        ess_bulk = worst(az.ess(posterior, method="bulk"), np.min)
-        ess_tail = worst(az.ess(posterior, method="tail"), np.min)
     stats = idata.get("sample_stats")
-    divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
-    has_energy = stats is not None and "energy" in stats
-    return Diagnostics(
-        max_r_hat=r_hat,
-        min_ess_bulk=ess_bulk,
-        min_ess_tail=ess_tail,
-        divergences=divergences,
-        min_bfmi=float(np.min(az.bfmi(idata))) if has_energy else float("nan"),
-        chains=int(chains),
-        draws=int(posterior.sizes["draw"]),
-        nonfinite_draws=nonfinite,
-    )
+    diverging = stats["diverging"].values[None] if stats is not None and "diverging" in stats else None
+    energy = stats["energy"].values[None] if stats is not None and "energy" in stats else None
+    draws = {name: posterior[name].values[None] for name in posterior.data_vars}
+    return diagnose_draws(draws, diverging, energy)[0]
+
+
+# --------------------------------------------------------------------------- many series at once
+#
+# ArviZ's rank-normalised split r-hat and bulk and tail ESS (Vehtari et al. 2021; ``az.rhat``,
+# ``az.ess(method="bulk" | "tail")``), computed for many series at once: ArviZ evaluates them one
+# element at a time, about a millisecond each, which dominated batches of a thousand fits. Each step
+# is ArviZ's, with its floating-point operations (ranks with ties averaged, Blom's offsets, R's type 7
+# quantile, FFT autocovariance, Geyer's initial positive then monotone sequence), so the numbers agree
+# with ArviZ's to rounding (tests/test_diagnostics.py checks them). Arrays are (series, chain, draw).
+
+
+def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks (1-based, ties shared, as ``scipy.stats.rankdata``) along the last axis, and the
+    values sorted."""
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    size = values.shape[1]
+    position = np.arange(size)
+    first = np.ones_like(ordered, dtype=bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    last = np.ones_like(ordered, dtype=bool)
+    last[:, :-1] = first[:, 1:]
+    start = np.maximum.accumulate(np.where(first, position, 0), axis=1)
+    end = np.minimum.accumulate(np.where(last, position, size - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty_like(ordered)
+    np.put_along_axis(ranks, order, (start + end) / 2.0 + 1.0, axis=1)
+    return ranks, ordered
+
+
+def _z_scale(ranks: np.ndarray, shape) -> np.ndarray:
+    """Normal scores of ranks (Blom's offset c = 3/8)."""
+    size = ranks.shape[1]
+    return special.ndtri((ranks - 3 / 8) / (size - 2 * 3 / 8 + 1)).reshape(shape)   # norm.ppf
+
+
+def _split(values: np.ndarray) -> np.ndarray:
+    """Each chain's first and last halves as two chains (the middle draw of an odd length dropped)."""
+    half = values.shape[2] // 2
+    return np.concatenate([values[:, :, :half], values[:, :, -half:]], axis=1)
+
+
+def _rhat(values: np.ndarray) -> np.ndarray:
+    draws = values.shape[2]
+    between = draws * values.mean(axis=2).var(axis=1, ddof=1)
+    within = values.var(axis=2, ddof=1).mean(axis=1)
+    return np.sqrt((between / within + draws - 1) / draws)
+
+
+def _ess(values: np.ndarray) -> np.ndarray:
+    """ESS of each series of (series, chain, draw) values (ArviZ's ``_ess``)."""
+    values = np.asarray(values, dtype=float)
+    series, chains, draws = values.shape
+    flat = values.reshape(series, -1)
+    constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
+    padded = next_fast_len(2 * draws)
+    centred = values - values.mean(axis=2, keepdims=True)
+    spectrum = np.fft.rfft(centred, n=padded, axis=2)
+    autocovariance = np.fft.irfft(spectrum * np.conjugate(spectrum), n=padded, axis=2)[:, :, :draws] / draws
+    mean_var = autocovariance[:, :, 0].mean(axis=1) * draws / (draws - 1.0)
+    var_plus = mean_var * (draws - 1.0) / draws
+    if chains > 1:
+        var_plus = var_plus + values.mean(axis=2).var(axis=1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = 1.0 - (mean_var[:, None] - autocovariance.mean(axis=1)) / var_plus[:, None]
+    rho[:, 0] = 1.0
+    pairs = (draws - 1) // 2                    # pair k: lags 2k and 2k + 1
+    even, odd = rho[:, 0:2 * pairs:2], rho[:, 1:2 * pairs:2]
+    sums = even + odd
+    # Geyer's initial positive sequence takes pair k >= 1 while 2k - 1 < draws - 3 and the pair before
+    # sums above 0; it ends at k_end, the last pair taken (0 when none is).
+    taken = (2 * np.arange(1, pairs) - 1 < draws - 3)[None, :] & (sums[:, :-1] > 0)
+    k_end = (np.where(taken.all(axis=1), pairs - 1, np.argmin(taken, axis=1)) if taken.shape[1]
+             else np.zeros(series, dtype=int))
+    # Geyer's initial monotone sequence: every pair's sum capped by the one before it.
+    monotone = np.minimum.accumulate(sums, axis=1)
+    total = np.where(np.arange(pairs)[None, :] < k_end[:, None], monotone, 0.0).sum(axis=1)
+    rows = np.arange(series)
+    last_even, last_sum = even[rows, k_end], sums[rows, k_end]
+    last = np.where(k_end == 0, 1.0, np.where((last_sum >= 0) | (last_even > 0), last_even, 0.0))
+    size = chains * draws
+    ess = size / np.maximum(-1.0 + 2.0 * total + last, 1 / np.log10(size))
+    ess[np.isnan(rho).any(axis=1)] = np.nan
+    ess[constant] = size
+    return ess
+
+
+def _type7(ordered: np.ndarray, probability: float) -> np.ndarray:
+    """R's type 7 quantile of sorted rows, with the steps of ``scipy.stats.mstats.mquantiles``."""
+    size = ordered.shape[1]
+    aleph = size * probability + (1.0 - probability)
+    k = int(np.floor(np.clip(aleph, 1, size - 1)))
+    gamma = float(np.clip(aleph - k, 0, 1))
+    return (1.0 - gamma) * ordered[:, k - 1] + gamma * ordered[:, k]
+
+
+def rank_diagnostics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(r_hat, ess_bulk, ess_tail)`` of every (chain, draw) series in ``values`` (series, chain,
+    draw), as ``az.rhat`` and ``az.ess(method="bulk" | "tail")`` give them; r_hat is NaN for one chain."""
+    values = np.asarray(values, dtype=float)
+    series = values.shape[0]
+    split = _split(values)   # an odd chain length loses its middle draw: ranks are of what remains
+    ranks, ordered = _ranks(split.reshape(series, -1))
+    bulk = _z_scale(ranks, split.shape)
+    ess_bulk = _ess(bulk)
+    ordered_all = np.sort(values.reshape(series, -1), axis=1)   # the tail's quantiles: every draw
+    ess_tail = np.minimum(*(_ess(_split((values <= _type7(ordered_all, p)[:, None, None]).astype(float)))
+                            for p in (0.05, 0.95)))
+    if values.shape[1] < 2:
+        return np.full(series, np.nan), ess_bulk, ess_tail
+    size = ordered.shape[1]
+    median = ((ordered[:, (size - 1) // 2] + ordered[:, size // 2]) / 2.0)[:, None, None]
+    folded = np.abs(split - median).reshape(series, -1)
+    r_hat = np.maximum(_rhat(bulk), _rhat(_z_scale(_ranks(folded)[0], split.shape)))
+    return r_hat, ess_bulk, ess_tail
+
+
+def diagnose_draws(draws: dict, diverging=None, energy=None) -> list[Diagnostics]:
+    """:func:`diagnose` for many fits at once: ``draws`` maps each variable to (fits, chains, draws,
+    *shape), ``diverging`` and ``energy`` are (fits, chains, draws) or None. r_hat and ESS come from
+    :func:`rank_diagnostics`, all elements of all fits at once."""
+    fits, chains, length = np.shape(next(iter(draws.values())))[:3]
+    blocks = [np.moveaxis(np.asarray(v, dtype=float).reshape(fits, chains, length, -1), 3, 1)
+              for v in draws.values()]
+    series = np.concatenate([b.reshape(-1, chains, length) for b in blocks])
+    owner = np.concatenate([np.repeat(np.arange(fits), b.shape[1]) for b in blocks])
+    # Elements constant across draws are skipped (undefined, not bad); so are non-finite ones, which
+    # fail the fit through nonfinite_draws.
+    varying = np.isfinite(series).all(axis=(1, 2)) & (series.std(axis=(1, 2)) > 0)
+    r_hat, ess_bulk, ess_tail = np.full((3, series.shape[0]), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if varying.any():
+            r_hat[varying], ess_bulk[varying], ess_tail[varying] = rank_diagnostics(series[varying])
+
+    def worst(statistic, reduce, fill):
+        """Per fit, ``reduce`` over its varying elements (NaN when it has none)."""
+        per = np.full(fits, fill)
+        reduce.at(per, owner, np.where(varying, statistic, fill))
+        per[np.bincount(owner, weights=varying, minlength=fits) == 0] = np.nan
+        return per
+
+    worst_r_hat = worst(r_hat, np.fmax, -np.inf) if chains > 1 else np.full(fits, np.nan)
+    worst_bulk, worst_tail = worst(ess_bulk, np.fmin, np.inf), worst(ess_tail, np.fmin, np.inf)
+    # A varying element whose statistic is undefined makes the fit's worst value NaN: a failure.
+    undefined_element = varying & (np.isnan(ess_bulk) | np.isnan(ess_tail) | (np.isnan(r_hat) & (chains > 1)))
+    undefined = np.bincount(owner, weights=undefined_element, minlength=fits) > 0
+    for values in (worst_r_hat, worst_bulk, worst_tail):
+        values[undefined] = np.nan
+    nonfinite = sum((~np.isfinite(v)).reshape(fits, -1).sum(axis=1) for v in draws.values())
+    divergences = np.zeros(fits, int) if diverging is None else np.asarray(diverging).reshape(fits, -1).sum(1)
+    # BFMI per chain (as az.bfmi): mean squared change of energy over its variance (ddof 1).
+    bfmi = (np.full(fits, np.nan) if energy is None else
+            (np.square(np.diff(energy, axis=2)).mean(axis=2) / np.var(energy, axis=2, ddof=1)).min(axis=1))
+    return [Diagnostics(max_r_hat=float(worst_r_hat[i]), min_ess_bulk=float(worst_bulk[i]),
+                        min_ess_tail=float(worst_tail[i]), divergences=int(divergences[i]),
+                        min_bfmi=float(bfmi[i]), chains=int(chains), draws=int(length),
+                        nonfinite_draws=int(nonfinite[i]))
+            for i in range(fits)]

@@ -11,6 +11,9 @@ For a model with log density ``log p(theta) + sum_i w_i log p(y_i | theta)``:
 * :func:`diagnose` reduces the draws to the numbers one checks before trusting them.
 * :func:`compare` does all of it to one model and returns a :class:`Comparison`: the (W)MLE or why it
   does not exist, the MAP, the posterior with its provenance and diagnostics, and tidy rows.
+* :func:`sample_many` and :func:`compare_many` do the same for one model structure and many data sets
+  (weights, simulated data, prior scales swapped in as ``pm.Data``): NUTS compiled once and run on all
+  of them at once (:mod:`models.batched`, with JAX), or one after another on PyMC.
 
 Both optimisers first settle whether a finite maximiser exists: exactly, from the model's family or
 its structure (:mod:`models.existence`), else by a numerical vanishing-ridge path
@@ -27,6 +30,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import arviz as az
@@ -35,15 +39,16 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-from models import backends, existence, summary
+from models import backends, batched, existence, summary
 from models.calibrate import sandwich_adjust, weighted_likelihood_bootstrap
 from models.diagnostics import Diagnostics, diagnose
 from models.errors import InputError
 from models.maximise import Estimate, UnboundedLikelihoodError, maximise
 
 __all__ = ["Comparison", "Diagnostics", "Estimate", "RepeatedNUTS", "UnboundedLikelihoodError",
-           "available_cores", "compare", "compile_log_likelihood", "diagnose", "map_estimate", "mle",
-           "estimator_name", "sample", "sandwich_adjust", "weighted_likelihood_bootstrap"]
+           "available_cores", "compare", "compare_many", "compile_log_likelihood", "diagnose",
+           "estimator_name", "map_estimate", "mle", "sample", "sample_many", "sandwich_adjust",
+           "weighted_likelihood_bootstrap"]
 
 SAMPLERS = backends.SAMPLERS  # "auto" and the back ends of models.backends
 
@@ -368,8 +373,117 @@ def compare(model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int
     idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler,
                    target_accept=target_accept, posterior_predictive=posterior_predictive,
                    progressbar=progressbar, log_likelihood=log_likelihood, cores=cores)
-    diagnostics = diagnose(idata)
-    name, weights = point_name or estimator_name(model), weights_summary(model)
+    return _comparison(model, point, failure, map_point, idata, diagnose(idata),
+                       point_name or estimator_name(model), weights_summary(model))
+
+
+# --------------------------------------------------------------------------- many data sets of one model
+
+# "auto" batches from this many fits on: one fit goes through inference.sample (its back-end rule).
+BATCH_MIN_ITERATIONS = 50_000
+"""``"auto"`` batches when fits x chains x (tune + draws) reaches this: below it, the JAX program's
+compilation (about 5 s cold) costs more than PyMC's sampler spends on the whole job (about 10,000
+iterations a second on a small model)."""
+
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _many_sampler(sampler: str, iterations: int) -> str:
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "numpyro" and not batched.available():
+        raise InputError('sampler "numpyro" needs JAX and NumPyro: pip install -e ".[jax]"')
+    if sampler == "numpyro" or (sampler == "auto" and batched.available()
+                                  and iterations >= BATCH_MIN_ITERATIONS):
+        return "batched"
+    return "pymc" if sampler == "auto" else sampler
+
+
+def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, tune: int = 1000,
+                chains: int = 4, sampler: str = "auto", target_accept: float = 0.8,
+                progress=None) -> batched.BatchResult:
+    """NUTS fits of one model structure to many data sets, as one :class:`~models.batched.BatchResult`.
+
+    ``datasets`` are dicts from ``pm.Data`` names to values (shapes as the model's; names left out keep
+    the model's values), one seed each in ``random_seeds``. ``sampler``: ``"numpyro"`` runs them all
+    in one compiled JAX program (:class:`models.batched.BatchedNUTS`); ``"pymc"`` (or ``"nutpie"``) one
+    after another through :func:`sample` on the model compiled once; ``"auto"`` batches when JAX is
+    installed and the job has at least :data:`BATCH_MIN_ITERATIONS` iterations in all.
+    ``progress(done, total)`` is called as fits finish (per chunk of lanes when batched).
+    """
+    _check_model(model)
+    datasets, seeds = batched.resolve_datasets(model, datasets), list(random_seeds)
+    if not datasets or len(datasets) != len(seeds):
+        raise InputError(f"need one seed per data set, got {len(datasets)} data sets and {len(seeds)} seeds")
+    if _many_sampler(sampler, len(datasets) * chains * (tune + draws)) == "batched":
+        key = (draws, tune, chains, float(target_accept))
+        engines = _ENGINES.setdefault(model, {})
+        if key not in engines:
+            engines[key] = batched.BatchedNUTS(model, draws=draws, tune=tune, chains=chains,
+                                               target_accept=target_accept)
+        return engines[key](datasets, seeds, progress=progress)
+    fits = []
+    for data, seed in zip(datasets, seeds):
+        pm.set_data(data, model=model)
+        fits.append(sample(model, draws=draws, tune=tune, chains=chains, random_seed=seed, sampler=sampler,
+                           target_accept=target_accept, log_likelihood=False))
+        if progress is not None:
+            progress(len(fits), len(datasets))
+    names = [v.name for v in [*model.free_RVs, *model.deterministics]]
+    stat_names = [name for name in ("diverging", "energy", "tree_depth", "n_steps", "step_size",
+                                    "acceptance_rate") if all(name in f.sample_stats for f in fits)]
+    current = {d.name: np.asarray(d.get_value()) for d in model.data_vars}
+    return batched.BatchResult(
+        model, {name: np.stack([f.posterior[name].values for f in fits]) for name in names},
+        {name: np.stack([f.sample_stats[name].values for f in fits]) for name in stat_names},
+        [diagnose(f) for f in fits], [{**current, **d} for d in datasets], seeds,
+        {"draws": draws, "tune": tune, "chains": chains, "target_accept": float(target_accept)},
+        fits[0].attrs["sampler"])
+
+
+def compare_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, tune: int = 1000,
+                 chains: int = 4, sampler: str = "auto", target_accept: float = 0.8,
+                 posterior_predictive: bool = False, log_likelihood: bool = True,
+                 point_names=None) -> list[Comparison]:
+    """:func:`compare` for one model structure and many data sets: a :class:`Comparison` per data set.
+
+    The (W)MLE and MAP of each data set come from the optimiser compiled once for the model; the
+    posteriors from :func:`sample_many` (one batched program with JAX). ``point_names`` (one per data
+    set, or ``None``) override :func:`estimator_name` as ``compare``'s ``point_name`` does. The model
+    is left holding the last data set.
+    """
+    _check_model(model)
+    datasets = batched.resolve_datasets(model, datasets)
+    names = list(point_names) if point_names is not None else [None] * len(datasets)
+    if len(names) != len(datasets):
+        raise InputError(f"{len(names)} point names for {len(datasets)} data sets")
+    if any(name not in (None, *POINT_NAMES) for name in names):
+        raise InputError(f"point names must be None or one of {POINT_NAMES}, got {names}")
+    estimates = []
+    for data in datasets:
+        pm.set_data(data, model=model)
+        try:
+            point, failure = mle(model), None
+        except UnboundedLikelihoodError as err:
+            point, failure = None, str(err)
+        estimates.append((point, failure, map_estimate(model), estimator_name(model), weights_summary(model)))
+    fits = sample_many(model, datasets, random_seeds=random_seeds, draws=draws, tune=tune, chains=chains,
+                       sampler=sampler, target_accept=target_accept)
+    comparisons = []
+    for index, (point, failure, map_point, inferred, weights) in enumerate(estimates):
+        idata = fits.idata(index, log_likelihood=log_likelihood)
+        if posterior_predictive:
+            with model:
+                pm.sample_posterior_predictive(idata, var_names=[rv.name for rv in model.observed_RVs],
+                                               extend_inferencedata=True, random_seed=fits.seeds[index],
+                                               progressbar=False)
+        name = names[index] or inferred
+        comparisons.append(_comparison(model, point, failure, map_point, idata, fits.diagnostics[index],
+                                       name, weights, sampler_requested=sampler))
+    return comparisons
+
+
+def _comparison(model, point, failure, map_point, idata, diagnostics, name, weights, **attrs) -> Comparison:
     verdict = point.existence if point is not None else None
     idata.attrs.update(
         method="nuts",
@@ -378,10 +492,10 @@ def compare(model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int
         point_verdict=verdict.describe("weighted log-likelihood") if verdict is not None else failure,
         map_verdict=map_point.existence.describe("log posterior density"),
         free_variables=",".join(rv.name for rv in model.free_RVs),
+        **attrs,
         **{f"weights_{key}": value for key, value in weights.items()},
         **{f"diagnostics_{key}": int(value) if isinstance(value, bool) else value
            for key, value in diagnostics.as_dict().items()},
     )
     return Comparison(point=point, point_failure=failure, point_name=name, map=map_point, idata=idata,
                       diagnostics=diagnostics, weights=weights)
-

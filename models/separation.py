@@ -119,12 +119,23 @@ def _linprog(cost, *, A_ub, b_ub, A_eq, bounds):
                             bounds=bounds, method="highs", options=_HIGHS)
 
 
-def detect(X, y, weights=None, *, n_classes: int | None = None, names=None, fixed=()) -> Separation:
+def _any_aliased(M, E, coordinate_bounds) -> bool:
+    """Could some free coordinate move while every margin stays 0 (and each row of D sums to 0)?
+    Exactly when [M; E] restricted to the free coordinates has a null space: a rank, by SVD. It only
+    decides whether the per-coordinate programs below run; they decide which coordinates alias."""
+    free = np.array([bounds != (0.0, 0.0) for bounds in coordinate_bounds])
+    stacked = np.vstack([M, E])[:, free]
+    return bool(free.any()) and np.linalg.matrix_rank(stacked) < int(free.sum())
+
+
+def detect(X, y, weights=None, *, n_classes: int | None = None, names=None, fixed=(),
+           directions: bool = True) -> Separation:
     """Decide separation of the rows of ``X`` (features, no intercept column) with labels ``y`` and
     non-negative ``weights`` (default ones); see the module docstring.
 
     ``names`` are the coordinates' names (default :func:`coordinate_names`); ``fixed`` names
-    coordinates held at zero (those a proper prior penalises).
+    coordinates held at zero (those a proper prior penalises). ``directions=False`` skips the
+    programs that name the diverging and aliased coordinates: the verdict alone, one program.
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y)
@@ -168,7 +179,10 @@ def detect(X, y, weights=None, *, n_classes: int | None = None, names=None, fixe
     cone = {"A_ub": np.vstack([-M, np.ones((1, margins)) @ M]),
             "b_ub": np.concatenate([np.zeros(margins), [float(margins)]]), "A_eq": E,
             "bounds": coordinate_bounds}
-    directions, aliased = {}, []
+    separated = round(count) > 0
+    found_directions, aliased = {}, []
+    if not directions or (not separated and not _any_aliased(M, E, coordinate_bounds)):
+        names = []   # not asked for, or nothing separates and nothing aliases: every coordinate stays
     for j, name in enumerate(names):
         if name in fixed:
             continue
@@ -183,9 +197,8 @@ def detect(X, y, weights=None, *, n_classes: int | None = None, names=None, fixe
                                f"{highest.message} / {lowest.message}")
         up, down = -highest.fun > _MOVES, lowest.fun < -_MOVES
         if up or down:
-            directions[name] = "+inf or -inf" if up and down else ("+inf" if up else "-inf")
-    separated = round(count) > 0
+            found_directions[name] = "+inf or -inf" if up and down else ("+inf" if up else "-inf")
     return Separation(separated=separated, complete=round(count) == margins,
-                      rows=separated_rows, directions=directions, aliased=tuple(aliased),
+                      rows=separated_rows, directions=found_directions, aliased=tuple(aliased),
                       weighted_rows=int(kept.size),
                       direction=found.x[:width] * to_units if separated else np.zeros(width))

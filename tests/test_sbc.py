@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from analyses import cli, sbc
+from analyses.study import Settings
 from models.inference import Diagnostics
 
 
@@ -55,13 +56,15 @@ def test_frequency_weighted_classes_rows_equal_the_samples_they_count():
     assert rows == pytest.approx(samples, rel=1e-12)
 
 
-def test_a_simulation_gives_the_same_rank_whatever_chunk_it_runs_in():
-    together = sbc._fit_chunk(1, [0, 1, 2], seed=5, draws=100, tune=100, chains=1)
-    alone = sbc._fit_chunk(1, [2], seed=5, draws=100, tune=100, chains=1)
-    policy = sbc.SCENARIOS.index(scenario("policy_frequency_weights"))
-    ranked = sbc._fit_chunk(policy, [0], seed=5, draws=100, tune=100, chains=1)
+def test_a_simulation_gives_the_same_rank_however_many_simulations_run():
+    settings = Settings(draws=100, tune=100, chains=1, seed=5, sampler="auto", quick=True)
+    coin_scenario = scenario("key_toss_x10_as_given")
+    together = sbc.fit_scenario(coin_scenario, 3, settings)
+    alone = sbc.fit_scenario(coin_scenario, 1, settings)
+    ranked = sbc.fit_scenario(scenario("policy_frequency_weights"), 1, settings)
     assert [r["parameter"] for r in ranked] == [f"preference[{s},{a}]" for s in range(2) for a in range(3)]
-    assert together[2]["rank"] == alone[0]["rank"] and together[2]["true_value"] == alone[0]["true_value"]
+    assert together[0]["rank"] == alone[0]["rank"] and together[0]["true_value"] == alone[0]["true_value"]
+    assert [r["simulation"] for r in together] == [0, 1, 2]
     assert all(0 <= r["rank"] <= sbc.RANK_DRAWS for r in together)
 
 

@@ -1,0 +1,116 @@
+"""The batched engine (models/batched.py) against exact posteriors and the one-at-a-time path.
+
+Each JAX program costs a few seconds to compile, so one engine per model is shared by the tests
+of this file (which pytest keeps on one worker: ``--dist loadfile``).
+"""
+
+import numpy as np
+import pymc as pm
+import pytest
+from scipy import stats
+
+from models import batched, calibrate, classes, coin, inference
+from models.errors import InputError
+
+pytestmark = pytest.mark.skipif(not batched.available(), reason="needs the jax extra")
+
+FITS, CHAINS, TUNE, DRAWS = 24, 2, 300, 500
+FLIPS = np.array([1, 1, 1, 0, 1, 0, 1, 1, 0, 1])
+
+
+def _coin_datasets(rng, fits):
+    """Random tosses and weights in [0, 5]: exact Beta posteriors, some far from the prior."""
+    return [{"flips": rng.integers(0, 2, FLIPS.size), "weights": rng.uniform(0, 5, FLIPS.size)}
+            for _ in range(fits)]
+
+
+@pytest.fixture(scope="module")
+def coin_batch():
+    model = coin.build_model(FLIPS)
+    engine = batched.BatchedNUTS(model, draws=DRAWS, tune=TUNE, chains=CHAINS)
+    datasets = _coin_datasets(np.random.default_rng(0), FITS)
+    return model, engine, datasets, engine(datasets, list(range(FITS)))
+
+
+def test_every_fit_matches_its_exact_beta_posterior_within_mcse(coin_batch):
+    """Each fit's posterior mean is within 5 MCSE of its exact Beta mean (a chance of about 6e-7
+    per fit), so a lane given another lane's data or a shared adaptation fails; the draws' sd
+    within 15% of the exact sd (1000 draws of an ESS of hundreds give a few per cent)."""
+    _, _, datasets, fits = coin_batch
+    assert fits.posterior["p"].shape == (FITS, CHAINS, DRAWS)
+    for index, (data, diagnostics) in enumerate(zip(datasets, fits.diagnostics)):
+        exact = coin.exact_posterior(data["flips"], data["weights"])
+        draws = fits.posterior["p"][index].ravel()
+        mcse = draws.std() / np.sqrt(diagnostics.min_ess_bulk)
+        assert abs(draws.mean() - exact.mean()) < 5 * mcse, index
+        assert draws.std() == pytest.approx(exact.std(), rel=0.15)
+        assert diagnostics.divergences == 0 and diagnostics.max_r_hat < 1.05
+
+
+def test_a_fit_is_the_same_alone_or_in_a_batch(coin_batch):
+    """Lanes share nothing: a data set fitted alone with its seed draws what it drew in the batch
+    (another program size, so another vectorisation; agreement to rounding)."""
+    _, engine, datasets, fits = coin_batch
+    alone = engine([datasets[5]], [5])
+    np.testing.assert_allclose(alone.posterior["p"][0], fits.posterior["p"][5], rtol=1e-9)
+    np.testing.assert_array_equal(alone.stats["n_steps"][0], fits.stats["n_steps"][5])
+
+
+def test_idata_has_the_groups_and_provenance_of_inference_sample(coin_batch):
+    model, _, datasets, fits = coin_batch
+    idata = fits.idata(3)
+    groups = {"posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"}
+    assert groups <= set(idata.groups())
+    assert idata.posterior["p"].dims == ("chain", "draw")
+    np.testing.assert_array_equal(idata.observed_data["heads"], datasets[3]["flips"])
+    np.testing.assert_allclose(idata.constant_data["weights"], datasets[3]["weights"])
+    # The stored log-likelihood is the weighted pointwise term w_i log p(y_i | p).
+    p = idata.posterior["p"].values[..., None]
+    expected = datasets[3]["weights"] * stats.bernoulli.logpmf(datasets[3]["flips"], p)
+    np.testing.assert_allclose(idata.log_likelihood["heads"].values, expected, rtol=1e-10, atol=1e-12)
+    assert idata.attrs["sampler"] == "numpyro (batched)" and idata.attrs["random_seed"] == 3
+    assert idata.attrs["tune"] == TUNE and idata.attrs["draws"] == DRAWS
+
+
+def test_bad_batches_are_refused(coin_batch):
+    _, engine, _, _ = coin_batch
+    with pytest.raises(InputError, match="one seed per data set"):
+        engine([{"flips": FLIPS}], [1, 2])
+    with pytest.raises(InputError, match="not pm.Data"):
+        engine([{"heads": FLIPS}], [1])
+    with pytest.raises(InputError, match="shares one structure"):
+        engine([{"flips": np.ones(3, int)}], [1])
+
+
+def test_sample_many_runs_small_jobs_through_pymc_with_the_same_record():
+    model = coin.build_model(FLIPS)
+    datasets = _coin_datasets(np.random.default_rng(1), 2)
+    result = inference.sample_many(model, datasets, random_seeds=[1, 2], draws=200, tune=200, chains=2)
+    assert 2 * 2 * 400 < inference.BATCH_MIN_ITERATIONS and "numpyro" not in result.sampler
+    assert result.posterior["p"].shape == (2, 2, 200) and len(result.diagnostics) == 2
+    for index, data in enumerate(datasets):
+        exact = coin.exact_posterior(data["flips"], data["weights"])
+        draws = result.posterior["p"][index].ravel()
+        mcse = draws.std() / np.sqrt(result.diagnostics[index].min_ess_bulk)
+        assert abs(draws.mean() - exact.mean()) < 5 * mcse
+
+
+def test_batched_wlb_agrees_with_the_one_at_a_time_wlb():
+    """The same Dirichlet multipliers (one stream per seed), optimised by damped Newton in JAX and by
+    the suite's compiled optimiser one data set at a time: the draws agree to the looser optimiser's
+    tolerance. The one-at-a-time draws stop once the preconditioned gradient is below
+    ``calibrate.GRADIENT_TOLERANCE`` (1e-6), which leaves errors of a few 1e-6 in coefficients of
+    order 1 at this curvature; the batched Newton iterations run to 1e-12. Hence 1e-5."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 2))
+    y = (X @ [1.0, -0.5] + rng.logistic(size=40) > 0).astype(int)
+    model = classes.build_model(X, y)
+    datasets = [{"weights": rng.uniform(0.5, 2.0, 40)} for _ in range(3)]
+    posterior, failed, fitted = batched.BatchedWLB(model)(datasets, 20, [7, 8, 9])
+    assert fitted.all() and not failed.any()
+    for index, data in enumerate(datasets):
+        pm.set_data(data, model=model)
+        one = calibrate.weighted_likelihood_bootstrap(model, draws=20, random_seed=7 + index)
+        np.testing.assert_allclose(posterior["coef"][index], one.posterior["coef"].values[0], atol=1e-5)
+        np.testing.assert_allclose(posterior["intercept"][index], one.posterior["intercept"].values[0],
+                                   atol=1e-5)

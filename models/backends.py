@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import warnings
 
 import arviz as az
 import numpy as np
@@ -79,8 +80,9 @@ def observations(model: pm.Model) -> int:
 
 
 def log_likelihood_bytes(model: pm.Model, chains: int, draws: int) -> int:
-    """Memory the ``log_likelihood`` group takes in float64: observations x chains x draws x 8."""
-    return observations(model) * chains * draws * 8
+    """Memory the ``log_likelihood`` and ``unweighted_log_likelihood`` groups take in float64:
+    2 x observations x chains x draws x 8."""
+    return 2 * observations(model) * chains * draws * 8
 
 
 def data_size(model: pm.Model) -> int:
@@ -174,19 +176,29 @@ def draw(model: pm.Model, backend: str, *, draws: int, tune: int, chains: int, c
 
 
 def add_log_likelihood(idata: az.InferenceData, model: pm.Model) -> az.InferenceData:
-    """Add the ``log_likelihood`` group: every observed term at every posterior draw, with the
-    observed variables' own dims (as ``pm.compute_log_likelihood`` names them)."""
+    """Add the ``log_likelihood`` group, every observed term at every posterior draw with the observed
+    variables' own dims (as ``pm.compute_log_likelihood`` names them), and beside it
+    ``unweighted_log_likelihood``, the same terms with every weight 1 (``log p(y_i | theta)``, what
+    :func:`models.loo.loo` needs). ``az.loo`` reads ``log_likelihood``: the terms the sampler's target
+    sums."""
+    from models.loo import UNWEIGHTED_GROUP
+
     posterior = idata.posterior
-    values = compiled.pointwise_log_likelihood(
-        model, {rv.name: posterior[rv.name].values for rv in model.free_RVs})
-    variables = {}
-    for rv in model.observed_RVs:
-        array = values[rv.name]
-        dims = list(model.named_vars_to_dims.get(rv.name) or
-                    [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])
-        coords = {dim: np.asarray(model.coords[dim]) for dim in dims if model.coords.get(dim) is not None}
-        variables[rv.name] = xr.DataArray(array, dims=["chain", "draw", *dims],
-                                          coords={"chain": posterior["chain"], "draw": posterior["draw"],
-                                                  **coords})
-    idata.add_groups(log_likelihood=xr.Dataset(variables))
+    draws = {rv.name: posterior[rv.name].values for rv in model.free_RVs}
+    groups = {}
+    for group, unweighted in (("log_likelihood", False), (UNWEIGHTED_GROUP, True)):
+        values = compiled.pointwise_log_likelihood(model, draws, unweighted=unweighted)
+        variables = {}
+        for rv in model.observed_RVs:
+            array = values[rv.name]
+            dims = list(model.named_vars_to_dims.get(rv.name) or
+                        [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])
+            coords = {dim: np.asarray(model.coords[dim]) for dim in dims if model.coords.get(dim) is not None}
+            variables[rv.name] = xr.DataArray(array, dims=["chain", "draw", *dims],
+                                              coords={"chain": posterior["chain"], "draw": posterior["draw"],
+                                                      **coords})
+        groups[group] = xr.Dataset(variables)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is not defined in the InferenceData scheme")
+        idata.add_groups(groups)
     return idata

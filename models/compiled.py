@@ -27,7 +27,7 @@ from pymc.blocking import DictToArrayBijection
 from pymc.sampling.mcmc import _init_jitter
 from pymc.step_methods.hmc import quadpotential
 from pymc.util import get_random_generator
-from pytensor.graph.replace import vectorize_graph
+from pytensor.graph.replace import graph_replace, vectorize_graph
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -75,27 +75,35 @@ def nuts_step(model: pm.Model, *, chains: int, random_seed: int | None, target_a
     return starts, step
 
 
-def _log_likelihood_function(model: pm.Model):
+def _log_likelihood_function(model: pm.Model, unweighted: bool = False):
     """``f(*batched free variables) -> [pointwise log-likelihood of each observed variable]`` with the
-    draws on the leading axis of every input and output."""
+    draws on the leading axis of every input and output; ``unweighted``: every weighted term
+    (``models.likelihood``) with its weights replaced by ones, ``log p(y_i | theta)``."""
     def build():
         free = model.free_RVs
         batched = [pt.tensor(f"{rv.name}_draws", dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free]
         pointwise = [pm.logp(rv, model.rvs_to_values[rv]) for rv in model.observed_RVs]
+        if unweighted:
+            weights = {term.tag.weighted_term.weights for term in model.observed_RVs
+                       if getattr(term.tag, "weighted_term", None) is not None}
+            pointwise = graph_replace(pointwise, {w: pt.ones_like(w) for w in weights}, strict=False)
         vectorised = vectorize_graph(pointwise, replace=dict(zip(free, batched)))
         return pytensor.function(batched, vectorised, on_unused_input="ignore")
 
-    return _cached(model, ("log_likelihood", tuple(model.free_RVs), tuple(model.observed_RVs)), build)
+    key = ("log_likelihood", unweighted, tuple(model.free_RVs), tuple(model.observed_RVs))
+    return _cached(model, key, build)
 
 
-def pointwise_log_likelihood(model: pm.Model, posterior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The pointwise weighted log-likelihood of every observed variable at every draw.
+def pointwise_log_likelihood(model: pm.Model, posterior: dict[str, np.ndarray], *,
+                             unweighted: bool = False) -> dict[str, np.ndarray]:
+    """The pointwise weighted (``unweighted``: with every weight 1) log-likelihood of every observed
+    variable at every draw.
 
     ``posterior`` maps each free variable's name to its draws, shape ``(chain, draw, *shape)``; the
     result maps each observed variable's name to ``(chain, draw, *observed shape)``, in blocks of
     draws of at most :data:`BLOCK_NUMBERS` numbers.
     """
-    function = _log_likelihood_function(model)
+    function = _log_likelihood_function(model, unweighted)
     names = [rv.name for rv in model.free_RVs]
     chains, draws = np.shape(posterior[names[0]])[:2]
     flat = [np.reshape(posterior[name], (chains * draws, *np.shape(posterior[name])[2:])) for name in names]

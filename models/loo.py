@@ -1,0 +1,160 @@
+"""Leave-one-out cross-validation that says what it estimates, for weighted posteriors.
+
+The suite stores the pointwise *weighted* log-likelihood ``w_i log p(y_i | theta)`` in
+``log_likelihood`` (what the sampler's target sums) and the *unweighted* ``log p(y_i | theta)`` in
+``unweighted_log_likelihood``. ``az.loo(idata)`` reads the first, so it leaves a whole weighted row
+out (importance ratios ``p(y_i | theta)^-w_i``) and scores it by ``w_i log p``: for frequency weights
+that is not the leave-one-unit-out estimate anyone wants, and its Pareto k-hats grow with ``w_i``.
+:func:`loo` instead asks which of two targets is meant, with S posterior draws theta_s:
+
+* ``weights="frequency"``: row i stands for ``w_i`` identical units (integer weights). Leaving one
+  unit out divides the posterior by ``p(y_i | theta)``, so the ratios are ``r_is = 1 / p(y_i | theta_s)``
+  (Pareto-smoothed, PSIS), and the unit's predictive density is
+
+      elpd_i = log( sum_s r~_is p(y_i | theta_s) )     (r~ the normalised smoothed ratios),
+
+  counted ``w_i`` times: ``elpd = sum_i w_i elpd_i`` over the ``N = sum_i w_i`` units, with standard
+  error ``sqrt(N var_units(elpd_i))``. This is ``az.loo`` on the data expanded to one row per unit,
+  from the same draws (the tests check it).
+* ``weights="population"``: the weights describe another population than the sample (importance,
+  class-balancing or survey weights). Row i is left out of the pseudo-posterior, which holds it as
+  ``p(y_i | theta)^w_i``, so ``r_is = p(y_i | theta_s)^-w_i``; ``elpd_i`` as above; and the population's
+  expected log predictive density of n new units is the weighted (Hajek) mean scaled to n,
+  ``elpd = sum_i v_i elpd_i`` with ``v_i = n w_i / sum_j w_j``, standard error
+  ``sqrt(sum_i v_i^2 (elpd_i - elpd / n)^2)``. Assumptions: the rows are independent draws from the
+  sample's distribution; ``w_i`` is proportional to the population's density over the sample's at row
+  i (known, not estimated); the scale of the weights does not matter here (it cancels in ``v``), but it
+  does set how wide the pseudo-posterior is (see :mod:`models.calibrate`). With all weights 1 both
+  targets are ``az.loo``.
+
+Rows of weight 0 are outside the fit; they still get ``elpd_i`` (a prediction of a held-out row) and
+count ``w_i = 0`` in the totals.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import xarray as xr
+from scipy.special import logsumexp
+
+from models.errors import InputError
+
+__all__ = ["LooResult", "UNWEIGHTED_GROUP", "loo"]
+
+UNWEIGHTED_GROUP = "unweighted_log_likelihood"
+TARGETS = ("frequency", "population")
+
+
+@dataclass(frozen=True)
+class LooResult:
+    """``elpd`` and its standard error ``se`` (total over units: ``sum w`` units for frequency weights,
+    n rows for a population), ``p_loo`` (the weighted in-sample log predictive density minus ``elpd``),
+    per row ``pointwise`` (one unit's elpd) and ``pareto_k``, the row ``weights``, the ``target``,
+    and ``good_k`` (ArviZ's threshold ``min(1 - 1/log10 S, 0.7)``: above it a row's estimate is
+    unreliable)."""
+
+    elpd: float
+    se: float
+    p_loo: float
+    pointwise: np.ndarray
+    pareto_k: np.ndarray
+    weights: np.ndarray
+    target: str
+    good_k: float
+
+    @property
+    def units(self) -> float:
+        """How many units the totals are over."""
+        return float(self.weights.sum()) if self.target == "frequency" else float(self.weights.size)
+
+    def __str__(self) -> str:
+        bad = int(np.sum(self.pareto_k > self.good_k))
+        return (f"LOO ({self.target} weights, {self.units:g} units): elpd {self.elpd:.2f} "
+                f"(se {self.se:.2f}), p_loo {self.p_loo:.2f}; {bad} of {self.pareto_k.size} rows with "
+                f"Pareto k > {self.good_k:.2f}")
+
+
+def _stacked(group: xr.Dataset, var_name: str | None) -> tuple[str, xr.DataArray]:
+    names = list(group.data_vars)
+    if var_name is None:
+        if len(names) != 1:
+            raise InputError(f"the log-likelihood holds {names}: pass var_name")
+        var_name = names[0]
+    if var_name not in names:
+        raise InputError(f"no log-likelihood of {var_name!r}; there are {names}")
+    return var_name, group[var_name]
+
+
+def _row_weights(idata, var_name: str, weights_var: str, shape) -> np.ndarray:
+    if "constant_data" not in idata.groups() or weights_var not in idata.constant_data:
+        raise InputError(f"constant_data has no {weights_var!r}: pass weights_var, the name of the "
+                         f"weights of {var_name!r}")
+    weights = np.broadcast_to(np.asarray(idata.constant_data[weights_var], dtype=float), shape)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise InputError("leave-one-out needs finite, non-negative weights")
+    return np.ravel(weights)
+
+
+def _relative_efficiency(idata, samples: int) -> float:
+    """ArviZ's ``reff``: the mean ESS of the posterior over the number of draws."""
+    if idata.posterior.sizes["chain"] == 1:
+        return 1.0
+    ess = az.ess(idata.posterior, method="mean")
+    return float(np.hstack([ess[v].values.ravel() for v in ess.data_vars]).mean() / samples)
+
+
+def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
+        weights_var: str = "weights") -> LooResult:
+    """Leave-one-out of a weighted posterior for the ``weights`` target (see the module docstring).
+
+    ``idata`` needs ``posterior``, ``unweighted_log_likelihood`` (the suite's samplers store it
+    beside ``log_likelihood``) and the row weights in ``constant_data[weights_var]``. ``var_name``
+    picks the observed variable when there are several.
+    """
+    if weights not in TARGETS:
+        raise InputError(f"weights must be one of {TARGETS}, got {weights!r}")
+    groups = set(idata.groups())
+    if UNWEIGHTED_GROUP not in groups or "posterior" not in groups:
+        raise InputError(f"idata needs posterior and {UNWEIGHTED_GROUP} groups (sample with the suite's "
+                         "inference.sample / sample_many, log_likelihood=True)")
+    var_name, unweighted = _stacked(idata[UNWEIGHTED_GROUP], var_name)
+    rows_shape = unweighted.shape[2:]
+    w = _row_weights(idata, var_name, weights_var, rows_shape)
+    log_p = unweighted.values.reshape(-1, int(np.prod(rows_shape, dtype=int))).T   # (rows, draws)
+    if not np.all(np.isfinite(log_p[w > 0])):
+        raise InputError("the unweighted log-likelihood is not finite at some draws")
+    if weights == "frequency":
+        if not np.allclose(w, np.round(w), rtol=0, atol=1e-9):
+            raise InputError("frequency weights count units: they must be integers (use "
+                             "weights='population' for other weights)")
+        exponent = (w > 0).astype(float)   # a row of weight 0 is not in the fit: nothing to leave out
+    else:
+        if w.sum() <= 0:
+            raise InputError("population weights need a positive sum")
+        exponent = w
+    samples = log_p.shape[1]
+    reff = _relative_efficiency(idata, samples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # k-hats are reported, not warned about
+        log_ratios, pareto_k = az.psislw(-exponent[:, None] * log_p, reff)
+    pointwise = logsumexp(np.asarray(log_ratios) + log_p, axis=1)
+    in_sample = logsumexp(log_p, axis=1) - np.log(samples)
+    if weights == "frequency":
+        units = w.sum()
+        elpd = float(np.sum(w * pointwise))
+        mean = elpd / units
+        se = float(np.sqrt(np.sum(w * (pointwise - mean) ** 2)))   # sqrt(N var over the N units)
+        p_loo = float(np.sum(w * in_sample)) - elpd
+    else:
+        v = w.size * w / w.sum()
+        elpd = float(np.sum(v * pointwise))
+        se = float(np.sqrt(np.sum(v**2 * (pointwise - elpd / w.size) ** 2)))
+        p_loo = float(np.sum(v * in_sample)) - elpd
+    good_k = min(1 - 1 / np.log10(samples), 0.7)
+    return LooResult(elpd=elpd, se=se, p_loo=p_loo, pointwise=pointwise.reshape(rows_shape),
+                     pareto_k=np.asarray(pareto_k).reshape(rows_shape), weights=w.reshape(rows_shape),
+                     target=weights, good_k=good_k)

@@ -382,11 +382,23 @@ def compare(model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int
 
 # "auto" batches from this many fits on: one fit goes through inference.sample (its back-end rule).
 BATCH_MIN_ITERATIONS = 50_000
-"""``"auto"`` batches when fits x chains x (tune + draws) reaches this: below it, the JAX program's
-compilation (about 5 s cold) costs more than PyMC's sampler spends on the whole job (about 10,000
-iterations a second on a small model)."""
+"""``"auto"`` batches when the job's work, fits x chains x (tune + draws) NUTS iterations weighted by
+:func:`_iteration_cost`, reaches this: below it, the JAX program's compilation (about 5 s cold)
+costs more than PyMC's sampler spends on the whole job (about 10,000 iterations a second on a small
+model)."""
 
-_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+DATA_NUMBERS_PER_OVERHEAD = 1000
+"""PyMC's cost per iteration is its fixed Python overhead plus a part that grows with the data; about
+this many numbers of data cost as much as the overhead (the 4 fits of a 1000-row logistic regression
+of the classes analysis, 4 x 4 x 2000 iterations: 172 s one at a time, 113 s batched)."""
+
+
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # batched NUTS per model and settings
+
+
+def _iteration_cost(model: pm.Model) -> float:
+    """The cost of one NUTS iteration of ``model`` in PyMC, in units of a tiny model's."""
+    return 1.0 + backends.data_size(model) / DATA_NUMBERS_PER_OVERHEAD
 
 
 IN_PROCESS_ITERATIONS = 5_000
@@ -396,13 +408,13 @@ in this process: starting chain processes costs about 0.15 s a fit (the coin, 2 
 turn instead of side by side costs a small model at 5,000 iterations."""
 
 
-def _many_sampler(sampler: str, iterations: int) -> str:
+def _many_sampler(sampler: str, work: float) -> str:
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if sampler == "numpyro" and not batched.available():
         raise InputError('sampler "numpyro" needs JAX and NumPyro: pip install -e ".[jax]"')
     if sampler == "numpyro" or (sampler == "auto" and batched.available()
-                                  and iterations >= BATCH_MIN_ITERATIONS):
+                                  and work >= BATCH_MIN_ITERATIONS):
         return "batched"
     return "pymc" if sampler == "auto" else sampler
 
@@ -416,14 +428,16 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
     the model's values), one seed each in ``random_seeds``. ``sampler``: ``"numpyro"`` runs them all
     in one compiled JAX program (:class:`models.batched.BatchedNUTS`); ``"pymc"`` (or ``"nutpie"``) one
     after another through :func:`sample` on the model compiled once; ``"auto"`` batches when JAX is
-    installed and the job has at least :data:`BATCH_MIN_ITERATIONS` iterations in all.
+    installed and the job has at least :data:`BATCH_MIN_ITERATIONS` iterations in all, weighted by
+    the model's data size (:data:`DATA_NUMBERS_PER_OVERHEAD`).
     ``progress(done, total)`` is called as fits finish (per chunk of lanes when batched).
     """
     _check_model(model)
     datasets, seeds = batched.resolve_datasets(model, datasets), list(random_seeds)
     if not datasets or len(datasets) != len(seeds):
         raise InputError(f"need one seed per data set, got {len(datasets)} data sets and {len(seeds)} seeds")
-    if _many_sampler(sampler, len(datasets) * chains * (tune + draws)) == "batched":
+    work = len(datasets) * chains * (tune + draws) * _iteration_cost(model)
+    if _many_sampler(sampler, work) == "batched":
         key = (draws, tune, chains, float(target_accept))
         engines = _ENGINES.setdefault(model, {})
         if key not in engines:

@@ -62,7 +62,7 @@ from models.errors import InputError
 RANK_DRAWS = 99  # L: ranks take the L + 1 = 100 values 0..99
 BINS = 20
 SIMULATIONS = 1000
-SIMULATIONS_QUICK = 10
+SIMULATIONS_QUICK = 4  # a smoke run: every scenario, model and figure, few fits
 SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
 
 COIN_PRIOR = (2.0, 2.0)

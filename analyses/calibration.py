@@ -39,8 +39,9 @@ Cost. The coin's weighted posterior is conjugate: raw, sum-n, sum-ESS and unweig
 exact Beta quantiles; the sandwich adjusts 4000 exact Beta draws (in ``InferenceData`` form); the WLB
 uses its closed form, ``sum g w y / sum g w``, which is what ``weighted_likelihood_bootstrap`` computes
 by optimisation (a test checks they agree). The logistic model: NUTS, 2 chains x (500 tuning + 1000
-draws) per fit unless ``--chains/--tune/--draws`` say otherwise, one compiled model per scenario and
-worker process (``inference.RepeatedNUTS``), WLB with 200 draws. Data sets are spread over all cores.
+draws) per fit unless ``--chains/--tune/--draws`` say otherwise, every data set and weighting of a
+scenario in one batch (``inference.sample_many``, one compiled JAX program); the WLB with 200 draws
+of every data set in another (``calibrate.weighted_likelihood_bootstrap_many``).
 
 Outputs: ``figures/calibration/{coverage,width_coverage,wlb_vs_nuts}.png``;
 ``results/calibration/coverage.csv`` (one row per data set, method and parameter),

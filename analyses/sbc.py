@@ -27,8 +27,9 @@ and with weights that are not frequencies (a pseudo-posterior: SBC shows how far
   ``policy_lognormal_weights_as_given``, noisy importance-type weights per step, LogNormal with
   mean 1 and sd of log 1.5 (Kish ESS about n / 9.5), used as given, as raw importance ratios would be.
 
-Each fit: 2 chains x (500 tuning + 1000 draws) unless ``--chains/--tune/--draws`` say otherwise; one
-compiled model per scenario and worker process (``inference.RepeatedNUTS``), fits spread over cores.
+Each fit: 2 chains x (500 tuning + 1000 draws) unless ``--chains/--tune/--draws`` say otherwise; the
+fits of a scenario in one batch (``inference.sample_many``: one compiled JAX program, every fit with
+its own warm-up and jittered starts).
 Outputs: ``figures/sbc/{coin,classes,policy}_ranks.png``; ``results/sbc/summary.csv``,
 ``results/sbc/ranks.csv`` (one row per simulation and parameter).
 """

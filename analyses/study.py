@@ -1,19 +1,16 @@
 """What every analysis shares around its fits: the settings it runs with and the report it returns,
-seeds keyed by what they seed, many fits spread over processes, compiled models kept per process,
-thinned draws, and the statistics of many fits (coverage intervals, diagnostics summarised over fits).
+seeds keyed by what they seed, progress lines, thinned draws, and the statistics of many fits
+(coverage intervals, diagnostics summarised over fits). Many fits of one model run through
+``models.inference.sample_many`` / ``compare_many`` (batched in one compiled program).
 
 An analysis module states its question; this module is the machinery, written once.
 """
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
 import sys
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 from scipy import stats
@@ -68,56 +65,6 @@ def seed_for(seed: int, *keys) -> int:
 def progress(analysis: str, message: str) -> None:
     """One line of progress on standard error, ``analysis: message``."""
     print(f"{analysis}: {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- many fits
-
-
-def worker_setup() -> None:
-    """Set up a worker process: PyMC quiet, and one BLAS thread, since the fits are spread over the
-    cores already (OpenBLAS threads spinning on busy cores made small optimisations 9x slower)."""
-    import pymc  # noqa: F401  (pymc sets its logger level on import)
-    from threadpoolctl import threadpool_limits
-
-    logging.getLogger("pymc").setLevel(logging.WARNING)
-    threadpool_limits(limits=1)
-
-
-def run(function: Callable, tasks: Iterable[tuple], *, workers: int, report: Callable | None = None):
-    """``function(*task)`` for every task, yielding ``(index, result)`` as each finishes.
-
-    With ``workers`` = 1 the tasks run here, in order (starting a process and compiling a model in it
-    costs more than a few small fits); otherwise in that many fresh processes (``spawn``, set up by
-    :func:`worker_setup`), each keeping its compiled models (:func:`cached`) from task to task.
-    ``report(index, result)`` is called after each task, for progress.
-    """
-    tasks = list(tasks)
-    if workers == 1:
-        for index, task in enumerate(tasks):
-            result = function(*task)
-            if report is not None:
-                report(index, result)
-            yield index, result
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_setup) as pool:
-        futures = {pool.submit(function, *task): index for index, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            index, result = futures[future], future.result()
-            if report is not None:
-                report(index, result)
-            yield index, result
-
-
-_CACHE: dict = {}
-
-
-def cached(key, build: Callable):
-    """``build()`` once per process and ``key``: a model and what it compiled, reused by every later
-    task of the same structure (its data swapped in with ``pm.set_data``)."""
-    if key not in _CACHE:
-        _CACHE[key] = build()
-    return _CACHE[key]
 
 
 # --------------------------------------------------------------------------- draws

@@ -1,5 +1,4 @@
-"""The machinery every analysis shares (analyses/study.py): statistics of many fits, thinning, and
-running tasks here or in worker processes with the same results."""
+"""The machinery every analysis shares (analyses/study.py): statistics of many fits, thinning, seeds."""
 
 import numpy as np
 import pytest
@@ -41,33 +40,6 @@ def test_thin_takes_evenly_spaced_draws_and_all_of_few():
     draws = np.arange(1000)
     np.testing.assert_array_equal(study.thin(draws, 5), [0, 249, 499, 749, 999])
     np.testing.assert_array_equal(study.thin(draws[:3], 5), [0, 1, 2])
-
-
-def square_and_pid(value):
-    import os
-
-    return value**2, os.getpid()
-
-
-def test_run_gives_every_result_once_in_this_process_or_in_workers():
-    import os
-
-    tasks = [(k,) for k in range(6)]
-    reported = []
-    here = dict(study.run(square_and_pid, tasks, workers=1, report=lambda i, _: reported.append(i)))
-    assert reported == list(range(6))   # in order, here
-    assert {i: r[0] for i, r in here.items()} == {k: k**2 for k in range(6)}
-    assert {r[1] for r in here.values()} == {os.getpid()}
-    there = dict(study.run(square_and_pid, tasks, workers=2))
-    assert {i: r[0] for i, r in there.items()} == {k: k**2 for k in range(6)}
-    assert os.getpid() not in {r[1] for r in there.values()}
-
-
-def test_cached_builds_once_per_key():
-    built = []
-    first = study.cached(("test", 1), lambda: built.append(1) or object())
-    again = study.cached(("test", 1), lambda: built.append(2) or object())
-    assert first is again and built == [1]
 
 
 def test_seeds_are_keyed_by_what_they_seed():

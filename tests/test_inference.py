@@ -6,7 +6,8 @@ import pymc as pm
 import pytest
 from scipy import optimize, stats
 
-from models import coin, inference
+from models import batched, coin, inference
+from models.errors import InputError
 from models.likelihood import weighted_likelihood
 
 # L-BFGS stops at a relative gradient of 1e-12 (objective divided by |f(z0)|, coordinates scaled to
@@ -357,3 +358,17 @@ def test_compare_records_a_wmle_that_does_not_exist_instead_of_raising():
     assert rows["mle", "exists"] == 0.0 and ("mle", "coef") not in rows and ("map", "coef") in rows
     with pytest.raises(ValueError, match="point_name must be"):
         inference.compare(model, point_name="ml")
+
+
+def test_sample_many_falls_back_to_pymc_without_jax(monkeypatch):
+    """Without the jax extra, every job runs one fit after another through PyMC (whatever its size),
+    and asking for the batched engine by name is refused with the install command."""
+    monkeypatch.setattr(batched, "available", lambda: False)
+    assert inference._many_sampler("auto", 1e12) == "pymc"
+    with pytest.raises(InputError, match=r"pip install"):
+        inference._many_sampler("numpyro", 1.0)
+    model = coin.build_model([1, 0, 1])
+    result = inference.sample_many(model, [{"flips": [1, 1, 0]}, {}], random_seeds=[1, 2], draws=50, tune=50,
+                                   chains=2)
+    assert result.sampler.startswith("pymc") and result.posterior["p"].shape == (2, 2, 50)
+    np.testing.assert_array_equal(result.data[1]["flips"], [1, 0, 1])   # {}: the model's data as it was

@@ -160,7 +160,35 @@ class BatchResult:
         return idata
 
 
-class BatchedNUTS:
+class _JaxModel:
+    """What both batched programs need of a model: JAX on, its ``pm.Data`` as inputs, the flat
+    unconstrained vector (``x0``: the initial point) and its split into value variables, and the free
+    variables and deterministics as a JAX function of it."""
+
+    def __init__(self, model: pm.Model):
+        from models.inference import available_cores
+
+        self.model = model
+        self._jax = _configure_jax(available_cores())
+        self.data_vars = list(model.data_vars)
+        self.names = [d.name for d in self.data_vars]
+        start = model.initial_point()
+        self.shapes = [tuple(np.shape(start[v.name])) for v in model.value_vars]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        self.x0 = np.concatenate([np.ravel(start[v.name]) for v in model.value_vars]).astype(float)
+        self.output_names = [v.name for v in [*model.free_RVs, *model.deterministics]]
+        outputs = model.replace_rvs_by_values([*model.free_RVs, *model.deterministics])
+        self._outputs = _jaxified(model, outputs, self.data_vars)
+
+    def _unravel(self, z):
+        parts, offset = [], 0
+        for shape, size in zip(self.shapes, self.sizes):
+            parts.append(z[offset:offset + size].reshape(shape))
+            offset += size
+        return parts
+
+
+class BatchedNUTS(_JaxModel):
     """NUTS for one model structure and many data sets, compiled once (see the module docstring).
 
     ``model``'s ``pm.Data`` are the inputs: a data set gives new values for some of them (shapes as
@@ -170,12 +198,11 @@ class BatchedNUTS:
 
     def __init__(self, model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
                  target_accept: float = 0.8, max_tree_depth: int = 10, lanes_per_device: int | None = None):
-        from models.inference import _check_count, _check_model, available_cores
+        from models.inference import _check_count, _check_model
 
         if not available():
             raise InputError('batched NUTS needs JAX and NumPyro: pip install -e ".[jax]"')
-        self.model = _check_model(model)
-        if model.discrete_value_vars:
+        if _check_model(model).discrete_value_vars:
             raise InputError("batched NUTS needs continuous free variables")
         self.draws, self.tune = _check_count("draws", draws, 1), _check_count("tune", tune, 0)
         self.chains = _check_count("chains", chains, 1)
@@ -188,27 +215,11 @@ class BatchedNUTS:
         if isinstance(target_accept, bool) or not 0 < float(target_accept) < 1:
             raise InputError(f"target_accept must be a number in (0, 1), got {target_accept!r}")
         self.target_accept = float(target_accept)
-        self._jax = _configure_jax(available_cores())
-        self.data_vars = list(model.data_vars)
-        self.names = [d.name for d in self.data_vars]
-        start = model.initial_point()
-        self.shapes = [tuple(np.shape(start[v.name])) for v in model.value_vars]
-        self.sizes = [int(np.prod(s)) for s in self.shapes]
-        self.x0 = np.concatenate([np.ravel(start[v.name]) for v in model.value_vars]).astype(float)
-        self.output_names = [v.name for v in [*model.free_RVs, *model.deterministics]]
+        super().__init__(model)
         self._logp = _jaxified(model, [model.logp()], self.data_vars)
-        outputs = model.replace_rvs_by_values([*model.free_RVs, *model.deterministics])
-        self._outputs = _jaxified(model, outputs, self.data_vars)
         self._programs: dict = {}
 
     # ------------------------------------------------------------------ the program
-
-    def _unravel(self, z):
-        parts, offset = [], 0
-        for shape, size in zip(self.shapes, self.sizes):
-            parts.append(z[offset:offset + size].reshape(shape))
-            offset += size
-        return parts
 
     def _log_density(self, z, data):
         return self._logp(*self._unravel(z), *data)[0]
@@ -328,7 +339,7 @@ class BatchedNUTS:
                            "numpyro (batched)")
 
 
-class BatchedWLB:
+class BatchedWLB(_JaxModel):
     """Newton & Raftery's weighted likelihood bootstrap for many data sets of one model, every draw's
     optimisation at once (the batched counterpart of ``calibrate.WeightedLikelihoodBootstrap``).
 
@@ -346,37 +357,21 @@ class BatchedWLB:
 
     def __init__(self, model: pm.Model, *, iterations: int = 40, tolerance: float = 1e-12,
                  datasets_per_call: int = 32):
-        from models.inference import _check_count, _check_model, available_cores
+        from models.inference import _check_count, _check_model
 
         if not available():
             raise InputError('the batched WLB needs JAX: pip install -e ".[jax]"')
-        self.model = _check_model(model)
+        _check_model(model)
         self.iterations = _check_count("iterations", iterations, 1)
         self.tolerance = float(tolerance)
         self.datasets_per_call = _check_count("datasets_per_call", datasets_per_call, 1)
-        self._jax = _configure_jax(available_cores())
-        self.data_vars = list(model.data_vars)
-        self.names = [d.name for d in self.data_vars]
-        if "weights" not in self.names:
+        if "weights" not in {d.name for d in model.data_vars}:
             raise InputError("the model keeps no weights in pm.Data('weights'): build it with a "
                              "models.* builder")
-        start = model.initial_point()
-        self.shapes = [tuple(np.shape(start[v.name])) for v in model.value_vars]
-        self.sizes = [int(np.prod(s)) for s in self.shapes]
-        self.x0 = np.concatenate([np.ravel(start[v.name]) for v in model.value_vars]).astype(float)
+        super().__init__(model)
         likelihood = model.logp(vars=[*model.observed_RVs, *model.potentials], jacobian=False)
         self._likelihood = _jaxified(model, [likelihood], self.data_vars)
-        self.output_names = [v.name for v in [*model.free_RVs, *model.deterministics]]
-        outputs = model.replace_rvs_by_values([*model.free_RVs, *model.deterministics])
-        self._outputs = _jaxified(model, outputs, self.data_vars)
         self._program = None
-
-    def _unravel(self, z):
-        parts, offset = [], 0
-        for shape, size in zip(self.shapes, self.sizes):
-            parts.append(z[offset:offset + size].reshape(shape))
-            offset += size
-        return parts
 
     def _build(self):
         jax = self._jax

@@ -1,5 +1,5 @@
-"""Calibrated uncertainty for weighted (pseudo-)posteriors: the weighted likelihood bootstrap and the
-sandwich adjustment.
+"""Calibrated uncertainty for weighted (pseudo-)posteriors: the weighted likelihood bootstrap, the
+sandwich adjustment, and the weights' scale calibrated from the data (:func:`gpc`, in :mod:`models.gpc`).
 
 The weighted posterior ``log p(theta) + sum_i w_i log p(y_i | theta)`` narrows by about ``1 / sqrt(c)``
 when every weight is multiplied by ``c``, while the weighted MLE stays put. Unless the weights are
@@ -62,7 +62,7 @@ from models.diagnostics import diagnose
 from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError, argmax, compiled_objective, maximise
 
-__all__ = ["SandwichAdjustment", "WeightedLikelihoodBootstrap", "sandwich_adjust",
+__all__ = ["SandwichAdjustment", "WeightedLikelihoodBootstrap", "gpc", "sandwich_adjust",
            "weighted_likelihood_bootstrap"]
 
 # A WLB draw counts as converged when the largest gradient of the weighted log-likelihood, in the
@@ -432,3 +432,14 @@ def sandwich_adjust(model: pm.Model, idata: az.InferenceData) -> az.InferenceDat
     docstring: the formulas and the assumptions). ``model`` must hold the data the draws were made
     with. Returns a new ``InferenceData``; :class:`SandwichAdjustment` compiles once for many."""
     return SandwichAdjustment(model)(idata)
+
+
+def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, **options):
+    """Generalised posterior calibration (Syring & Martin 2019) of the weights' scale: a
+    :class:`models.gpc.GPCResult` with ``scale``, ``idata`` and ``path``. See :func:`models.gpc.gpc`
+    for the algorithm and its ``options`` (bootstrap size, iterations, tolerance, sampler settings).
+    It lives in :mod:`models.gpc` because it fits through :mod:`models.inference`, which imports this
+    module."""
+    from models import gpc as gpc_module
+
+    return gpc_module.gpc(model, level=level, random_seed=random_seed, **options)

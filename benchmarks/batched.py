@@ -2,7 +2,8 @@
 
     python -m benchmarks.batched             # 100 and 1000 fits; the slow paths at 100 (see below)
     python -m benchmarks.batched --quick     # a smoke run: 10 fits, 100 + 100 draws
-    python -m benchmarks.batched --large     # also the single 1e5-row fit (issue 15, point 4)
+    python -m benchmarks.batched --large     # also the single 1e5-row fit, log-likelihood stored
+    python -m benchmarks.batched --models "" --large   # that fit alone
 
 Three model structures, each fitted to ``fits`` data sets simulated from its prior, every fit with
 2 chains x (500 tuning + 1000 draws):
@@ -183,7 +184,8 @@ def large_fit(seed: int, rows: int = 100_000) -> list[dict]:
                 idata = pm.sample(draws=1000, tune=1000, chains=2, nuts_sampler="numpyro", random_seed=seed,
                                   progressbar=False)
         else:
-            idata = inference.sample(model, draws=1000, tune=1000, chains=2, random_seed=seed)
+            idata = inference.sample(model, draws=1000, tune=1000, chains=2, random_seed=seed,
+                                     log_likelihood=True)   # both groups, 3 GB: above the default 2 GiB
         wall = time.perf_counter() - start
         ess = float(min(az.ess(idata, method="bulk")[v].min() for v in ("intercept", "coef")))
         results.append({"model": f"classes {rows:.0e} rows", "path": path, "wall_s": wall,
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             print("simuk is not installed (pip install -e '.[benchmark]'): skipping it", file=sys.stderr)
             paths.remove("simuk")
     rows = []
-    for name in args.models.split(","):
+    for name in [m for m in args.models.split(",") if m]:
         for path in paths:
             for fits in sizes:
                 if path != "batched" and fits != min(sizes) and not args.full:
@@ -244,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         if base is not None and "per_fit_s" in row:
             row["speedup_vs_one_at_a_time"] = base["per_fit_s"] / row["per_fit_s"]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "batched.csv", rows, COLUMNS)
-    print(render(rows, COLUMNS))
+    if rows:
+        write_csv(args.out / "batched.csv", rows, COLUMNS)
+        print(render(rows, COLUMNS))
     text = environment(args, argv).replace("benchmarks.samplers", "benchmarks.batched")
     if args.large:
         large = large_fit(args.seed)

@@ -180,25 +180,33 @@ def add_log_likelihood(idata: az.InferenceData, model: pm.Model) -> az.Inference
     variables' own dims (as ``pm.compute_log_likelihood`` names them), and beside it
     ``unweighted_log_likelihood``, the same terms with every weight 1 (``log p(y_i | theta)``, what
     :func:`models.loo.loo` needs). ``az.loo`` reads ``log_likelihood``: the terms the sampler's target
-    sums."""
+    sums.
+
+    The unweighted terms are evaluated once; a weighted term (``models.likelihood``) is linear in its
+    weights, so its pointwise values are ``w_i`` times the unweighted ones (0 where ``w_i = 0``, as
+    the term itself gives), which halves the work at 1e5 rows and more.
+    """
+    from models.existence import value_of
     from models.loo import UNWEIGHTED_GROUP
 
     posterior = idata.posterior
     draws = {rv.name: posterior[rv.name].values for rv in model.free_RVs}
-    groups = {}
-    for group, unweighted in (("log_likelihood", False), (UNWEIGHTED_GROUP, True)):
-        values = compiled.pointwise_log_likelihood(model, draws, unweighted=unweighted)
-        variables = {}
-        for rv in model.observed_RVs:
-            array = values[rv.name]
-            dims = list(model.named_vars_to_dims.get(rv.name) or
-                        [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])
-            coords = {dim: np.asarray(model.coords[dim]) for dim in dims if model.coords.get(dim) is not None}
-            variables[rv.name] = xr.DataArray(array, dims=["chain", "draw", *dims],
-                                              coords={"chain": posterior["chain"], "draw": posterior["draw"],
-                                                      **coords})
-        groups[group] = xr.Dataset(variables)
+    unweighted = compiled.pointwise_log_likelihood(model, draws)
+    groups = {"log_likelihood": {}, UNWEIGHTED_GROUP: {}}
+    for rv in model.observed_RVs:
+        array = unweighted[rv.name]
+        marker = getattr(rv.tag, "weighted_term", None)
+        weighted = array
+        if marker is not None:
+            weights = np.broadcast_to(value_of(marker.weights, model), array.shape[2:])
+            weighted = np.where(weights == 0, 0.0, weights * array)
+        dims = list(model.named_vars_to_dims.get(rv.name) or
+                    [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])
+        coords = {"chain": posterior["chain"], "draw": posterior["draw"],
+                  **{dim: np.asarray(model.coords[dim]) for dim in dims if model.coords.get(dim) is not None}}
+        for group, values in (("log_likelihood", weighted), (UNWEIGHTED_GROUP, array)):
+            groups[group][rv.name] = xr.DataArray(values, dims=["chain", "draw", *dims], coords=coords)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is not defined in the InferenceData scheme")
-        idata.add_groups(groups)
+        idata.add_groups({name: xr.Dataset(variables) for name, variables in groups.items()})
     return idata

@@ -10,8 +10,8 @@ alive), and a sweep that calls ``pm.set_data`` between fits compiles once.
 * :func:`logp_dlogp` is the function PyMC's ``init_nuts`` compiles; :func:`nuts_step` repeats
   ``init_nuts``'s ``"jitter+adapt_diag"`` initialisation around it, so ``pm.sample(step=...)`` draws
   exactly what ``pm.sample()`` would, seed for seed.
-* :func:`pointwise_log_likelihood` evaluates every observed term at a block of draws in one call of a
-  vectorised graph (the draws as a leading axis), where ``pm.compute_log_likelihood`` compiles anew
+* :func:`pointwise_log_likelihood` evaluates every observed term (unweighted) at a block of draws in one
+  call of a vectorised graph (the draws as a leading axis), where ``pm.compute_log_likelihood`` compiles anew
   on every call and loops over the draws one at a time.
 """
 
@@ -75,35 +75,33 @@ def nuts_step(model: pm.Model, *, chains: int, random_seed: int | None, target_a
     return starts, step
 
 
-def _log_likelihood_function(model: pm.Model, unweighted: bool = False):
-    """``f(*batched free variables) -> [pointwise log-likelihood of each observed variable]`` with the
-    draws on the leading axis of every input and output; ``unweighted``: every weighted term
+def _log_likelihood_function(model: pm.Model):
+    """``f(*batched free variables) -> [pointwise unweighted log-likelihood of each observed variable]``
+    with the draws on the leading axis of every input and output: every weighted term
     (``models.likelihood``) with its weights replaced by ones, ``log p(y_i | theta)``."""
     def build():
         free = model.free_RVs
         batched = [pt.tensor(f"{rv.name}_draws", dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free]
         pointwise = [pm.logp(rv, model.rvs_to_values[rv]) for rv in model.observed_RVs]
-        if unweighted:
-            weights = {term.tag.weighted_term.weights for term in model.observed_RVs
-                       if getattr(term.tag, "weighted_term", None) is not None}
-            pointwise = graph_replace(pointwise, {w: pt.ones_like(w) for w in weights}, strict=False)
+        weights = {term.tag.weighted_term.weights for term in model.observed_RVs
+                   if getattr(term.tag, "weighted_term", None) is not None}
+        pointwise = graph_replace(pointwise, {w: pt.ones_like(w) for w in weights}, strict=False)
         vectorised = vectorize_graph(pointwise, replace=dict(zip(free, batched)))
         return pytensor.function(batched, vectorised, on_unused_input="ignore")
 
-    key = ("log_likelihood", unweighted, tuple(model.free_RVs), tuple(model.observed_RVs))
+    key = ("log_likelihood", tuple(model.free_RVs), tuple(model.observed_RVs))
     return _cached(model, key, build)
 
 
-def pointwise_log_likelihood(model: pm.Model, posterior: dict[str, np.ndarray], *,
-                             unweighted: bool = False) -> dict[str, np.ndarray]:
-    """The pointwise weighted (``unweighted``: with every weight 1) log-likelihood of every observed
-    variable at every draw.
+def pointwise_log_likelihood(model: pm.Model, posterior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The pointwise unweighted log-likelihood (every weight 1) of every observed variable at every
+    draw; :func:`models.backends.add_log_likelihood` weights it.
 
     ``posterior`` maps each free variable's name to its draws, shape ``(chain, draw, *shape)``; the
     result maps each observed variable's name to ``(chain, draw, *observed shape)``, in blocks of
     draws of at most :data:`BLOCK_NUMBERS` numbers.
     """
-    function = _log_likelihood_function(model, unweighted)
+    function = _log_likelihood_function(model)
     names = [rv.name for rv in model.free_RVs]
     chains, draws = np.shape(posterior[names[0]])[:2]
     flat = [np.reshape(posterior[name], (chains * draws, *np.shape(posterior[name])[2:])) for name in names]

@@ -198,7 +198,10 @@ def add_log_likelihood(idata: az.InferenceData, model: pm.Model) -> az.Inference
         marker = getattr(rv.tag, "weighted_term", None)
         weighted = array
         if marker is not None:
-            weights = np.broadcast_to(value_of(marker.weights, model), array.shape[2:])
+            weights = value_of(marker.weights, model)
+            if weights is None:
+                raise InputError(f"the weights of {rv.name!r} depend on random variables: weights are data")
+            weights = np.broadcast_to(weights, array.shape[2:])
             weighted = np.where(weights == 0, 0.0, weights * array)
         dims = list(model.named_vars_to_dims.get(rv.name) or
                     [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])

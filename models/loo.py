@@ -104,7 +104,9 @@ def _relative_efficiency(idata, samples: int) -> float:
     if idata.posterior.sizes["chain"] == 1:
         return 1.0
     ess = az.ess(idata.posterior, method="mean")
-    return float(np.hstack([ess[v].values.ravel() for v in ess.data_vars]).mean() / samples)
+    values = np.hstack([ess[v].values.ravel() for v in ess.data_vars])
+    values = values[np.isfinite(values)]   # constant deterministics have no ESS
+    return float(values.mean() / samples) if values.size else 1.0
 
 
 def loo(idata, *, weights: str = "frequency", var_name: str | None = None,

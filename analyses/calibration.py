@@ -268,11 +268,13 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
             draws = fits.draws(index)
             diagnostics[method].append(fits.diagnostics[index])
             rows += interval_rows(scenario, simulation, method, _array_quantiles(draws, names))
-        raw = fits.idata(index, log_likelihood=False)   # the last method is raw: the model holds its data
+        first = simulation * len(NUTS_METHODS)
+        # idata() leaves the model holding that fit's data, which the sandwich reads.
+        raw = fits.idata(first + NUTS_METHODS.index("raw"), log_likelihood=False)
         adjusted = sandwich(raw)
         rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, names))
         if scenario.name == EXAMPLE and simulation == 0:
-            sum_ess = fits.idata(index - 1, log_likelihood=False)   # the method before raw
+            sum_ess = fits.idata(first + NUTS_METHODS.index("sum_ess"), log_likelihood=False)
             example = {"raw": raw, "sum_ess": sum_ess, "sandwich": adjusted}
     progress("calibration", f"{scenario.name}: weighted likelihood bootstrap of {count} data sets")
     wlb = calibrate.weighted_likelihood_bootstrap_many(

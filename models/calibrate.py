@@ -57,7 +57,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.replace import graph_replace, vectorize_graph
 from threadpoolctl import threadpool_limits
 
-from models import existence
+from models import batched, existence
 from models.diagnostics import diagnose
 from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError, argmax, compiled_objective, maximise
@@ -222,10 +222,7 @@ def weighted_likelihood_bootstrap_many(model: pm.Model, datasets, draws: int, ra
     or ``None`` where the data set's WMLE does not exist (decided exactly where the model's family
     knows how, :mod:`models.existence`). With JAX and at least :data:`BATCH_MIN_OPTIMISATIONS`
     optimisations, all of them run in one program (:class:`models.batched.BatchedWLB`); otherwise
-    one after another. The model is left
-    holding the last data set."""
-    from models import batched
-
+    one after another. The model is left holding the last data set."""
     datasets, seeds = batched.resolve_datasets(model, datasets), list(random_seeds)
     if len(datasets) != len(seeds):
         raise InputError(f"need one seed per data set, got {len(datasets)} and {len(seeds)}")
@@ -234,10 +231,9 @@ def weighted_likelihood_bootstrap_many(model: pm.Model, datasets, draws: int, ra
     for data in datasets:
         pm.set_data(data, model=model)
         verdict = existence.of_mle(model)
-        if verdict is None:
+        if verdict is None:   # nothing exact decides: the ridge path does, as for the WMLE itself
             try:
-                maximise(model, terms, "weighted log-likelihood")
-                verdict = existence.Existence(True, "ridge path", "")
+                verdict = maximise(model, terms, "weighted log-likelihood").existence
             except UnboundedLikelihoodError as err:
                 verdict = err.existence
         exists.append(verdict.exists)
@@ -266,8 +262,6 @@ _BATCHED_WLB: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # compil
 
 
 def _batched_wlb(model: pm.Model):
-    from models import batched
-
     if model not in _BATCHED_WLB:
         _BATCHED_WLB[model] = batched.BatchedWLB(model)
     return _BATCHED_WLB[model]

@@ -380,7 +380,6 @@ def compare(model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int
 
 # --------------------------------------------------------------------------- many data sets of one model
 
-# "auto" batches from this many fits on: one fit goes through inference.sample (its back-end rule).
 BATCH_MIN_ITERATIONS = 50_000
 """``"auto"`` batches when the job's work, fits x chains x (tune + draws) NUTS iterations weighted by
 :func:`_iteration_cost`, reaches this: below it, the JAX program's compilation (about 5 s cold)
@@ -455,11 +454,10 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
     names = [v.name for v in [*model.free_RVs, *model.deterministics]]
     stat_names = [name for name in ("diverging", "energy", "tree_depth", "n_steps", "step_size",
                                     "acceptance_rate") if all(name in f.sample_stats for f in fits)]
-    current = {d.name: np.asarray(d.get_value()) for d in model.data_vars}
     return batched.BatchResult(
         model, {name: np.stack([f.posterior[name].values for f in fits]) for name in names},
         {name: np.stack([f.sample_stats[name].values for f in fits]) for name in stat_names},
-        [diagnose(f) for f in fits], [{**current, **d} for d in datasets], seeds,
+        [diagnose(f) for f in fits], datasets, seeds,
         {"draws": draws, "tune": tune, "chains": chains, "target_accept": float(target_accept)},
         fits[0].attrs["sampler"])
 

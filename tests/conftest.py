@@ -12,6 +12,20 @@ SEED_FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])
 SEED_WEIGHTS = np.array([1, 1, 10, 1, 1, 1, 1, 1, 1, 1], dtype=float)
 
 
+def pytest_collection_modifyitems(items):
+    """Files marked ``analysis_run`` (an analysis run in a subprocess, tens of seconds) first, then
+    the others by their number of tests: with ``--dist loadfile --no-loadscope-reorder`` the two
+    workers then finish together instead of one waiting on a long file handed out last."""
+    by_file: dict[str, list] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def cost(tests):
+        return any(test.get_closest_marker("analysis_run") for test in tests), len(tests)
+
+    items[:] = [item for tests in sorted(by_file.values(), key=cost, reverse=True) for item in tests]
+
+
 @pytest.fixture
 def flips():
     return SEED_FLIPS.copy()

@@ -9,6 +9,8 @@ from scipy import special, stats
 from analyses import calibration, cli
 from models import calibrate, coin
 
+pytestmark = pytest.mark.analysis_run
+
 COIN = calibration.SCENARIOS[0]  # truth p = 0.3
 
 

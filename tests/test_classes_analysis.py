@@ -7,6 +7,8 @@ from scipy import special
 
 from analyses import classes as analysis
 
+pytestmark = pytest.mark.analysis_run
+
 FIGURES = {"decision_boundaries.png", "coefficients_forest.png", "metrics.png", "calibration.png",
            "focal_sweep.png"}
 

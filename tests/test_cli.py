@@ -14,6 +14,8 @@ import pytest
 from analyses import cli
 from models.errors import InputError
 
+pytestmark = pytest.mark.analysis_run
+
 COIN_FIGURES = {"log_likelihood.png", "posteriors.png", "weight_sweep.png", "trace_rank.png"}
 COIN_POSTERIORS = {"unweighted.nc", "weights_as_given.nc", "weights_sum_n.nc", "weights_sum_ess.nc"}
 

@@ -9,6 +9,8 @@ from analyses import curriculum as analysis
 from models import classes, inference
 from models import weights as weights_lib
 
+pytestmark = pytest.mark.analysis_run
+
 FIGURES = {"coefficient_paths.png", "weight_profiles.png", "decision_boundaries.png", "metrics.png"}
 QUICK_PHASES = ("0.00", "0.50", "1.00")
 DRAWS, TUNE, CHAINS, SEED = 150, 150, 2, 11

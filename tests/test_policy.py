@@ -55,7 +55,9 @@ def zero_sum_prior(preference, sd=SD):
 
 def compiled(model):
     """(weighted term, full log density, gradient of the weighted term) as functions of a preference
-    matrix, evaluated at its centred version, the model's zero-sum parameter."""
+    matrix, evaluated at its centred version, the model's zero-sum parameter. They only compare the
+    graph's arithmetic with numpy, so they run PyTensor's Python implementations (FAST_COMPILE):
+    no C module is compiled for these one-off graphs."""
     rv = model["preference"]
     preference = pt.matrix("preference_matrix")
     unconstrained = model.rvs_to_transforms[rv].forward(
@@ -63,7 +65,7 @@ def compiled(model):
     value = {model.rvs_to_values[rv]: unconstrained}
     term = graph_replace(model.logp(vars=model.observed_RVs), value)
     total = graph_replace(model.logp(), value)
-    return [model.compile_fn(f, inputs=[preference], point_fn=False)
+    return [model.compile_fn(f, inputs=[preference], point_fn=False, mode="FAST_COMPILE")
             for f in (term, total, pytensor.grad(term, preference))]
 
 

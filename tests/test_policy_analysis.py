@@ -13,6 +13,8 @@ from analyses import rl_problems as problems
 from models import inference
 from models import policy as policy_model
 
+pytestmark = pytest.mark.analysis_run
+
 FIGURES = {"policy_heatmaps.png", "expected_return.png", "weight_diagnostics.png", "unbounded_mle.png"}
 
 

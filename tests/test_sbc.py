@@ -9,6 +9,8 @@ from analyses import cli, sbc
 from analyses.study import Settings
 from models.inference import Diagnostics
 
+pytestmark = pytest.mark.analysis_run
+
 
 def test_rank_counts_bins_ranks_0_to_99_in_20_bins_of_5():
     counts = sbc.rank_counts(np.arange(100))

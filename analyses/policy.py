@@ -90,6 +90,9 @@ undefined here (one value per cell: ties), and so is that of clipped or truncate
 the cap); ``weight_diagnostics.png`` shows instead the k-hat of the likelihood weights |rho_i A_i|
 against clip and truncation levels.
 
+The problems, their weighting schemes and yardsticks live in ``analyses.rl_problems``, the figures in
+``analyses.figures.policy``.
+
 Outputs (``figures/policy/``): ``policy_heatmaps.png`` (posterior mean pi(a | s) per scheme and the
 posterior probability that an action is the fitted policy's most probable one), ``expected_return.png``
 (posterior of the exact expected return per scheme, (W)MLE and MAP marked, against the yardsticks),
@@ -102,38 +105,32 @@ and sampler diagnostics; per problem the yardsticks, raw-ratio diagnostics and d
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import arviz as az
-import matplotlib.pyplot as plt
 import numpy as np
 import pymc as pm
-from matplotlib import colors as mcolors
-from matplotlib import ticker
-from matplotlib.patches import Polygon, Rectangle
 
 from analyses import plotting
+from analyses.figures import policy as figures
 from analyses.output import Output
 from analyses.rl_problems import (
+    AWR_MAX_WEIGHT,
+    OFFPOLICY,
     Problem,
-    action_values,
+    advantages,
     expected_return,
-    greedy,
     make_problem,
-    state_values,
-    value_iteration,
+    ratios,
+    reference_policies,
+    returns,
+    scheme_weights,
 )
 from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import inference, policy, summary
 from models import weights as weights_lib
 
 PREFERENCE_SD = 1.0
-AWR_MAX_WEIGHT = 20.0
-CLIP = 0.2
-TRUNCATE = 1.0
-CLIP_LEVELS = np.round(np.linspace(0.05, 0.5, 10), 2)
-TRUNCATION_LEVELS = np.round(np.geomspace(0.5, 10.0, 14), 3)
 RETURN_DRAWS = 500      # thinned posterior draws whose exact expected return is computed
 EXACT_DRAWS = 4000      # draws from the exact (Gaussian) posterior of the advantage scheme
 RIDGE_SDS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)   # prior sd along the vanishing-ridge path
@@ -144,100 +141,6 @@ PROBLEMS = ("bandit", "frozenlake")
 SCHEMES = ("behavior_cloning", "reinforce", "advantage", "awr", "offpolicy_ordinary", "offpolicy_clipped",
            "offpolicy_truncated", "offpolicy_self_normalised")
 QUICK_SCHEMES = ("behavior_cloning", "advantage", "awr", "offpolicy_truncated")
-LABELS = {"behavior_cloning": "behaviour cloning", "reinforce": "REINFORCE", "advantage": "advantage",
-          "awr": "AWR", "offpolicy_ordinary": "IS ratio x A", "offpolicy_clipped": f"clipped ({CLIP:g}) x A",
-          "offpolicy_truncated": f"truncated ({TRUNCATE:g}) x A",
-          "offpolicy_self_normalised": "self-norm. ratio x A"}
-ACTION_NAMES = {"bandit": [f"a{a}" for a in range(5)], "frozenlake": ["left", "down", "right", "up"]}
-
-
-# --------------------------------------------------------------------------- weights
-
-
-def returns(problem: Problem) -> np.ndarray:
-    return weights_lib.returns_to_go(problem.rewards, problem.episode_ends, problem.gamma)
-
-
-def advantages(problem: Problem) -> np.ndarray:
-    return weights_lib.advantages(returns(problem), problem.states, n_states=problem.n_states)
-
-
-def target_policy(problem: Problem) -> np.ndarray:
-    """The off-policy target: the uniform policy, the one at the prior mean (all preferences 0)."""
-    return np.full((problem.n_states, problem.n_actions), 1.0 / problem.n_actions)
-
-
-def ratio_inputs(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Target and behaviour probabilities of every logged action."""
-    index = (problem.states, problem.actions)
-    return target_policy(problem)[index], problem.behavior[index]
-
-
-def ratios(problem: Problem, *, clip=None, truncate=None) -> np.ndarray:
-    """Per-step importance ratios pi_target(a_i | s_i) / beta(a_i | s_i), clipped or truncated."""
-    return weights_lib.importance_ratios(*ratio_inputs(problem), clip=clip, truncate=truncate)
-
-
-OFFPOLICY = {"offpolicy_ordinary": {}, "offpolicy_self_normalised": {},
-             "offpolicy_clipped": {"clip": CLIP}, "offpolicy_truncated": {"truncate": TRUNCATE}}
-
-
-def scheme_weights(problem: Problem, scheme: str) -> tuple[np.ndarray, bool]:
-    """``(weights, signed)``: one weight per logged step, and whether they may be negative."""
-    if scheme == "behavior_cloning":
-        return np.ones(problem.states.size), False
-    if scheme == "reinforce":
-        g = returns(problem)
-        return g, bool(np.any(g < 0))
-    advantage = advantages(problem)
-    if scheme == "advantage":
-        return advantage, True
-    if scheme == "awr":
-        return weights_lib.awr(advantage, temperature=problem.temperature, max_weight=AWR_MAX_WEIGHT), False
-    rho = ratios(problem, **OFFPOLICY[scheme])
-    if scheme == "offpolicy_self_normalised":
-        rho = weights_lib.self_normalised_ratios(rho, problem.states, n_states=problem.n_states)
-    return rho * advantage, True
-
-
-def episode_log_ratios(problem: Problem, rho: np.ndarray) -> np.ndarray:
-    """log prod_t rho_t over each logged episode: the importance weight of a whole episode."""
-    episode = np.concatenate([[0], np.cumsum(problem.episode_ends)[:-1]])
-    return np.bincount(episode, weights=np.log(rho))
-
-
-def finite_khat(log_weights) -> float:
-    """``weights.psis_khat``, or NaN where ArviZ cannot fit a tail (ties at the top: inf)."""
-    with warnings.catch_warnings():  # ArviZ warns about the tail it cannot fit; NaN says so here
-        warnings.simplefilter("ignore")
-        khat = weights_lib.psis_khat(log_weights)
-    return khat if np.isfinite(khat) else float("nan")
-
-
-def magnitude_diagnostics(weights: np.ndarray) -> dict[str, float]:
-    """Kish ESS and PSIS k-hat of |w|: how many steps inform the fit, and whether a few dominate it.
-
-    Signed weights pull as hard as their magnitude; for non-negative weights |w| = w. Zero weights
-    are left out of k-hat; equal weights have no tail (NaN).
-    """
-    magnitude = np.abs(weights)
-    return {"kish_ess": weights_lib.kish_ess(magnitude),
-            "psis_khat": finite_khat(np.log(magnitude[magnitude > 0]))}
-
-
-def ratio_diagnostics(problem: Problem, rho: np.ndarray) -> dict[str, float]:
-    """Kish ESS of the per-step ratios, and Kish ESS and PSIS k-hat of their per-episode products.
-
-    The per-step ratios take one value per (state, action) cell, so their top values tie and their
-    k-hat is undefined; so do clipped or truncated ratios, which tie at the cap. The product over
-    an episode (FrozenLake) is the weight an unbiased off-policy estimate of the return would need.
-    In the bandit, episodes are single steps and the two coincide.
-    """
-    log_episode = episode_log_ratios(problem, rho)
-    return {"ratio_kish_ess": weights_lib.kish_ess(rho),
-            # Kish ESS ignores the scale: shifting the logs keeps exp() finite for long episodes.
-            "episode_ratio_kish_ess": weights_lib.kish_ess(np.exp(log_episode - log_episode.max())),
-            "episode_ratio_psis_khat": finite_khat(log_episode)}
 
 
 # --------------------------------------------------------------------------- fits
@@ -349,21 +252,6 @@ def prior_ridge_path(model, result: SchemeFit, sds) -> dict[str, np.ndarray]:
             "map_log_likelihood": log_likelihood(preference=result.comparison.map["preference"])}
 
 
-def reference_policies(problem: Problem) -> dict[str, np.ndarray]:
-    """Yardsticks: the optimal policy; the behaviour; one step of policy improvement on the behaviour
-    (greedy in its exact Q); and the same step estimated from the log (greedy in each cell's mean
-    logged advantage, never-logged actions excluded): what the data could support at best in one step."""
-    dynamics = problem.dynamics
-    behavior_q = action_values(dynamics, state_values(dynamics, problem.behavior))
-    index = {"states": problem.states, "actions": problem.actions, "n_states": problem.n_states,
-             "n_actions": problem.n_actions}
-    counts = policy.cell_weights(**index)
-    mean_advantage = policy.cell_weights(**index, weights=advantages(problem)) / np.maximum(counts, 1)
-    return {"optimal": greedy(value_iteration(dynamics)[1]), "behavior": problem.behavior,
-            "behavior_greedy": greedy(behavior_q),
-            "greedy_logged_advantage": greedy(np.where(counts > 0, mean_advantage, -np.inf))}
-
-
 # --------------------------------------------------------------------------- tables
 
 
@@ -373,9 +261,9 @@ def weight_rows(problem: Problem, result: SchemeFit) -> list[dict]:
     label, scheme, weights = f"{problem.name}_{result.scheme}", result.scheme, result.weights
     rows = [summary.point(label, "weights", "sum", weights.sum()),
             summary.point(label, "weights", "negative_share", np.mean(weights < 0))]
-    diagnostics = magnitude_diagnostics(weights)
+    diagnostics = weights_lib.magnitude_diagnostics(weights)
     if scheme == "awr":
-        diagnostics["psis_khat"] = finite_khat(advantages(problem) / problem.temperature)
+        diagnostics["psis_khat"] = weights_lib.finite_psis_khat(advantages(problem) / problem.temperature)
     if scheme in OFFPOLICY:
         rho = ratios(problem, **OFFPOLICY[scheme])
         diagnostics["ratio_kish_ess"] = weights_lib.kish_ess(rho)
@@ -408,8 +296,9 @@ def scheme_rows(problem: Problem, result: SchemeFit) -> list[dict]:
 def problem_rows(problem: Problem) -> list[dict]:
     rows = [summary.point(problem.name, name, "expected_return", expected_return(problem.dynamics, pi))
             for name, pi in reference_policies(problem).items()]
-    rows += [summary.point(problem.name, "raw_ratios", quantity, value)
-             for quantity, value in ratio_diagnostics(problem, ratios(problem)).items() if np.isfinite(value)]
+    raw = weights_lib.ratio_diagnostics(ratios(problem), problem.episode_ends)
+    rows += [summary.point(problem.name, "raw_ratios", quantity, value) for quantity, value in raw.items()
+             if np.isfinite(value)]
     rows += [summary.point(problem.name, "data", "steps", problem.states.size),
              summary.point(problem.name, "data", "episodes", problem.episode_ends.sum()),
              summary.point(problem.name, "data", "mean_return", returns(problem)[
@@ -441,274 +330,11 @@ def main(settings: Settings, output: Output) -> Report:
             rows += scheme_rows(problem, result)
             diagnostics[f"{name}_{scheme}"] = result.comparison.diagnostics
 
-    output.figure(plot_policies(problems, fits), "policy_heatmaps.png")
-    output.figure(plot_returns(problems, fits), "expected_return.png")
-    output.figure(plot_weight_diagnostics(problems), "weight_diagnostics.png")
+    output.figure(figures.plot_policies(problems, fits), "policy_heatmaps.png")
+    output.figure(figures.plot_returns(problems, fits), "expected_return.png")
+    output.figure(figures.plot_weight_diagnostics(problems), "weight_diagnostics.png")
     progress("policy", "bandit, advantage: MAP under ever wider priors (the vanishing ridge)")
     advantage = fits["bandit"]["advantage"]
     path = prior_ridge_path(models["bandit"], advantage, RIDGE_SDS_QUICK if settings.quick else RIDGE_SDS)
-    output.figure(plot_unbounded(problems["bandit"], advantage, path), "unbounded_mle.png")
+    output.figure(figures.plot_unbounded(problems["bandit"], advantage, path), "unbounded_mle.png")
     return Report(rows=rows, fits=diagnostics)
-
-
-# --------------------------------------------------------------------------- figures
-
-ARROWS = {0: (-1, 0), 1: (0, -1), 2: (1, 0), 3: (0, 1)}   # FrozenLake: left, down, right, up (y up)
-REFERENCE_STYLE = {"optimal": {"color": "C2", "linestyle": "-", "linewidth": 1.4,
-                               "label": "optimum (value iteration)"},
-                   "behavior_greedy": {"color": "C0", "linestyle": "-.", "linewidth": 1.4,
-                                       "label": "one-step improvement (greedy in Q of beta)"},
-                   "greedy_logged_advantage": {"color": "C4", "linestyle": ":", "linewidth": 2,
-                                               "label": "greedy in the logged mean advantages"},
-                   "behavior": {"color": "0.5", "linestyle": "--", "linewidth": 1.4,
-                                "label": "behaviour policy beta"}}
-TITLES = {"bandit": "Contextual bandit (3 states, 5 actions)",
-          "frozenlake": "FrozenLake 4x4, slippery (gamma = 0.99)"}
-
-
-def _return_text(result: SchemeFit) -> str:
-    lower, upper = az.hdi(result.returns, hdi_prob=summary.HDI_PROB)
-    return f"E[return] {result.returns.mean():.3g} [{lower:.3g}, {upper:.3g}]"
-
-
-def _bandit_panel(ax, problem: Problem, result: dict, optimal: np.ndarray):
-    pi, mode = result.policy_mean, result.mode_probability
-    image = ax.imshow(pi, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    for s in range(problem.n_states):
-        for a in range(problem.n_actions):
-            dark = pi[s, a] > 0.6
-            ax.text(a, s - 0.12, f"{pi[s, a]:.2f}", ha="center", va="center", fontsize=9.5,
-                    fontweight="bold", color="white" if dark else "black")
-            ax.text(a, s + 0.22, f"P {mode[s, a]:.2f}", ha="center", va="center", fontsize=7.5,
-                    color="white" if dark else "0.25")
-        best = int(np.argmax(optimal[s]))
-        ax.add_patch(Rectangle((best - 0.47, s - 0.47), 0.94, 0.94, fill=False, edgecolor="C3", linewidth=2))
-    ax.set_xticks(range(problem.n_actions), ACTION_NAMES["bandit"])
-    ax.set_yticks(range(problem.n_states), [f"s{s}" for s in range(problem.n_states)])
-    ax.grid(False)
-    return image
-
-
-def _frozenlake_panel(ax, problem: Problem, result: dict, optimal: np.ndarray):
-    """The 4x4 map; each free cell split into four triangles (left, down, right, up) shaded by
-    posterior mean pi(a | s), the optimal action's outlined in red; bottom left, the posterior
-    probability that the optimal action is the policy's most probable one."""
-    pi, mode = result.policy_mean, result.mode_probability
-    rows, columns = problem.grid.shape
-    colormap = plt.get_cmap("Blues")
-    for s in range(problem.n_states):
-        row, column = divmod(s, columns)
-        x, y = column, rows - 1 - row   # row 0 at the top
-        letter = problem.grid[row, column]
-        if letter in "HG":
-            ax.add_patch(Rectangle((x, y), 1, 1, color="#3a3a3a" if letter == "H" else "#e9c46a"))
-            ax.text(x + 0.5, y + 0.5, "hole" if letter == "H" else "goal", ha="center", va="center",
-                    color="white" if letter == "H" else "black", fontsize=8)
-            continue
-        best = int(np.argmax(optimal[s]))
-        centre = (x + 0.5, y + 0.5)
-        for a, (dx, dy) in ARROWS.items():
-            tip = (x + 0.5 + 0.5 * dx, y + 0.5 + 0.5 * dy)
-            corners = [(tip[0] + 0.5 * dy, tip[1] + 0.5 * dx), (tip[0] - 0.5 * dy, tip[1] - 0.5 * dx)]
-            ax.add_patch(Polygon([centre, *corners], closed=True, facecolor=colormap(pi[s, a]),
-                                 edgecolor="white", linewidth=0.8))
-            ax.text(x + 0.5 + 0.34 * dx, y + 0.5 + 0.34 * dy, f"{pi[s, a]:.2f}", ha="center", va="center",
-                    fontsize=6.5, color="white" if pi[s, a] > 0.6 else "black")
-        dx, dy = ARROWS[best]
-        tip = (x + 0.5 + 0.5 * dx, y + 0.5 + 0.5 * dy)
-        corners = [(tip[0] + 0.5 * dy, tip[1] + 0.5 * dx), (tip[0] - 0.5 * dy, tip[1] - 0.5 * dx)]
-        ax.add_patch(Polygon([centre, *corners], closed=True, fill=False, edgecolor="C3", linewidth=1.6,
-                             zorder=3))
-        ax.text(x + 0.03, y + 0.03, f"P {mode[s, best]:.2f}", ha="left", va="bottom", fontsize=6, zorder=4,
-                color="C3", fontweight="bold",
-                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
-        if letter == "S":
-            ax.text(x + 0.97, y + 0.97, "start", fontsize=6, va="top", ha="right")
-    for edge in range(rows + 1):
-        ax.axhline(edge, color="0.3", linewidth=0.8)
-        ax.axvline(edge, color="0.3", linewidth=0.8)
-    ax.set(xlim=(0, columns), ylim=(0, rows), aspect="equal", xticks=[], yticks=[])
-    ax.grid(False)
-    return plt.cm.ScalarMappable(norm=mcolors.Normalize(0.0, 1.0), cmap=colormap)
-
-
-def plot_policies(problems: dict, fits: dict):
-    names = list(next(iter(fits.values())))
-    columns = min(4, len(names))
-    rows = -(-len(names) // columns)
-    fig = plt.figure(figsize=(4.1 * columns, 2 * 3.3 * rows + 1.6), layout="constrained")
-    subfigures = fig.subfigures(2, 1, height_ratios=[0.85, 1.15])
-    notes = {
-        "bandit": "shade and bold number: posterior mean pi(a | s); 'P': posterior probability that a is the "
-                  "policy's most probable action; red box: the best action",
-        "frozenlake": "triangles point left, down, right, up; shade and number: posterior mean pi(a | s); "
-                      "red: the optimal action; 'P' (corner): probability it is the policy's most probable",
-    }
-    for subfigure, (name, problem) in zip(subfigures, problems.items()):
-        optimal = reference_policies(problem)["optimal"]
-        axs = np.atleast_1d(subfigure.subplots(rows, columns)).ravel()
-        for ax, scheme in zip(axs, names):
-            result = fits[name][scheme]
-            panel = _bandit_panel if name == "bandit" else _frozenlake_panel
-            mappable = panel(ax, problem, result, optimal)
-            ax.set_title(f"{LABELS[scheme]}\n{_return_text(result)}", fontsize=9.5)
-        for ax in axs[len(names):]:
-            ax.set_visible(False)
-        subfigure.colorbar(mappable, ax=axs.tolist(), shrink=0.8, label="posterior mean pi(a | s)")
-        optimum = expected_return(problem.dynamics, optimal)
-        subfigure.suptitle(f"{TITLES[name]}: optimum {optimum:.3g}, behaviour "
-                           f"{expected_return(problem.dynamics, problem.behavior):.3g}\n{notes[name]}",
-                           fontsize=10.5)
-    fig.suptitle("Posterior policies per weighting: cloning copies beta; on-policy advantages and AWR "
-                 "mostly sharpen beta's favourites;\nratios to the uniform target let each cell's mean "
-                 "advantage decide", fontsize=12)
-    return fig
-
-
-def plot_returns(problems: dict, fits: dict):
-    fig, axs = plt.subplots(1, len(problems), figsize=(7.2 * len(problems), 5.2), layout="constrained")
-    for ax, (name, problem) in zip(np.atleast_1d(axs), problems.items()):
-        results = fits[name]
-        positions = np.arange(len(results))
-        violins = ax.violinplot([r.returns for r in results.values()], positions, widths=0.75,
-                                showextrema=False)
-        for body in violins["bodies"]:
-            body.set(facecolor="C1", edgecolor="C1", alpha=0.45)
-        for i, result in enumerate(results.values()):
-            lower, upper = az.hdi(result.returns, hdi_prob=summary.HDI_PROB)
-            ax.plot([i, i], [lower, upper], color="C1", linewidth=1.5)
-            ax.plot(i, result.returns.mean(), "o", color="C1", markeredgecolor="black", markersize=5,
-                    label="posterior mean, 94% HDI" if i == 0 else None)
-            if result.wmle is not None:
-                ax.plot(i, expected_return(problem.dynamics, result.wmle), "x", color="black",
-                        markersize=9, markeredgewidth=2, label="(W)MLE" if i == 0 else None)
-            else:
-                ax.annotate("no WMLE", (i, 0.0), xycoords=("data", "axes fraction"), ha="center",
-                            va="bottom", fontsize=8, color="C3")
-            ax.plot(i, expected_return(problem.dynamics, result.map), "D", color="0.35", markersize=6,
-                    markerfacecolor="none", markeredgewidth=1.5, label="MAP" if i == 0 else None)
-            if result.exact_returns is not None:
-                ax.plot(i + 0.28, result.exact_returns.mean(), "s", color="C5", markersize=5,
-                        label="exact posterior (advantage)")
-        for reference, pi in reference_policies(problem).items():
-            ax.axhline(expected_return(problem.dynamics, pi), **REFERENCE_STYLE[reference])
-        ax.set_xticks(positions, [LABELS[s] for s in results], rotation=30, ha="right")
-        if name == "frozenlake":   # returns from 0.01 to 0.54: a log axis resolves the small ones
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(ticker.FixedLocator([0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5]))
-            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set(ylabel="exact expected discounted return", title=TITLES[name])
-    handles, labels = np.atleast_1d(axs)[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=9)
-    findings = []
-    for name, problem in problems.items():
-        means = {scheme: result.returns.mean() for scheme, result in fits[name].items()}
-        best = max(means, key=means.get)
-        optimum = expected_return(problem.dynamics, reference_policies(problem)["optimal"])
-        findings.append(f"{name}: best posterior mean {means[best]:.3g} ({LABELS[best]}) of the optimum "
-                        f"{optimum:.3g}")
-    fig.suptitle("Exact expected return of each fitted policy, every posterior draw evaluated exactly\n"
-                 + "; ".join(findings), fontsize=11.5)
-    return fig
-
-
-def plot_weight_diagnostics(problems: dict):
-    fig, axs = plt.subplots(2, 2, figsize=(12.5, 8), sharex="col", layout="constrained")
-    levels = {"clip": CLIP_LEVELS, "truncate": TRUNCATION_LEVELS}
-    colors = {"bandit": "C0", "frozenlake": "C3"}
-    for column, (kind, grid) in enumerate(levels.items()):
-        top, bottom = axs[0, column], axs[1, column]
-        for name, problem in problems.items():
-            color, steps, episodes = colors[name], problem.states.size, int(problem.episode_ends.sum())
-            advantage = advantages(problem)
-            raw = ratio_diagnostics(problem, ratios(problem))
-            capped = [ratios(problem, **{kind: level}) for level in grid]
-            series = [ratio_diagnostics(problem, rho) for rho in capped]
-            top.plot(grid, [d["ratio_kish_ess"] / steps for d in series], "o-", color=color,
-                     markersize=3.5, label=f"top, {name}: per-step ratios")
-            top.axhline(raw["ratio_kish_ess"] / steps, color=color, linestyle=":", linewidth=1)
-            bottom.plot(grid, [magnitude_diagnostics(rho * advantage)["psis_khat"] for rho in capped], "o-",
-                        color=color, markersize=3.5, label=f"bottom, {name}: |ratio x advantage| per step")
-            if name == "frozenlake":
-                top.plot(grid, [d["episode_ratio_kish_ess"] / episodes for d in series], "s--", color=color,
-                         markersize=3.5, label=f"top, {name}: ratio products per episode")
-                top.axhline(raw["episode_ratio_kish_ess"] / episodes, color=color, linestyle=":",
-                            linewidth=1, label="dotted: unclipped, untruncated")
-                bottom.axhline(raw["episode_ratio_psis_khat"], color=color, linestyle="--", linewidth=1.4,
-                               label=f"bottom, {name}: raw ratio products per episode")
-        for name, problem in problems.items():  # Vehtari et al. (2024): reliable below this threshold
-            threshold = min(1 - 1 / np.log10(problem.states.size), 0.7)
-            bottom.axhline(threshold, color=colors[name], linewidth=1,
-                           label=f"{name}: k-hat threshold {threshold:.2f} for S = {problem.states.size}")
-        top.set(ylabel="Kish ESS / n", ylim=(0, 1.05))
-        bottom.set(ylabel="PSIS k-hat")
-        chosen = CLIP if kind == "clip" else TRUNCATE
-        for ax in axs[:, column]:
-            ax.axvline(chosen, color="0.6", linewidth=6, alpha=0.3)
-    axs[1, 0].set(xlabel="clip level eps (ratios clipped to [1 - eps, 1 + eps]; grey: the fits' 0.2)")
-    axs[1, 1].set(xlabel="truncation level rho_bar (ratios capped at rho_bar; grey: the fits' 1)",
-                  xscale="log")
-    axs[0, 0].set_title("PPO-style clipping: Kish ESS of the ratios")
-    axs[0, 1].set_title("V-trace truncation: Kish ESS of the ratios")
-    for ax, kind in zip(axs[1], ("PPO-style clipping", "V-trace truncation")):
-        ax.set_title(f"{kind}: k-hat of the likelihood weights |rho_i A_i|\n(k-hat of capped ratios is "
-                     "undefined: they tie at the cap, and per-step ratios tie per cell)", fontsize=9.5)
-    handles, labels = [], []
-    for ax in axs[:, 0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8.5)
-    frozenlake = problems.get("frozenlake")
-    heavy = ""
-    if frozenlake is not None:
-        raw = ratio_diagnostics(frozenlake, ratios(frozenlake))
-        heavy = (f"; whole-episode ratio products in FrozenLake keep "
-                 f"{raw['episode_ratio_kish_ess'] / frozenlake.episode_ends.sum():.0%} ESS, "
-                 f"k-hat {raw['episode_ratio_psis_khat']:.2f}")
-    fig.suptitle("Importance ratios to the uniform target: clipping and truncation trade bias for effective "
-                 f"sample size\ncapped per-step ratios keep most of the sample{heavy}", fontsize=11.5)
-    return fig
-
-
-def _interval_mark(ax, x, draws, color, label):
-    """Posterior mean and 94% HDI of ``draws`` as a square with error bars at ``x``."""
-    lower, upper = az.hdi(draws, hdi_prob=summary.HDI_PROB)
-    mean = draws.mean()
-    ax.errorbar(x, mean, yerr=[[mean - lower], [upper - mean]], fmt="s", color=color,
-                markeredgecolor="black", capsize=3, label=label)
-
-
-def plot_unbounded(problem: Problem, result: dict, path: dict):
-    cells, variance = result.cells, path["sd"] ** 2
-    low = np.unravel_index(np.argmin(cells), cells.shape)
-    high = np.unravel_index(np.argmax(cells), cells.shape)
-    posterior = result.comparison.idata.posterior["preference"]
-    xlabel = "prior variance sd^2 = 1 / ridge (the ridge vanishes to the right)"
-    fig, axs = plt.subplots(1, 2, figsize=(12.5, 4.8), layout="constrained")
-    ax = axs[0]
-    for (s, a), color in ((high, "C0"), (low, "C3")):
-        ax.plot(variance, variance * cells[s, a], color="0.7", linewidth=4, zorder=1,
-                label="exact: sd^2 W" if color == "C0" else None)
-        ax.plot(variance, path["preference"][:, s, a], "o-", color=color,
-                label=f"preference[s{s}, a{a}], W = {cells[s, a]:+.1f}: MAP along the path")
-        _interval_mark(ax, 0.8, posterior.values[..., s, a].ravel(), color, "posterior at sd = 1")
-    ax.set(xscale="log", yscale="symlog", xlabel=xlabel, ylabel="preference (symmetric log scale)",
-           title="Preferences of net-negative / net-positive cells run off like sd^2")
-    ax.legend(fontsize=7.5, loc="center left")
-    ax = axs[1]
-    ax.plot(variance, path["log_likelihood"], "o-", color="black", label="at the MAP along the path")
-    log_likelihood = result.comparison.idata.log_likelihood["action"].sum(dim="cell").values.ravel()
-    _interval_mark(ax, 0.8, log_likelihood, "C1", "posterior draws at sd = 1: mean, 94% HDI")
-    ax.plot(1.0, path["map_log_likelihood"], "D", color="0.35", markerfacecolor="none", markersize=9,
-            markeredgewidth=1.5, label="MAP at sd = 1")
-    ax.set(xscale="log", yscale="log", xlabel=xlabel,
-           ylabel="weighted log-likelihood sum_i A_i log pi(a_i | s_i)",
-           title="The weighted log-likelihood climbs without bound: no WMLE")
-    ax.legend(fontsize=8.5, loc="upper left")
-    fig.suptitle(f"{TITLES[problem.name]}, advantage weights: per-state sums are 0, so the weighted "
-                 "log-likelihood is linear in the preferences\nand unbounded; only the prior keeps MAP and "
-                 "posterior finite", fontsize=11.5)
-    return fig

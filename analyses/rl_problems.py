@@ -8,6 +8,10 @@
 Exact answers for any policy pi (tabular, or a stack of posterior draws): the expected return
 ``V_pi(start)`` from solving ``(I - gamma P_pi) V = r_pi``, and the optimum by value iteration. No
 Monte Carlo is involved in scoring a fitted policy.
+
+The weighting schemes of the logged steps (``scheme_weights``: behaviour cloning, REINFORCE,
+advantages, AWR, importance ratios to the uniform target times advantages) and the yardstick
+policies (``reference_policies``) are defined here too, beside the data they weight.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from models import policy
+from models import weights as weights_lib
 
 GAMMA = 0.99
 # AWR temperature per problem, on the scale of its advantages (reward sd 1; FrozenLake advantages sd 0.2)
@@ -31,6 +38,9 @@ BANDIT_STEPS = 300
 FROZENLAKE_EPISODES = 3000
 FROZENLAKE_EPISODES_QUICK = 500   # --quick: NUTS on thousands of cloned steps is what takes time
 FROZENLAKE_UNIFORM_SHARE = 0.5
+AWR_MAX_WEIGHT = 20.0
+CLIP = 0.2       # PPO-style ratio clipping to [1 - CLIP, 1 + CLIP]
+TRUNCATE = 1.0   # V-trace truncation rho_bar
 
 
 @dataclass(frozen=True)
@@ -222,3 +232,69 @@ def make_problem(name: str, rng, quick: bool = False) -> Problem:
     if name == "bandit":
         return bandit(rng)
     return frozenlake(rng, FROZENLAKE_EPISODES_QUICK if quick else FROZENLAKE_EPISODES)
+
+
+# --------------------------------------------------------------------------- weights of the logged steps
+
+
+def returns(problem: Problem) -> np.ndarray:
+    """Discounted return-to-go G_i of every logged step."""
+    return weights_lib.returns_to_go(problem.rewards, problem.episode_ends, problem.gamma)
+
+
+def advantages(problem: Problem) -> np.ndarray:
+    """G_i minus the mean return of its state over the log."""
+    return weights_lib.advantages(returns(problem), problem.states, n_states=problem.n_states)
+
+
+def target_policy(problem: Problem) -> np.ndarray:
+    """The off-policy target: the uniform policy, the one at the prior mean (all preferences 0)."""
+    return np.full((problem.n_states, problem.n_actions), 1.0 / problem.n_actions)
+
+
+def ratio_inputs(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """Target and behaviour probabilities of every logged action."""
+    index = (problem.states, problem.actions)
+    return target_policy(problem)[index], problem.behavior[index]
+
+
+def ratios(problem: Problem, *, clip=None, truncate=None) -> np.ndarray:
+    """Per-step importance ratios pi_target(a_i | s_i) / beta(a_i | s_i), clipped or truncated."""
+    return weights_lib.importance_ratios(*ratio_inputs(problem), clip=clip, truncate=truncate)
+
+
+OFFPOLICY = {"offpolicy_ordinary": {}, "offpolicy_self_normalised": {},
+             "offpolicy_clipped": {"clip": CLIP}, "offpolicy_truncated": {"truncate": TRUNCATE}}
+
+
+def scheme_weights(problem: Problem, scheme: str) -> tuple[np.ndarray, bool]:
+    """``(weights, signed)``: one weight per logged step, and whether they may be negative."""
+    if scheme == "behavior_cloning":
+        return np.ones(problem.states.size), False
+    if scheme == "reinforce":
+        g = returns(problem)
+        return g, bool(np.any(g < 0))
+    advantage = advantages(problem)
+    if scheme == "advantage":
+        return advantage, True
+    if scheme == "awr":
+        return weights_lib.awr(advantage, temperature=problem.temperature, max_weight=AWR_MAX_WEIGHT), False
+    rho = ratios(problem, **OFFPOLICY[scheme])
+    if scheme == "offpolicy_self_normalised":
+        rho = weights_lib.self_normalised_ratios(rho, problem.states, n_states=problem.n_states)
+    return rho * advantage, True
+
+
+def reference_policies(problem: Problem) -> dict[str, np.ndarray]:
+    """Yardsticks: the optimal policy; the behaviour; one step of policy improvement on the behaviour
+    (greedy in its exact Q); and the same step estimated from the log (greedy in each cell's mean
+    logged advantage, never-logged actions excluded): what the data could support at best in one step."""
+    dynamics = problem.dynamics
+    behavior_q = action_values(dynamics, state_values(dynamics, problem.behavior))
+    index = {"states": problem.states, "actions": problem.actions, "n_states": problem.n_states,
+             "n_actions": problem.n_actions}
+    counts = policy.cell_weights(**index)
+    mean_advantage = policy.cell_weights(**index, weights=advantages(problem)) / np.maximum(counts, 1)
+    return {"optimal": greedy(value_iteration(dynamics)[1]), "behavior": problem.behavior,
+            "behavior_greedy": greedy(behavior_q),
+            "greedy_logged_advantage": greedy(np.where(counts > 0, mean_advantage, -np.inf))}

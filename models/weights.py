@@ -12,6 +12,8 @@ posterior narrows by about ``1 / sqrt(c)``. :func:`normalize` picks that scale e
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from models.errors import InputError
@@ -323,6 +325,21 @@ def _check_states(states, n_states, size: int, per_step: str) -> np.ndarray:
     return s
 
 
+def _check_episode_ends(episode_ends, size: int, per: str) -> np.ndarray:
+    """``episode_ends`` as ``size`` booleans, True at the last step of each episode (the last step
+    must end one)."""
+    try:
+        ends = np.asarray(episode_ends)
+        valid = ends.shape == (size,) and (ends.dtype == bool or np.isin(ends, (0, 1)).all())
+    except (TypeError, ValueError):  # ragged
+        valid = False
+    if not valid:
+        raise InputError(f"episode_ends must be {size} booleans, one per {per} (True where an episode ends)")
+    if not ends[-1]:
+        raise InputError("episode_ends: the last episode has no end (the last step must end an episode)")
+    return ends.astype(bool)
+
+
 def returns_to_go(rewards, episode_ends, gamma) -> np.ndarray:
     """Discounted returns ``G_t = r_t + gamma G_{t+1}``, restarting after every step that ends an episode.
 
@@ -330,16 +347,7 @@ def returns_to_go(rewards, episode_ends, gamma) -> np.ndarray:
     step must end an episode. ``gamma`` is the discount factor in [0, 1].
     """
     r = _check_values(rewards, "rewards")
-    try:
-        ends = np.asarray(episode_ends)
-        valid = ends.shape == r.shape and (ends.dtype == bool or np.isin(ends, (0, 1)).all())
-    except (TypeError, ValueError):  # ragged
-        valid = False
-    if not valid:
-        raise InputError(f"episode_ends must be {r.size} booleans, one per reward (True where an "
-                         "episode ends)")
-    if not ends[-1]:
-        raise InputError("episode_ends: the last episode has no end (the last step must end an episode)")
+    ends = _check_episode_ends(episode_ends, r.size, "reward")
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.integer, np.floating)) \
             or not 0 <= gamma <= 1:
         raise InputError(f"gamma must be a number in [0, 1], got {gamma!r}")
@@ -456,3 +464,46 @@ def psis_khat(log_weights) -> float:
 
     _, khat = az.psislw(lw)
     return float(khat)
+
+
+def finite_psis_khat(log_weights) -> float:
+    """:func:`psis_khat`, or NaN where ArviZ cannot fit a tail (too short, or ties at the top: it
+    returns inf and warns; NaN says "undefined" in a table without the warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        khat = psis_khat(log_weights)
+    return khat if np.isfinite(khat) else float("nan")
+
+
+def magnitude_diagnostics(weights) -> dict[str, float]:
+    """Kish ESS and PSIS k-hat of |w|: how many rows inform a weighted fit, and whether a few dominate it.
+
+    Signed weights (advantages) pull as hard as their magnitude; for non-negative weights |w| = w.
+    Zero weights are left out of k-hat; equal weights have no tail (NaN).
+    """
+    magnitude = np.abs(_check_values(weights, "weights"))
+    if not np.any(magnitude > 0):
+        raise InputError("weights are all zero: there is nothing to diagnose")
+    return {"kish_ess": kish_ess(magnitude), "psis_khat": finite_psis_khat(np.log(magnitude[magnitude > 0]))}
+
+
+def ratio_diagnostics(ratios, episode_ends) -> dict[str, float]:
+    """Kish ESS of per-step importance ratios, and Kish ESS and PSIS k-hat of their per-episode products.
+
+    ``episode_ends`` marks the last step of each episode, as in :func:`returns_to_go`. The product of
+    an episode's ratios is the weight an unbiased off-policy estimate of its return needs; with
+    one-step episodes (a bandit) the two coincide. Per-step ratios of a tabular policy take one value
+    per (state, action) cell, and clipped or truncated ones tie at the cap, so their own k-hat is
+    undefined; the products' is not.
+    """
+    rho = _check_values(ratios, "ratios")
+    if np.any(rho <= 0):
+        raise InputError("ratios must be positive: a logged action has positive target and behaviour "
+                         "probability")
+    ends = _check_episode_ends(episode_ends, rho.size, "ratio")
+    episode = np.concatenate([[0], np.cumsum(ends)[:-1]])
+    log_products = np.bincount(episode, weights=np.log(rho))
+    return {"ratio_kish_ess": kish_ess(rho),
+            # Kish ESS ignores the scale: shifting the logs keeps exp() finite for long episodes.
+            "episode_ratio_kish_ess": kish_ess(np.exp(log_products - log_products.max())),
+            "episode_ratio_psis_khat": finite_psis_khat(log_products)}

@@ -125,14 +125,14 @@ def bandit():
 
 
 def test_offpolicy_weights_are_ratios_to_the_uniform_target_times_advantages(bandit):
-    advantage = analysis.advantages(bandit)
+    advantage = problems.advantages(bandit)
     rho = 0.2 / bandit.behavior[bandit.states, bandit.actions]
     expected = {"offpolicy_ordinary": rho, "offpolicy_clipped": np.clip(rho, 0.8, 1.2),
                 "offpolicy_truncated": np.minimum(rho, 1.0),
                 "offpolicy_self_normalised": rho / np.array([rho[bandit.states == s].mean()
                                                              for s in bandit.states])}
     for scheme, ratio in expected.items():
-        weights, signed = analysis.scheme_weights(bandit, scheme)
+        weights, signed = problems.scheme_weights(bandit, scheme)
         assert signed
         np.testing.assert_allclose(weights, ratio * advantage)
     # The state baseline makes every state's advantages sum to zero.
@@ -151,7 +151,7 @@ def test_behaviour_cloning_mle_is_the_empirical_frequencies(bandit):
 def test_advantage_map_is_exactly_the_weight_of_each_cell(bandit):
     """Zero-sum cells make the log-likelihood linear, sum W_sa preference_sa: the centred preferences'
     posterior is Gaussian about sd^2 W, its mode; the WMLE does not exist."""
-    weights, _ = analysis.scheme_weights(bandit, "advantage")
+    weights, _ = problems.scheme_weights(bandit, "advantage")
     model = policy_model.build_model(bandit.states, bandit.actions, weights, n_states=3, n_actions=5,
                                      preference_sd=2.0, allow_negative=True, collapse=True)
     cells = model["weights"].get_value().reshape(3, 5)
@@ -160,7 +160,7 @@ def test_advantage_map_is_exactly_the_weight_of_each_cell(bandit):
 
 
 def test_inference_mle_detects_the_unbounded_advantage_likelihood(bandit):
-    weights, _ = analysis.scheme_weights(bandit, "advantage")
+    weights, _ = problems.scheme_weights(bandit, "advantage")
     model = policy_model.build_model(bandit.states, bandit.actions, weights, n_states=3, n_actions=5,
                                      allow_negative=True, collapse=True)
     # Each state's advantages sum to zero: the weighted log-likelihood is linear, 0 at the start.

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from models import weights
+from models.errors import InputError
 
 # Two episodes: steps 0-2 and 3-4.
 REWARDS = np.array([1.0, 0.0, 2.0, 1.0, 1.0])
@@ -196,3 +197,33 @@ def test_psis_khat_ignores_an_additive_constant_and_allows_zero_weights():
 def test_psis_khat_refuses_bad_input(log_weights, message):
     with pytest.raises(ValueError, match=message):
         weights.psis_khat(log_weights)
+
+
+def test_magnitude_diagnostics_use_the_size_of_signed_weights():
+    signed = np.array([2.0, -2.0, 1.0, -1.0])
+    diagnostics = weights.magnitude_diagnostics(signed)
+    # Kish ESS of |w| = (sum |w|)^2 / sum w^2 = 36 / 10
+    assert diagnostics["kish_ess"] == pytest.approx(3.6)
+    assert diagnostics == pytest.approx(weights.magnitude_diagnostics(np.abs(signed)), nan_ok=True)
+    assert np.isnan(diagnostics["psis_khat"])   # four weights: too short a tail for ArviZ
+    rng = np.random.default_rng(1)
+    heavy = rng.pareto(1.0, 2000) * np.where(rng.random(2000) < 0.5, -1, 1)   # tail index 1: k-hat ~ 1
+    assert weights.magnitude_diagnostics(heavy)["psis_khat"] > 0.7
+    with pytest.raises(InputError, match="all zero"):
+        weights.magnitude_diagnostics(np.zeros(3))
+
+
+def test_ratio_diagnostics_multiply_the_ratios_of_each_episode():
+    rho = np.array([2.0, 0.5, 4.0, 1.0, 1.0])
+    ends = np.array([False, True, False, False, True])   # episodes: steps 0-1 and 2-4
+    diagnostics = weights.ratio_diagnostics(rho, ends)
+    assert diagnostics["ratio_kish_ess"] == pytest.approx(weights.kish_ess(rho))
+    # products 1 and 4: Kish ESS (1 + 4)^2 / (1 + 16)
+    assert diagnostics["episode_ratio_kish_ess"] == pytest.approx(25 / 17)
+    assert np.isnan(diagnostics["episode_ratio_psis_khat"])   # two episodes: no tail to fit
+    one_step = weights.ratio_diagnostics(rho, np.ones(5, dtype=bool))   # a bandit: products = ratios
+    assert one_step["episode_ratio_kish_ess"] == pytest.approx(one_step["ratio_kish_ess"])
+    with pytest.raises(InputError, match="positive"):
+        weights.ratio_diagnostics(np.array([1.0, 0.0]), np.array([True, True]))
+    with pytest.raises(InputError, match="episode_ends must be 2 booleans"):
+        weights.ratio_diagnostics(np.array([1.0, 2.0]), np.array([True]))

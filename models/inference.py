@@ -44,12 +44,13 @@ from models.calibrate import sandwich_adjust, weighted_likelihood_bootstrap
 from models.diagnostics import Diagnostics, diagnose
 from models.errors import InputError
 from models.loo import LooResult, loo
+from models.loo import compare as loo_compare
 from models.maximise import Estimate, UnboundedLikelihoodError, maximise
 
 __all__ = ["Comparison", "Diagnostics", "Estimate", "LooResult", "RepeatedNUTS", "UnboundedLikelihoodError",
            "available_cores", "compare", "compare_many", "compile_log_likelihood", "diagnose",
-           "estimator_name", "loo", "map_estimate", "mle", "sample", "sample_many", "sandwich_adjust",
-           "weighted_likelihood_bootstrap"]
+           "estimator_name", "loo", "loo_compare", "map_estimate", "mle", "sample", "sample_many",
+           "sandwich_adjust", "weighted_likelihood_bootstrap"]
 
 SAMPLERS = backends.SAMPLERS  # "auto" and the back ends of models.backends
 

@@ -29,6 +29,14 @@ that is not the leave-one-unit-out estimate anyone wants, and its Pareto k-hats 
 
 Rows of weight 0 are outside the fit; they still get ``elpd_i`` (a prediction of a held-out row) and
 count ``w_i = 0`` in the totals.
+
+``population=`` states the target population apart from the fit's weights: rows are still left out
+of the fit as it holds them (``r_is = p(y_i | theta_s)^-w_i``), but the total weighs ``elpd_i`` by
+``v_i = n u_i / sum_j u_j`` for the given ``u``. Fits of the same rows under different weights (no
+weights, class-balanced, effective-number) then estimate the same quantity, the expected log
+predictive density of new units of that population, and :func:`compare` ranks them with a paired
+standard error of each difference. ``az.compare`` cannot: it would sum each fit's own weighted terms,
+a different target per fit.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from scipy.special import logsumexp
 
 from models.errors import InputError
 
-__all__ = ["LooResult", "UNWEIGHTED_GROUP", "loo"]
+__all__ = ["LooResult", "UNWEIGHTED_GROUP", "compare", "loo"]
 
 UNWEIGHTED_GROUP = "unweighted_log_likelihood"
 TARGETS = ("frequency", "population")
@@ -99,6 +107,18 @@ def _row_weights(idata, var_name: str, weights_var: str, shape) -> np.ndarray:
     return np.ravel(weights)
 
 
+def _population_weights(population, rows: int) -> np.ndarray:
+    try:
+        u = np.asarray(population, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"population must be numbers, one per row: {err}") from None
+    if u.size != rows:
+        raise InputError(f"population has {u.size} weights for {rows} rows: one per row")
+    if not np.all(np.isfinite(u)) or np.any(u < 0):
+        raise InputError("population weights must be finite and non-negative")
+    return np.ravel(u)
+
+
 def _relative_efficiency(idata, samples: int) -> float:
     """ArviZ's ``reff``: the mean ESS of the posterior over the number of draws."""
     if idata.posterior.sizes["chain"] == 1:
@@ -110,15 +130,19 @@ def _relative_efficiency(idata, samples: int) -> float:
 
 
 def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
-        weights_var: str = "weights") -> LooResult:
+        weights_var: str = "weights", population=None) -> LooResult:
     """Leave-one-out of a weighted posterior for the ``weights`` target (see the module docstring).
 
     ``idata`` needs ``posterior``, ``unweighted_log_likelihood`` (the suite's samplers store it
     beside ``log_likelihood``) and the row weights in ``constant_data[weights_var]``. ``var_name``
-    picks the observed variable when there are several.
+    picks the observed variable when there are several. ``population`` (only with
+    ``weights="population"``): one non-negative number per row, proportional to the target
+    population's density over the sample's; by default the fit's own weights.
     """
     if weights not in TARGETS:
         raise InputError(f"weights must be one of {TARGETS}, got {weights!r}")
+    if population is not None and weights != "population":
+        raise InputError("population= states a target population: use it with weights='population'")
     groups = set(idata.groups())
     if UNWEIGHTED_GROUP not in groups or "posterior" not in groups:
         raise InputError(f"idata needs posterior and {UNWEIGHTED_GROUP} groups (sample with the suite's "
@@ -135,9 +159,11 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
                              "weights='population' for other weights)")
         exponent = (w > 0).astype(float)   # a row of weight 0 is not in the fit: nothing to leave out
     else:
+        exponent = w
+        if population is not None:
+            w = _population_weights(population, w.size)
         if w.sum() <= 0:
             raise InputError("population weights need a positive sum")
-        exponent = w
     samples = log_p.shape[1]
     reff = _relative_efficiency(idata, samples)
     with warnings.catch_warnings():
@@ -160,3 +186,48 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
     return LooResult(elpd=elpd, se=se, p_loo=p_loo, pointwise=pointwise.reshape(rows_shape),
                      pareto_k=np.asarray(pareto_k).reshape(rows_shape), weights=w.reshape(rows_shape),
                      target=weights, good_k=good_k)
+
+
+COMPARE_COLUMNS = ("model", "rank", "elpd", "se", "elpd_diff", "dse", "p_loo", "bad_k", "units", "target")
+
+
+def compare(results: dict[str, LooResult]) -> list[dict]:
+    """Rank fits of the same rows by their :func:`loo` estimates of one target, best first.
+
+    Every result must have the same target and the same counting weights (the frequency weights, or
+    the population's): then each ``elpd`` estimates the same quantity and the difference of two fits
+    is a sum over the same units, ``d = sum_i c_i (elpd_i^A - elpd_i^B)``. Its standard error is
+    paired, as ``az.compare``'s: over units, ``sqrt(N var_units(elpd_i^A - elpd_i^B))`` for frequency
+    weights (``az.compare`` on the data expanded to units gives the same), and for a population
+    ``sqrt(sum_i v_i^2 (d_i - d / n)^2)``, the standard error of the weighted total as in
+    :func:`loo`. No stacking weights: for a population they would need a weighted stacking objective.
+    Rows: ``model``, ``rank`` (0 best), ``elpd``, ``se``, ``elpd_diff`` (to the best, >= 0), ``dse``,
+    ``p_loo``, ``bad_k`` (rows with Pareto k above ``good_k``: their terms are unreliable), ``units``,
+    ``target``.
+    """
+    if len(results) < 2:
+        raise InputError("compare needs at least two LOO results")
+    first = next(iter(results.values()))
+    for name, result in results.items():
+        if result.target != first.target or result.weights.shape != first.weights.shape \
+                or not np.allclose(result.weights, first.weights, rtol=1e-12, atol=0):
+            raise InputError(f"{name!r} estimates another target than {next(iter(results))!r} (its target "
+                             "or counting weights differ): compare only what counts the same units")
+    counts = np.ravel(first.weights)
+    if first.target == "population":
+        counts = counts.size * counts / counts.sum()
+    order = sorted(results, key=lambda name: results[name].elpd, reverse=True)
+    best = np.ravel(results[order[0]].pointwise)
+    rows = []
+    for rank, name in enumerate(order):
+        result = results[name]
+        d = best - np.ravel(result.pointwise)
+        total = float(np.sum(counts * d))
+        if first.target == "frequency":
+            dse = float(np.sqrt(np.sum(counts * (d - total / counts.sum()) ** 2)))
+        else:
+            dse = float(np.sqrt(np.sum(counts**2 * (d - total / counts.size) ** 2)))
+        rows.append({"model": name, "rank": rank, "elpd": result.elpd, "se": result.se, "elpd_diff": total,
+                     "dse": dse, "p_loo": result.p_loo, "bad_k": int(np.sum(result.pareto_k > result.good_k)),
+                     "units": result.units, "target": result.target})
+    return rows

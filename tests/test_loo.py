@@ -157,3 +157,51 @@ def test_loo_refuses_what_it_cannot_estimate():
     bare = az.from_dict(posterior={"p": np.full((2, 10), 0.5)})
     with pytest.raises(InputError, match=UNWEIGHTED_GROUP):
         inference.loo(bare)
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")   # inside az.compare, with pandas 3
+def test_compare_of_frequency_weighted_fits_is_az_compare_on_the_expanded_data():
+    # Two posteriors of the same counted tosses (different priors): the paired difference over units.
+    results, expanded = {}, {}
+    for name, prior in (("beta22", (2.0, 2.0)), ("beta81", (8.0, 1.0))):
+        model = coin.build_model(FLIPS, COUNTS, prior=prior)
+        exact = coin.exact_posterior(FLIPS, COUNTS, prior=prior)
+        idata = backends.add_log_likelihood(az.from_dict(
+            posterior={"p": exact.rvs((4, 2000), random_state=1)},
+            constant_data={"weights": COUNTS.astype(float)}, dims={"weights": ["toss"]},
+            coords={"toss": np.arange(FLIPS.size)}), model)
+        results[name] = inference.loo(idata, weights="frequency")
+        unit_terms = np.repeat(idata[UNWEIGHTED_GROUP]["heads"].values, COUNTS, axis=-1)
+        expanded[name] = az.InferenceData(posterior=idata.posterior, log_likelihood=xr.Dataset(
+            {"heads": (("chain", "draw", "unit"), unit_terms)}))
+    rows = {row["model"]: row for row in inference.loo_compare(results)}
+    reference = az.compare(expanded)
+    for name in results:
+        assert rows[name]["rank"] == reference.loc[name, "rank"]
+        assert rows[name]["elpd_diff"] == pytest.approx(reference.loc[name, "elpd_diff"], rel=1e-9, abs=1e-12)
+        assert rows[name]["dse"] == pytest.approx(reference.loc[name, "dse"], rel=1e-8, abs=1e-12)
+        assert rows[name]["se"] == pytest.approx(reference.loc[name, "se"], rel=1e-8)
+
+
+def test_a_stated_population_makes_differently_weighted_fits_comparable():
+    unit = _coin_idata(np.ones(FLIPS.size))
+    weighted = _coin_idata(COUNTS * 0.5)
+    population = np.where(FLIPS == 1, 1.0, 3.0)   # a population with three tails per head
+    default = inference.loo(weighted, weights="population")
+    assert inference.loo(weighted, weights="population", population=COUNTS * 0.5).elpd == pytest.approx(
+        default.elpd, rel=1e-12)
+    results = {name: inference.loo(idata, weights="population", population=population)
+               for name, idata in (("unit", unit), ("weighted", weighted))}
+    for result in results.values():
+        v = FLIPS.size * population / population.sum()
+        assert result.elpd == pytest.approx(np.sum(v * result.pointwise), rel=1e-12)
+    rows = inference.loo_compare(results)
+    assert rows[0]["elpd_diff"] == 0.0 and rows[1]["elpd_diff"] > 0
+    assert rows[1]["elpd_diff"] == pytest.approx(rows[0]["elpd"] - rows[1]["elpd"], rel=1e-9)
+    # Each fit under its own weights is another target: refused, as are bad populations.
+    with pytest.raises(InputError, match="another target"):
+        inference.loo_compare({"unit": inference.loo(unit, weights="population"), "weighted": default})
+    with pytest.raises(InputError, match="one per row"):
+        inference.loo(unit, weights="population", population=np.ones(3))
+    with pytest.raises(InputError, match="weights='population'"):
+        inference.loo(unit, weights="frequency", population=population)

@@ -39,14 +39,20 @@ posterior predictive probability (the draws' average).
 
 LOO. ``az.compare`` ranks models by the expected log predictive density of the data they were fitted
 to, so it is meaningful only among models with the same, unweighted likelihood: here the simulated
-data's unweighted two-feature model against a one-feature model. Across weighting schemes it is not:
-each scheme's ``log_likelihood`` holds w_i log p(y_i | theta), a different target per scheme, and the
-focal terms are not log densities at all.
+data's unweighted two-feature model against a one-feature model (``loo_compare.csv``). Across
+weighting schemes it is not: each scheme's ``log_likelihood`` holds w_i log p(y_i | theta), a
+different target per scheme. Stating the target makes them comparable (``inference.loo`` with
+``weights="population", population=u``: each row is left out of the fit as that fit holds it, and
+its elpd_i counts u_i): ``population_loo.csv`` ranks the schemes with a likelihood (not focal: its
+terms are not log densities; not the prior correction: a shifted posterior, no likelihood of its
+own) for two populations, the sample's (u = 1, 1% or 5% minority) and one with equal class rates
+(u = the balanced weights), by ``inference.loo_compare`` with paired standard errors. With 10 (15)
+minority rows carrying half the equal-rates population, its standard errors are wide.
 
 Outputs (``figures/classes/``, drawn by ``analyses.figures.classes``): ``decision_boundaries.png``,
 ``coefficients_forest.png``, ``metrics.png``, ``calibration.png``, ``focal_sweep.png``;
 (``results/classes/``): one NetCDF posterior per (data set, scheme), ``summary.csv``,
-``loo_compare.csv``.
+``loo_compare.csv``, ``population_loo.csv``.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for
 from models import classes, inference, summary
 from models import weights as weights_lib
 from models.inference import Estimate
+from models.loo import COMPARE_COLUMNS
 
 THRESHOLD = 0.5
 TARGET_RATE = 0.5  # the prior correction's population: equal class rates
@@ -310,6 +317,22 @@ def loo_comparison(dataset: Dataset, full: SchemeFit, settings: Settings, seed: 
     return rows, one_feature.diagnostics
 
 
+POPULATION_LOO_COLUMNS = ("dataset", "population", *COMPARE_COLUMNS)
+
+
+def population_loo(dataset: Dataset, fits: dict, names: list[str]) -> list[dict]:
+    """LOO of the schemes ``names`` of one data set for the sample's population and for equal class
+    rates, ranked within each (``inference.loo_compare``)."""
+    populations = {"sample": np.ones(dataset.y.size), "equal_rates": weights_lib.balanced(dataset.y)}
+    table = []
+    for population, u in populations.items():
+        results = {name: inference.loo(fits[dataset.name, name].comparison.idata, weights="population",
+                                       population=u) for name in names}
+        table += [{"dataset": dataset.name, "population": population, **row}
+                  for row in inference.loo_compare(results)]
+    return table
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -333,6 +356,15 @@ def main(settings: Settings, output: Output) -> Report:
                                                seed_for(settings.seed, "simulated", "one_feature"), output)
     rows += loo_rows
     diagnostics["simulated_one_feature"] = loo_diagnostics
+    likelihood_schemes = [name for name in chosen if chosen[name].get("likelihood", "categorical") != "focal"]
+    progress("classes", "LOO for the sample's population and for equal class rates: "
+                        + ", ".join(likelihood_schemes))
+    table = [row for dataset in datasets for row in population_loo(dataset, fits, likelihood_schemes)]
+    output.table(table, "population_loo.csv", columns=POPULATION_LOO_COLUMNS)
+    for row in table:
+        label, quantity = f"{row['dataset']}_{row['model']}", f"elpd_loo_{row['population']}"
+        rows += [summary.point(label, "posterior", quantity, row["elpd"]),
+                 summary.point(label, "posterior", f"{quantity}_se", row["se"])]
 
     names = [*chosen, "prior_correction"]
     output.figure(figures.plot_boundaries(datasets[0], fits, names, target_rate=TARGET_RATE),

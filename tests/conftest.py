@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytensor
 import pytest
 
 import models  # noqa: F401  (BLAS configuration before PyTensor compiles anything)
@@ -24,6 +25,21 @@ def pytest_collection_modifyitems(items):
         return any(test.get_closest_marker("analysis_run") for test in tests), len(tests)
 
     items[:] = [item for tests in sorted(by_file.values(), key=cost, reverse=True) for item in tests]
+
+
+@pytest.fixture(autouse=True)
+def _python_mode(request):
+    """Tests marked ``python_mode`` (module or test) that only evaluate or optimise small graphs run
+    PyTensor's Python implementations (mode FAST_COMPILE): compiling a C module per new graph costs
+    seconds, more than the evaluations save. ``default_mode`` on a test of such a module (NUTS with
+    thousands of steps) keeps PyTensor's default back end, as do module-scoped fixtures (set up
+    before this one) and the analyses' runs in their own processes."""
+    if request.node.get_closest_marker("python_mode") is None or request.node.get_closest_marker(
+            "default_mode") is not None:
+        yield
+        return
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        yield
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from models import calibrate, classes, coin, inference, policy
 from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError
 
+pytestmark = pytest.mark.python_mode
+
 FLIPS_20 = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 0])  # 7 heads of 20
 
 
@@ -114,6 +116,7 @@ def test_sandwich_undoes_the_narrowing_by_a_common_weight_scale():
     assert adjusted.posterior["p"].values.std() == pytest.approx(plain_sd, rel=0.07)
 
 
+@pytest.mark.default_mode
 def test_sandwich_of_nuts_draws_ignores_the_weights_scale():
     """Logistic model, NUTS: multiplying the weights by 4 narrows the raw posterior (variance / 4) but
     the adjusted variance, H^-1 J H^-1 at the posterior mean, is the same up to the prior's share of

@@ -13,6 +13,8 @@ from scipy import special, stats
 from models import classes, inference, weights
 from models.inference import UnboundedLikelihoodError, compile_log_likelihood
 
+pytestmark = pytest.mark.python_mode
+
 
 def binary_data(n=40, seed=3):
     rng = np.random.default_rng(seed)
@@ -194,6 +196,7 @@ def test_effective_number_refuses_bad_beta():
 # --------------------------------------------------------------------------- estimators
 
 
+@pytest.mark.default_mode
 def test_separation_is_detected_while_map_and_posterior_stay_finite():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(30, 2))
@@ -223,6 +226,7 @@ def test_focal_wmle_moves_towards_hard_samples():
     assert focal["intercept"] > plain["intercept"] + 0.5
 
 
+@pytest.mark.default_mode
 def test_posterior_matches_quadrature():
     """One feature: the exact posterior on a fine 2-D grid against NUTS, within 4 MCSE."""
     rng = np.random.default_rng(8)

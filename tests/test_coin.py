@@ -10,6 +10,8 @@ from scipy import special, stats
 
 from models import coin, inference
 
+pytestmark = pytest.mark.python_mode
+
 PRIOR = (2.0, 2.0)
 LOGIT_GRID = (-2.0, -0.3, 0.0, 0.9, 3.5)
 
@@ -185,6 +187,7 @@ print("cores", idata.attrs["cores"])
 
 
 @pytest.mark.slow
+@pytest.mark.default_mode
 def test_nuts_matches_exact_posterior_across_random_weightings():
     """20 random data sets and weightings (0.1-20 per toss, all three normalisations)."""
     import arviz as az

@@ -15,6 +15,8 @@ from scipy import optimize, special
 from models import classes, coin, existence, inference, maximise, policy, separation
 from models.likelihood import weighted_likelihood
 
+pytestmark = pytest.mark.python_mode
+
 
 def labels_of(separated: separation.Separation) -> dict[str, str]:
     return dict(separated.directions)
@@ -139,6 +141,7 @@ def newton_mle(S: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, float]:
     return b, float(np.abs(S.T @ (1 - 1 / (1 + np.exp(-(S @ b))))).max())
 
 
+@pytest.mark.default_mode
 def test_near_the_phase_transition_the_linear_program_is_right_and_the_ridge_path_mostly_agrees():
     """Logistic regression with n = 80 rows and 36 standard-normal features plus an intercept, labels
     fair coins: kappa = 37 / 80 sits just below Candes & Sur's threshold 1/2, so some designs separate

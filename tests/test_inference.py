@@ -10,6 +10,8 @@ from models import batched, coin, inference
 from models.errors import InputError
 from models.likelihood import weighted_likelihood
 
+pytestmark = pytest.mark.python_mode
+
 # L-BFGS stops at a relative gradient of 1e-12 (objective divided by |f(z0)|, coordinates scaled to
 # unit curvature at z0): on these O(1)-curvature problems estimates are good to ~1e-10; test at 1e-7.
 OPTIMISER_TOLERANCE = 1e-7
@@ -266,6 +268,7 @@ def test_diagnose_refuses_what_has_no_posterior():
         inference.diagnose(np.zeros(3))
 
 
+@pytest.mark.default_mode
 def test_repeated_nuts_swaps_data_without_rebuilding_and_matches_the_exact_posterior():
     model = coin.build_model([1, 0], [3.0, 7.0], prior=(2.0, 2.0))
     sampler = inference.RepeatedNUTS(model, draws=1000, tune=500, chains=2)
@@ -316,6 +319,7 @@ def weighted_poisson(x, counts, weights):
     return model
 
 
+@pytest.mark.default_mode
 def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_side():
     rng = np.random.default_rng(8)
     x = rng.normal(size=80)
@@ -349,6 +353,7 @@ def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_s
     assert ("wmle", "rate_at_zero") not in rows   # rows list the free variables unless asked
 
 
+@pytest.mark.default_mode
 def test_compare_records_a_wmle_that_does_not_exist_instead_of_raising():
     model = logistic(SEPARABLE_X, (SEPARABLE_X > 0).astype(int))
     result = inference.compare(model, draws=100, tune=100, chains=2, random_seed=1)

@@ -25,6 +25,8 @@ from scipy import special, stats
 from models import classes, coin, inference, policy
 from models.errors import InputError
 
+pytestmark = pytest.mark.python_mode
+
 RNG = np.random.default_rng(20261203)
 N = 24
 

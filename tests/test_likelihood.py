@@ -7,6 +7,8 @@ from scipy import stats
 
 from models.likelihood import weighted_likelihood
 
+pytestmark = pytest.mark.python_mode
+
 
 def test_weighted_normal_term_equals_scipy_and_predicts_unweighted():
     y = np.array([0.3, -1.2, 2.5, 0.8])

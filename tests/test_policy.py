@@ -15,6 +15,8 @@ from scipy import integrate, linalg, special, stats
 
 from models import inference, policy
 
+pytestmark = pytest.mark.python_mode
+
 N_STATES, N_ACTIONS = 3, 3
 SD = 1.5
 # 24 logged steps: every action taken in every state (so the unweighted MLE exists).

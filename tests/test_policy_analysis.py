@@ -148,6 +148,7 @@ def test_behaviour_cloning_mle_is_the_empirical_frequencies(bandit):
                                atol=1e-6)
 
 
+@pytest.mark.python_mode   # a MAP of 15 cells: no C module needed
 def test_advantage_map_is_exactly_the_weight_of_each_cell(bandit):
     """Zero-sum cells make the log-likelihood linear, sum W_sa preference_sa: the centred preferences'
     posterior is Gaussian about sd^2 W, its mode; the WMLE does not exist."""

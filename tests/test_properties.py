@@ -14,6 +14,8 @@ from scipy import special, stats
 
 from models import coin, weights
 
+pytestmark = pytest.mark.python_mode
+
 FAST = settings(max_examples=200, deadline=None)  # no compilation: 200 examples take ~1 s
 COMPILING = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

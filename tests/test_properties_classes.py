@@ -4,12 +4,15 @@ schemes keep their defining identities for any labels."""
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from models import classes, weights
+
+pytestmark = pytest.mark.python_mode
 
 FAST = settings(max_examples=200, deadline=None)
 COMPILED_ONCE = settings(max_examples=60, deadline=None)
@@ -99,7 +102,8 @@ def compiled(request):
     Bernoulli and Categorical already return NaN gradients."""
     k, likelihood = request.param
     model = classes.build_model(np.zeros((N, FEATURES)), np.arange(N) % k, np.ones(N), likelihood=likelihood)
-    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):   # module scope: outside the autouse fixture
+        logp, dlogp = model.compile_logp(), model.compile_dlogp()
     return k, model, logp, dlogp
 
 

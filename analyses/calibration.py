@@ -43,10 +43,11 @@ draws) per fit unless ``--chains/--tune/--draws`` say otherwise, every data set 
 scenario in one batch (``inference.sample_many``, one compiled JAX program); the WLB with 200 draws
 of every data set in another (``calibrate.weighted_likelihood_bootstrap_many``).
 
-Outputs: ``figures/calibration/{coverage,width_coverage,wlb_vs_nuts}.png``;
-``results/calibration/coverage.csv`` (one row per data set, method and parameter),
-``example_{raw,sandwich,wlb}.nc`` (one logistic importance-weighted data set), ``summary.csv``
-(``coverage`` rows: empirical coverage of the nominal 90% intervals, with 95% Monte Carlo intervals).
+Outputs: ``figures/calibration/{coverage,width_coverage,wlb_vs_nuts}.png`` (drawn by
+``analyses.figures.calibration``); ``results/calibration/coverage.csv`` (one row per data set,
+method and parameter), ``example_{raw,sandwich,wlb}.nc`` (one logistic importance-weighted data
+set), ``summary.csv`` (``coverage`` rows: empirical coverage of the nominal 90% intervals, with 95%
+Monte Carlo intervals).
 """
 
 from __future__ import annotations
@@ -54,12 +55,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import arviz as az
-import matplotlib.pyplot as plt
 import numpy as np
 import pymc as pm
 from scipy import integrate, special, stats
 
 from analyses import plotting
+from analyses.figures import calibration as figures
 from analyses.output import Output
 from analyses.study import (
     Report,
@@ -90,10 +91,6 @@ GRID = np.array([-1.5, -0.5, 0.5, 1.5])
 
 METHODS = ("raw", "sum_n", "sum_ess", "sandwich", "wlb", "unweighted")
 NORMALIZE = {"raw": "none", "sum_n": "n", "sum_ess": "ess"}
-LABELS = {"raw": "weights as given", "sum_n": "weights sum to n", "sum_ess": "weights sum to Kish ESS",
-          "sandwich": "sandwich-adjusted", "wlb": "weighted likelihood bootstrap",
-          "unweighted": "unweighted (reference)"}
-COLORS = {"raw": "C3", "sum_n": "C0", "sum_ess": "C2", "sandwich": "C4", "wlb": "C1", "unweighted": "0.5"}
 
 
 def _population_rate(intercept: float, slope: float) -> float:
@@ -354,103 +351,10 @@ def main(settings: Settings, output: Output) -> Report:
         if name != "sum_ess":
             output.posterior(idata, f"example_{name}.nc", scenario=EXAMPLE, weighting=name,
                              seed=settings.seed)
-    output.figure(_plot_coverage(table), "coverage.png")
-    output.figure(_plot_width(table), "width_coverage.png")
-    output.figure(_plot_example(example), "wlb_vs_nuts.png")
-    return Report(rows=table, fits=fits)
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _values(table: list[dict]) -> dict:
-    return {(r["model"], r["estimator"], r["quantity"]): r for r in table}
-
-
-def _legend_below(fig, ax) -> None:
-    fig.tight_layout(rect=(0, 0.1, 1, 0.93))
-    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=9)
-
-
-def _error_bars(rows: list[dict]) -> np.ndarray:
-    """(2, k) distances from each row's value to its interval's ends (rounding can leave -1e-17)."""
-    below = [r["value"] - r["lower"] for r in rows]
-    return np.clip([below, [r["upper"] - r["value"] for r in rows]], 0, None)
-
-
-def _plot_coverage(table: list[dict]):
-    """Per scenario: empirical against nominal coverage (50% and 90%) of each method, with 95% Monte
-    Carlo intervals; on the diagonal a method is calibrated."""
-    value = _values(table)
-    fig, axs = plt.subplots(1, len(SCENARIOS), figsize=(3.3 * len(SCENARIOS), 3.9), sharey=True)
-    offsets = np.linspace(-0.05, 0.05, len(METHODS))
-    for ax, scenario in zip(axs, SCENARIOS):
-        ax.plot([0.3, 1.0], [0.3, 1.0], color="black", linewidth=0.8, linestyle="--")
-        for offset, method in zip(offsets, METHODS):
-            points = [value.get((scenario.name, method, q)) for q in ("coverage_50", "coverage")]
-            if None in points:
-                continue
-            nominal = np.array([0.5, 0.9]) + offset
-            coverage = np.array([p["value"] for p in points])
-            errors = _error_bars(points)
-            ax.errorbar(nominal, coverage, yerr=errors, color=COLORS[method], marker="o", markersize=4,
-                        linewidth=1.2, capsize=2, label=LABELS[method])
-        ax.set_title(scenario.name.replace("_", " "))
-        ax.set_xticks([0.5, 0.9], ["50%", "90%"])
-        ax.set_xlabel("nominal coverage")
-        ax.set_xlim(0.35, 1.05)
-    axs[0].set_ylabel("empirical coverage of the true value")
-    axs[0].set_ylim(0.0, 1.02)
-    _legend_below(fig, axs[0])
-    fig.suptitle("Coverage of central intervals from each method (dashed: calibrated; "
-                 "bars: 95% Monte Carlo intervals)")
-    return fig
-
-
-def _plot_width(table: list[dict]):
-    """Mean width of the nominal 90% intervals against their coverage, per scenario and method."""
-    value = _values(table)
-    fig, axs = plt.subplots(1, len(SCENARIOS), figsize=(3.3 * len(SCENARIOS), 3.9), sharey=True)
-    for ax, scenario in zip(axs, SCENARIOS):
-        ax.axhline(0.9, color="black", linewidth=0.8, linestyle="--")
-        for method in METHODS:
-            row = value.get((scenario.name, method, "coverage"))
-            width = value.get((scenario.name, method, "width_90"))
-            if row is None:
-                continue
-            ax.errorbar(width["value"], row["value"], yerr=_error_bars([row]), color=COLORS[method],
-                        marker="o", capsize=2, label=LABELS[method])
-        ax.set_xlim(left=0)
-        ax.set_title(scenario.name.replace("_", " "))
-        unit = "p" if scenario.family == "coin" else "logit scale, mean of 2 parameters"
-        ax.set_xlabel(f"mean width of 90% interval\n({unit})")
-    axs[0].set_ylabel("coverage of nominal 90% interval")
-    axs[0].set_ylim(0.0, 1.02)
-    _legend_below(fig, axs[0])
-    fig.suptitle("Width against coverage of the nominal 90% intervals (dashed: 90%; "
-                 "bars: 95% Monte Carlo intervals)")
-    return fig
-
-
-def _plot_example(example: dict):
-    """One logistic data set with noisy importance weights: the WLB's draws against NUTS's (raw and
-    sum-to-ESS weighted posteriors) and the sandwich-adjusted draws, with the truth."""
+    output.figure(figures.plot_coverage(table, SCENARIOS, METHODS), "coverage.png")
+    output.figure(figures.plot_width(table, SCENARIOS, METHODS), "width_coverage.png")
     truth = next(s for s in SCENARIOS if s.name == EXAMPLE).truth
-    fig, axs = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, (name, true_value) in zip(axs, truth.items()):
-        columns = {method: _flat_draws(idata, name)[:, 0] for method, idata in example.items()}
-        low, high = np.min([np.quantile(c, 0.001) for c in columns.values()]), \
-            np.max([np.quantile(c, 0.999) for c in columns.values()])
-        grid = np.linspace(low, high, 300)
-        for method, draws in columns.items():
-            kind = "WLB" if method == "wlb" else ("NUTS, adjusted" if method == "sandwich" else "NUTS")
-            ax.plot(grid, stats.gaussian_kde(draws)(grid), color=COLORS[method], linewidth=1.6,
-                    label=f"{LABELS[method]} ({kind}, {draws.size} draws)")
-        ax.axvline(float(np.ravel(true_value)[0]), color="black", linewidth=1.2, label="truth")
-        ax.set_xlabel(name)
-        ax.set_yticks([])
-    axs[0].set_ylabel("density (Gaussian KDE)")
-    fig.suptitle("One data set of logistic importance: 200 rows with LogNormal(-1/2, 1) weights")
-    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
-    fig.legend(*axs[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9)
-    return fig
+    draws = {method: {name: _flat_draws(idata, name)[:, 0] for name in truth}
+             for method, idata in example.items()}
+    output.figure(figures.plot_example(draws, truth), "wlb_vs_nuts.png")
+    return Report(rows=table, fits=fits)

@@ -15,9 +15,9 @@ Rescaling all weights by c leaves the WMLE at 16/19 but multiplies the pseudo-co
 
 One model is built and compiled; every fit (the four weightings, the sweep) swaps its weights in.
 
-Outputs (``figures/coin/``): ``log_likelihood.png``, ``posteriors.png``, ``weight_sweep.png``,
-``trace_rank.png``; (``results/coin/``): one NetCDF posterior per weighting, ``summary.csv``,
-``weight_sweep.csv``.
+Outputs (``figures/coin/``, drawn by ``analyses.figures.coin``): ``log_likelihood.png``,
+``posteriors.png``, ``weight_sweep.png``, ``trace_rank.png``; (``results/coin/``): one NetCDF
+posterior per weighting, ``summary.csv``, ``weight_sweep.csv``.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import arviz as az
-import matplotlib.pyplot as plt
 import numpy as np
 import pymc as pm
 from scipy import optimize
 
 from analyses import plotting
+from analyses.figures import coin as figures
 from analyses.output import Output
 from analyses.study import Report, Settings, progress, seed_for
 from models import coin, inference, summary
@@ -40,7 +40,6 @@ KEY_TOSS = 2
 KEY_WEIGHT = 10.0
 PRIOR = (2.0, 2.0)
 NORMALIZATIONS = {"none": "weights_as_given", "n": "weights_sum_n", "ess": "weights_sum_ess"}
-COLORS = {"unweighted": "0.55", "weights_as_given": "C3", "weights_sum_n": "C0", "weights_sum_ess": "C2"}
 SWEEP_GRID = np.geomspace(1, 100, 81)
 SWEEP_NUTS = (1.0, 3.0, 10.0, 30.0, 100.0)
 SWEEP_NUTS_QUICK = (100.0,)
@@ -120,10 +119,10 @@ def main(settings: Settings, output: Output) -> Report:
     sweep, sweep_diagnostics = _sweep(model, settings)
     output.table(sweep, "weight_sweep.csv", columns=SWEEP_COLUMNS)
 
-    output.figure(_plot_log_likelihood(model, fits), "log_likelihood.png")
-    output.figure(_plot_posteriors(fits), "posteriors.png")
-    output.figure(_plot_sweep(sweep), "weight_sweep.png")
-    output.figure(_plot_trace(fits["weights_as_given"].comparison.idata), "trace_rank.png")
+    output.figure(figures.plot_log_likelihood(model, fits), "log_likelihood.png")
+    output.figure(figures.plot_posteriors(fits), "posteriors.png")
+    output.figure(figures.plot_sweep(sweep, NORMALIZATIONS), "weight_sweep.png")
+    output.figure(figures.plot_trace(fits["weights_as_given"].comparison.idata), "trace_rank.png")
     return Report(rows=rows, fits=diagnostics | sweep_diagnostics)
 
 
@@ -158,79 +157,3 @@ def _sweep(model, settings: Settings):
         rows.append(dict(zip(SWEEP_COLUMNS, (how, weight, "posterior", float(draws.mean()), lower, upper,
                                              int(fit.ok)))))
     return rows, diagnostics
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _plot_log_likelihood(model, fits: dict):
-    grid = np.linspace(0.005, 0.995, 397)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    log_likelihood = inference.compile_log_likelihood(model)
-    for label, fit in fits.items():
-        pm.set_data({"weights": fit.weights}, model=model)
-        values = np.array([log_likelihood(p=p) for p in grid])
-        ax.plot(grid, values - values.max(), color=COLORS[label], linewidth=2,
-                label=f"{label.replace('_', ' ')} (sum w = {fit.weights.sum():.3g})")
-    mle, wmle = (float(fits[label].comparison.point["p"]) for label in ("unweighted", "weights_as_given"))
-    plotting.mark(ax, mle, "mle")
-    plotting.mark(ax, wmle, "mle")
-    for label, x in (("MLE", mle), ("WMLE", wmle)):
-        ax.annotate(f"{label} {x:.3f}", (x, 0.15), ha="center", va="bottom", fontsize=9)
-    ax.set(ylim=(-8, 0.9), xlabel="p (probability of heads)",
-           ylabel="log-likelihood minus its maximum",
-           title="Weighting the 3rd toss moves the maximiser; rescaling weights only changes curvature")
-    ax.legend(loc="lower left", fontsize=8.5)
-    return fig
-
-
-def _plot_posteriors(fits: dict):
-    fig, axs = plt.subplots(1, len(fits), figsize=(13, 3.6), sharex=True)
-    grid = np.linspace(0.0, 1.0, 501)
-    for ax, (label, fit) in zip(axs, fits.items()):
-        comparison = fit.comparison
-        draws = comparison.idata.posterior["p"].values.ravel()
-        ax.hist(draws, bins=50, range=(0, 1), density=True, color=COLORS[label], alpha=0.45,
-                label=f"NUTS ({draws.size} draws)")
-        ax.plot(grid, fit.exact.pdf(grid), color=COLORS[label], linewidth=2, label="exact Beta")
-        plotting.mark(ax, float(comparison.point["p"]), "mle", comparison.point_name.upper())
-        plotting.mark(ax, float(comparison.map["p"]), "map", "MAP")
-        plotting.mark(ax, draws.mean(), "posterior_mean", "posterior mean")
-        ax.set(title=f"{label.replace('_', ' ')}\nsum w = {fit.weights.sum():.3g}",
-               xlabel="p", xlim=(0.2, 1.0))
-        ax.set_yticks([])
-    axs[0].legend(loc="upper left", fontsize=8)
-    fig.suptitle("Posterior of p under Beta(2, 2): same WMLE, width set by the weights' scale", y=1.04)
-    return fig
-
-
-def _plot_sweep(sweep: list[dict]):
-    fig, axs = plt.subplots(1, len(NORMALIZATIONS), figsize=(13, 3.9), sharey=True)
-    for ax, (how, label) in zip(axs, NORMALIZATIONS.items()):
-        rows = [r for r in sweep if r["normalize"] == how]
-        exact = [r for r in rows if r["estimator"] == "exact_posterior"]
-        x = [r["key_weight"] for r in exact]
-        ax.fill_between(x, [r["lower"] for r in exact], [r["upper"] for r in exact],
-                        color=COLORS[label], alpha=0.2, label="94% HDI (exact)")
-        ax.plot(x, [r["value"] for r in exact], color=COLORS[label], linewidth=2,
-                label="posterior mean (exact)")
-        nuts = [r for r in rows if r["estimator"] == "posterior"]
-        ax.errorbar([r["key_weight"] for r in nuts], [r["value"] for r in nuts],
-                    yerr=[[r["value"] - r["lower"] for r in nuts], [r["upper"] - r["value"] for r in nuts]],
-                    fmt="o", color=COLORS[label], markeredgecolor="black", capsize=3,
-                    label="NUTS mean, 94% HDI")
-        wmle = [r for r in rows if r["estimator"] == "wmle"]
-        ax.plot([r["key_weight"] for r in wmle], [r["value"] for r in wmle], marker="x",
-                markersize=7, linewidth=1.4, **plotting.ESTIMATOR_STYLE["mle"], label="WMLE")
-        ax.set(xscale="log", xlabel="weight c of the 3rd toss", title=label.replace("_", " "))
-    axs[0].set(ylabel="p", ylim=(0.15, 1.0))
-    axs[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("The WMLE depends only on the weights' ratios; the posterior also on their sum", y=1.02)
-    return fig
-
-
-def _plot_trace(idata):
-    axes = az.plot_trace(idata, var_names=["p"], kind="rank_bars", figsize=(10, 3))
-    fig = axes.ravel()[0].figure
-    fig.suptitle("NUTS, weights as given: density per chain and rank bars (uniform = mixed)", y=1.03)
-    return fig

@@ -18,9 +18,14 @@ def _values(table: list[dict]) -> dict:
     return {(r["model"], r["estimator"], r["quantity"]): r for r in table}
 
 
-def _legend_below(fig, ax) -> None:
+def _finish(fig, axs, ylabel: str, title: str):
+    """Coverage on the y axis of the first panel, the legend below the panels, the title above."""
+    axs[0].set_ylabel(ylabel)
+    axs[0].set_ylim(0.0, 1.02)
     fig.tight_layout(rect=(0, 0.1, 1, 0.93))
-    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=9)
+    fig.legend(*axs[0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=9)
+    fig.suptitle(title)
+    return fig
 
 
 def _error_bars(rows: list[dict]) -> np.ndarray:
@@ -50,12 +55,9 @@ def plot_coverage(table: list[dict], scenarios, methods):
         ax.set_xticks([0.5, 0.9], ["50%", "90%"])
         ax.set_xlabel("nominal coverage")
         ax.set_xlim(0.35, 1.05)
-    axs[0].set_ylabel("empirical coverage of the true value")
-    axs[0].set_ylim(0.0, 1.02)
-    _legend_below(fig, axs[0])
-    fig.suptitle("Coverage of central intervals from each method (dashed: calibrated; "
-                 "bars: 95% Monte Carlo intervals)")
-    return fig
+    return _finish(fig, axs, "empirical coverage of the true value",
+                   "Coverage of central intervals from each method (dashed: calibrated; "
+                   "bars: 95% Monte Carlo intervals)")
 
 
 def plot_width(table: list[dict], scenarios, methods):
@@ -75,12 +77,9 @@ def plot_width(table: list[dict], scenarios, methods):
         ax.set_title(scenario.name.replace("_", " "))
         unit = "p" if scenario.family == "coin" else "logit scale, mean of 2 parameters"
         ax.set_xlabel(f"mean width of 90% interval\n({unit})")
-    axs[0].set_ylabel("coverage of nominal 90% interval")
-    axs[0].set_ylim(0.0, 1.02)
-    _legend_below(fig, axs[0])
-    fig.suptitle("Width against coverage of the nominal 90% intervals (dashed: 90%; "
-                 "bars: 95% Monte Carlo intervals)")
-    return fig
+    return _finish(fig, axs, "coverage of nominal 90% interval",
+                   "Width against coverage of the nominal 90% intervals (dashed: 90%; "
+                   "bars: 95% Monte Carlo intervals)")
 
 
 def plot_example(pooled: dict, truth: dict):

@@ -44,10 +44,10 @@ Per (schedule, phase): WMLE, MAP and the NUTS posterior (``inference.compare_man
 minority recall at P = 0.5 and Brier score (the posterior per draw: mean and 94% HDI over 400 thinned
 draws).
 
-Outputs (``figures/curriculum/``): ``coefficient_paths.png``, ``weight_profiles.png``,
-``decision_boundaries.png``, ``metrics.png``; (``results/curriculum/``): one NetCDF posterior per
-(schedule, phase) with its weights in ``constant_data`` and the pointwise weighted log-likelihood,
-``summary.csv``.
+Outputs (``figures/curriculum/``, drawn by ``analyses.figures.curriculum``):
+``coefficient_paths.png``, ``weight_profiles.png``, ``decision_boundaries.png``, ``metrics.png``;
+(``results/curriculum/``): one NetCDF posterior per (schedule, phase) with its weights in
+``constant_data`` and the pointwise weighted log-likelihood, ``summary.csv``.
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import arviz as az
-import matplotlib.pyplot as plt
 import numpy as np
 import pymc as pm
 from scipy import special
 
 from analyses import plotting
+from analyses.figures import curriculum as figures
 from analyses.output import Output
 from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import classes, inference, summary
@@ -81,8 +81,8 @@ THRESHOLD = 0.5
 METRIC_DRAWS = 400
 METRICS = ("minority_recall", "brier")
 SAME_WEIGHTS_RTOL = 1e-12  # weights this close give the same fit to every printed digit
-SCHEDULE_COLORS = {"easy_to_hard": "C0", "hard_to_easy": "C3", "self_paced": "C4"}
 PARAMETERS = ("intercept", *(f"coef[{f}]" for f in FEATURES))
+TRUTH = {"intercept": TRUE_INTERCEPT, "coef": TRUE_COEF}
 
 
 @dataclass(frozen=True)
@@ -259,12 +259,19 @@ def phase_rows(phase: Phase) -> list[dict]:
     return rows
 
 
-def reference_rows(data: Data, reference: dict) -> list[dict]:
-    truth = {"intercept": TRUE_INTERCEPT, "coef": TRUE_COEF}
-    rows = []
-    for label, estimator, estimate in (("truth", "truth", truth), ("unweighted", "mle", reference)):
+def reference_scores(data: Data, reference: dict) -> dict[str, dict]:
+    """Test-set metrics of the ``truth`` and of the ``unweighted`` MLE, the yardsticks."""
+    scores = {}
+    for label, estimate in (("truth", TRUTH), ("unweighted", reference)):
         p = classes.predict_proba(data.X_test, estimate["intercept"], estimate["coef"])
-        rows += _point_rows(label, estimator, estimate, {k: v[0] for k, v in metrics(p, data.y_test).items()})
+        scores[label] = {metric: values[0] for metric, values in metrics(p, data.y_test).items()}
+    return scores
+
+
+def reference_rows(data: Data, reference: dict, scores: dict) -> list[dict]:
+    rows = []
+    for label, estimator, estimate in (("truth", "truth", TRUTH), ("unweighted", "mle", reference)):
+        rows += _point_rows(label, estimator, estimate, scores[label])
     rows.append(summary.point("data", "data", "minority_share", data.y.mean()))
     rows.append(summary.point("data", "data", "labels_across_true_boundary",
                               np.mean((data.eta > 0) != (data.y == 1))))
@@ -281,7 +288,8 @@ def main(settings: Settings, output: Output) -> Report:
     progress("curriculum", f"{data.y.size} samples, {data.y.mean():.0%} minority; {len(SCHEDULES)} schedules "
                            f"x {len(phases)} phases")
     fits, reference = fit_all(data, phases, settings)
-    rows, diagnostics = reference_rows(data, reference), {}
+    scores = reference_scores(data, reference)
+    rows, diagnostics = reference_rows(data, reference, scores), {}
     for phase in fits.values():
         comparison = phase.comparison
         if comparison.point is None:
@@ -293,142 +301,13 @@ def main(settings: Settings, output: Output) -> Report:
                          same_weights_as=_label(source[0], phases[source[1]]))
         rows += phase_rows(phase)
 
-    output.figure(_plot_paths(fits, phases, reference), "coefficient_paths.png")
-    output.figure(_plot_weight_profiles(fits, phases), "weight_profiles.png")
-    output.figure(_plot_boundaries(data, fits, phases, reference), "decision_boundaries.png")
-    output.figure(_plot_metrics(data, fits, phases, reference), "metrics.png")
+    output.figure(figures.plot_paths(fits, phases, reference, truth=TRUTH, schedules=SCHEDULES,
+                                     parameters=PARAMETERS), "coefficient_paths.png")
+    output.figure(figures.plot_weight_profiles(fits, phases, schedules=SCHEDULES, sharpness=SHARPNESS),
+                  "weight_profiles.png")
+    output.figure(figures.plot_boundaries(data, fits, phases, reference, truth=TRUTH, schedules=SCHEDULES,
+                                          features=FEATURES, class_names=CLASS_NAMES),
+                  "decision_boundaries.png")
+    output.figure(figures.plot_metrics(data, fits, phases, schedules=SCHEDULES, reference_scores=scores),
+                  "metrics.png")
     return Report(rows=rows, fits=diagnostics)
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _pretty(schedule: str) -> str:
-    return schedule.replace("_", " ")
-
-
-def _posterior_draws(idata, index: int) -> np.ndarray:
-    """Draws of parameter ``PARAMETERS[index]`` (0: intercept, then the coefficients)."""
-    posterior = idata.posterior
-    values = posterior["intercept"] if index == 0 else posterior["coef"].isel(feature=index - 1)
-    return values.values.ravel()
-
-
-def _plot_paths(fits: dict, phases: np.ndarray, reference: dict):
-    truth = np.r_[TRUE_INTERCEPT, TRUE_COEF]
-    unweighted = _vector(reference)
-    fig, axs = plt.subplots(len(SCHEDULES), len(PARAMETERS), figsize=(13, 3.1 * len(SCHEDULES)),
-                            sharex=True, sharey="col", squeeze=False)
-    for row, schedule in zip(axs, SCHEDULES):
-        mine = [fits[schedule, phase] for phase in range(len(phases))]
-        for index, ax in enumerate(row):
-            draws = [_posterior_draws(fit.comparison.idata, index) for fit in mine]
-            hdi = np.array([az.hdi(d, hdi_prob=summary.HDI_PROB) for d in draws])
-            color = SCHEDULE_COLORS[schedule]
-            ax.fill_between(phases, hdi[:, 0], hdi[:, 1], color=color, alpha=0.2, label="posterior 94% HDI")
-            ax.plot(phases, [d.mean() for d in draws], "o-", color=color, label="posterior mean")
-            with_wmle = [(fit.progress, _vector(fit.comparison.point)[index]) for fit in mine
-                         if fit.comparison.point is not None]
-            if with_wmle:
-                ax.plot(*zip(*with_wmle), marker="x", linewidth=1.3, label="WMLE",
-                        **plotting.ESTIMATOR_STYLE["mle"])
-            ax.plot(phases, [_vector(fit.comparison.map)[index] for fit in mine], marker="+", linewidth=1.3,
-                    label="MAP", **plotting.ESTIMATOR_STYLE["map"])
-            ax.axhline(unweighted[index], color="0.5", linestyle="-.", linewidth=1.2, label="unweighted MLE")
-            ax.axhline(truth[index], color="C2", linewidth=1.5, label="truth")
-            ax.set_title(f"{_pretty(schedule)}: {PARAMETERS[index]}")
-            if schedule == SCHEDULES[-1]:
-                ax.set_xlabel("progress t")
-        row[0].set_ylabel("estimate")
-    handles, labels = axs[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=6, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"Path of the estimates across {len(phases)} phases of each schedule (weights normalised "
-                 "to mean 1 at every phase)", y=1.0)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
-
-
-def _plot_weight_profiles(fits: dict, phases: np.ndarray):
-    fig, axs = plt.subplots(1, len(SCHEDULES), figsize=(4.4 * len(SCHEDULES), 5.2), sharey=True)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(phases)))
-    for ax, schedule in zip(axs, SCHEDULES):
-        for phase, color in zip(range(len(phases)), colors):
-            fit = fits[schedule, phase]
-            difficulty, weights = fit.fit.difficulty, fit.fit.weights
-            order = np.argsort(difficulty)
-            ax.plot(difficulty[order], weights[order], color=color, linewidth=1.6,
-                    label=f"t = {fit.progress:.2f} (Kish ESS {weights_lib.kish_ess(weights):.0f})")
-        ax.set_yscale("log")
-        what = ("rank of the loss under the current fit" if schedule == "self_paced"
-                else "closeness to the true boundary (rank)")
-        ax.set(title=_pretty(schedule), xlabel=f"difficulty: {what}", xlim=(0, 1))
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
-    axs[0].set_ylabel("weight (mean 1; log scale)")
-    fig.suptitle(f"Weight of each of the {fits[SCHEDULES[0], 0].fit.weights.size} samples against its "
-                 f"difficulty at each phase (sharpness {SHARPNESS:g})", y=1.02)
-    fig.tight_layout()
-    return fig
-
-
-def _plot_boundaries(data: Data, fits: dict, phases: np.ndarray, reference: dict):
-    shown = sorted({0, len(phases) // 2, len(phases) - 1})
-    fig, axs = plt.subplots(len(SCHEDULES), len(shown), figsize=(4.0 * len(shown), 3.7 * len(SCHEDULES)),
-                            sharex=True, sharey=True, squeeze=False)
-    x1 = np.linspace(-3.5, 3.5, 200)
-    references = [(reference["intercept"], reference["coef"], "unweighted MLE",
-                   {"color": "0.5", "linestyle": "-.", "linewidth": 1.2}),
-                  (TRUE_INTERCEPT, TRUE_COEF, "truth", {"color": "C2", "linewidth": 1.2})]
-    for row, schedule in zip(axs, SCHEDULES):
-        for ax, phase in zip(row, shown):
-            fit = fits[schedule, phase]
-            size = 12 * fit.fit.weights  # marker area proportional to the weight
-            for label_value, color, name in ((0, "0.6", CLASS_NAMES[0]), (1, "C1", CLASS_NAMES[1])):
-                mask = data.y == label_value
-                ax.scatter(*data.X[mask].T, s=size[mask], color=color, alpha=0.6, linewidth=0,
-                           label=f"{name} (area ~ weight)")
-            point = fit.comparison.point
-            estimates = [] if point is None else [(point, "WMLE", {**plotting.ESTIMATOR_STYLE["mle"],
-                                                                  "linewidth": 1.3})]
-            plotting.decision_boundary(ax, fit.comparison.idata, x1, color=SCHEDULE_COLORS[schedule],
-                                       estimates=estimates, references=references)
-            ax.set(title=f"{_pretty(schedule)}, t = {fit.progress:.2f}", xlim=(-3.5, 3.5),
-                   ylim=(-3.5, 3.5))
-            if schedule == SCHEDULES[-1]:
-                ax.set_xlabel(FEATURES[0])
-        row[0].set_ylabel(FEATURES[1])
-    handles, labels = axs[0, 0].get_legend_handles_labels()
-    handles.insert(2, plt.Rectangle((0, 0), 1, 1, color="0.6", alpha=0.4))
-    labels.insert(2, "3-97% of posterior draws say minority")
-    fig.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.03), markerscale=2)
-    fig.suptitle("P = 0.5 boundary at the first, middle and last phase (minority predicted below-right):\n"
-                 "the line barely moves; how sure the posterior is of it does", y=1.01)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
-
-
-def _plot_metrics(data: Data, fits: dict, phases: np.ndarray, reference: dict):
-    fig, axs = plt.subplots(1, len(METRICS), figsize=(11, 4.0))
-    titles = {"minority_recall": "minority recall at P = 0.5", "brier": "Brier score"}
-    p_reference = classes.predict_proba(data.X_test, reference["intercept"], reference["coef"])
-    p_truth = classes.predict_proba(data.X_test, TRUE_INTERCEPT, TRUE_COEF)
-    for ax, metric in zip(axs, METRICS):
-        for offset, schedule in zip((-0.01, 0.0, 0.01), SCHEDULES):
-            mine = [fits[schedule, phase] for phase in range(len(phases))]
-            draws = [fit.scores["posterior"][metric] for fit in mine]
-            hdi = np.array([az.hdi(d, hdi_prob=summary.HDI_PROB) for d in draws])
-            color = SCHEDULE_COLORS[schedule]
-            ax.errorbar(phases + offset, [d.mean() for d in draws],
-                        yerr=[[d.mean() for d in draws] - hdi[:, 0], hdi[:, 1] - [d.mean() for d in draws]],
-                        fmt="o-", color=color, capsize=2, label=f"{_pretty(schedule)}: posterior, 94% HDI")
-            with_wmle = [(fit.progress + offset, fit.scores["wmle"][metric]) for fit in mine
-                         if "wmle" in fit.scores]
-            ax.plot(*zip(*with_wmle), "x", color=color, markersize=7)
-        ax.axhline(metrics(p_reference, data.y_test)[metric][0], color="0.5", linestyle="-.",
-                   label="unweighted MLE")
-        ax.axhline(metrics(p_truth, data.y_test)[metric][0], color="C2", linestyle="-", label="truth")
-        ax.set(title=f"{titles[metric]} on {data.y_test.size:,} test samples", xlabel="progress t")
-    axs[0].plot([], [], "x", color="black", label="WMLE (in the schedule's colour)")
-    fig.legend(*axs[0].get_legend_handles_labels(), loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.1))
-    fig.suptitle("Test-set metrics along each schedule", y=1.02)
-    fig.tight_layout()
-    return fig

@@ -61,9 +61,11 @@ TARGETS = ("frequency", "population")
 class LooResult:
     """``elpd`` and its standard error ``se`` (total over units: ``sum w`` units for frequency weights,
     n rows for a population), ``p_loo`` (the weighted in-sample log predictive density minus ``elpd``),
-    per row ``pointwise`` (one unit's elpd) and ``pareto_k``, the row ``weights``, the ``target``,
-    and ``good_k`` (ArviZ's threshold ``min(1 - 1/log10 S, 0.7)``: above it a row's estimate is
-    unreliable)."""
+    per row ``pointwise`` (one unit's elpd) and ``pareto_k`` (NaN for a row outside the fit, weight 0:
+    nothing is left out, its elpd is the posterior predictive), the row ``weights`` that count the
+    units (the population's ``u`` when one is given), the ``target``, and ``good_k`` (ArviZ's threshold
+    ``min(1 - 1/log10 S, 0.7)``: above it a row's estimate is unreliable). With a population ``p_loo`` is
+    population-weighted too: a measure of optimism for that population, not a number of parameters."""
 
     elpd: float
     se: float
@@ -151,7 +153,8 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
     rows_shape = unweighted.shape[2:]
     w = _row_weights(idata, var_name, weights_var, rows_shape)
     log_p = unweighted.values.reshape(-1, int(np.prod(rows_shape, dtype=int))).T   # (rows, draws)
-    if not np.all(np.isfinite(log_p[w > 0])):
+    counted = w > 0 if population is None else (w > 0) | (_population_weights(population, w.size) > 0)
+    if not np.all(np.isfinite(log_p[counted])):
         raise InputError("the unweighted log-likelihood is not finite at some draws")
     if weights == "frequency":
         if not np.allclose(w, np.round(w), rtol=0, atol=1e-9):
@@ -169,6 +172,7 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # k-hats are reported, not warned about
         log_ratios, pareto_k = az.psislw(-exponent[:, None] * log_p, reff)
+    pareto_k = np.where(exponent > 0, np.asarray(pareto_k), np.nan)   # constant ratios: no tail to fit
     pointwise = logsumexp(np.asarray(log_ratios) + log_p, axis=1)
     in_sample = logsumexp(log_p, axis=1) - np.log(samples)
     if weights == "frequency":
@@ -184,7 +188,7 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
         p_loo = float(np.sum(v * in_sample)) - elpd
     good_k = min(1 - 1 / np.log10(samples), 0.7)
     return LooResult(elpd=elpd, se=se, p_loo=p_loo, pointwise=pointwise.reshape(rows_shape),
-                     pareto_k=np.asarray(pareto_k).reshape(rows_shape), weights=w.reshape(rows_shape),
+                     pareto_k=pareto_k.reshape(rows_shape), weights=w.reshape(rows_shape),
                      target=weights, good_k=good_k)
 
 
@@ -195,27 +199,33 @@ def compare(results: dict[str, LooResult]) -> list[dict]:
     """Rank fits of the same rows by their :func:`loo` estimates of one target, best first.
 
     Every result must have the same target and the same counting weights (the frequency weights, or
-    the population's): then each ``elpd`` estimates the same quantity and the difference of two fits
-    is a sum over the same units, ``d = sum_i c_i (elpd_i^A - elpd_i^B)``. Its standard error is
-    paired, as ``az.compare``'s: over units, ``sqrt(N var_units(elpd_i^A - elpd_i^B))`` for frequency
-    weights (``az.compare`` on the data expanded to units gives the same), and for a population
-    ``sqrt(sum_i v_i^2 (d_i - d / n)^2)``, the standard error of the weighted total as in
-    :func:`loo`. No stacking weights: for a population they would need a weighted stacking objective.
+    the population's up to their scale, which cancels): then each ``elpd`` estimates the same
+    quantity and the difference of two fits is a sum over the same units,
+    ``d = sum_i c_i (elpd_i^A - elpd_i^B)``. Its standard error is paired, as ``az.compare``'s: over
+    units, ``sqrt(N var_units(elpd_i^A - elpd_i^B))`` for frequency weights (``az.compare`` on the
+    data expanded to units gives the same), and for a population ``sqrt(sum_i v_i^2 (d_i - d / n)^2)``,
+    the standard error of the weighted total as in :func:`loo`. No stacking weights: for a population
+    they would need a weighted stacking objective.
     Rows: ``model``, ``rank`` (0 best), ``elpd``, ``se``, ``elpd_diff`` (to the best, >= 0), ``dse``,
     ``p_loo``, ``bad_k`` (rows with Pareto k above ``good_k``: their terms are unreliable), ``units``,
     ``target``.
     """
     if len(results) < 2:
         raise InputError("compare needs at least two LOO results")
-    first = next(iter(results.values()))
+    def counts(result: LooResult) -> np.ndarray:
+        c = np.ravel(result.weights)
+        return c if result.target == "frequency" else c.size * c / c.sum()
+
+    first_name, first = next(iter(results.items()))
     for name, result in results.items():
-        if result.target != first.target or result.weights.shape != first.weights.shape \
-                or not np.allclose(result.weights, first.weights, rtol=1e-12, atol=0):
-            raise InputError(f"{name!r} estimates another target than {next(iter(results))!r} (its target "
-                             "or counting weights differ): compare only what counts the same units")
-    counts = np.ravel(first.weights)
-    if first.target == "population":
-        counts = counts.size * counts / counts.sum()
+        if result.target != first.target:
+            raise InputError(f"{name!r} has target {result.target!r}, {first_name!r} {first.target!r}: "
+                             "compare only estimates of one target")
+        if result.weights.shape != first.weights.shape or not np.allclose(counts(result), counts(first),
+                                                                           rtol=1e-12, atol=0):
+            raise InputError(f"{name!r} counts other units than {first_name!r} (its {first.target} weights "
+                             "differ): compare only what counts the same units")
+    counts = counts(first)
     order = sorted(results, key=lambda name: results[name].elpd, reverse=True)
     best = np.ravel(results[order[0]].pointwise)
     rows = []

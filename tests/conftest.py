@@ -13,6 +13,7 @@ SEED_FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])
 SEED_WEIGHTS = np.array([1, 1, 10, 1, 1, 1, 1, 1, 1, 1], dtype=float)
 
 
+@pytest.hookimpl(trylast=True)   # after -m has deselected the slow tests
 def pytest_collection_modifyitems(items):
     """Files marked ``analysis_run`` (an analysis run in a subprocess, tens of seconds) first, then
     the others by their number of tests: with ``--dist loadfile --no-loadscope-reorder`` the two

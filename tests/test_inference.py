@@ -319,7 +319,6 @@ def weighted_poisson(x, counts, weights):
     return model
 
 
-@pytest.mark.default_mode
 def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_side():
     rng = np.random.default_rng(8)
     x = rng.normal(size=80)
@@ -353,7 +352,6 @@ def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_s
     assert ("wmle", "rate_at_zero") not in rows   # rows list the free variables unless asked
 
 
-@pytest.mark.default_mode
 def test_compare_records_a_wmle_that_does_not_exist_instead_of_raising():
     model = logistic(SEPARABLE_X, (SEPARABLE_X > 0).astype(int))
     result = inference.compare(model, draws=100, tune=100, chains=2, random_seed=1)

@@ -195,13 +195,43 @@ def test_a_stated_population_makes_differently_weighted_fits_comparable():
     for result in results.values():
         v = FLIPS.size * population / population.sum()
         assert result.elpd == pytest.approx(np.sum(v * result.pointwise), rel=1e-12)
+    # The population only counts the rows: each is still left out of the fit as the fit holds it.
+    stated = results["weighted"]
+    np.testing.assert_array_equal(stated.pointwise, default.pointwise)
+    np.testing.assert_array_equal(stated.pareto_k, default.pareto_k)
     rows = inference.loo_compare(results)
     assert rows[0]["elpd_diff"] == 0.0 and rows[1]["elpd_diff"] > 0
     assert rows[1]["elpd_diff"] == pytest.approx(rows[0]["elpd"] - rows[1]["elpd"], rel=1e-9)
-    # Each fit under its own weights is another target: refused, as are bad populations.
-    with pytest.raises(InputError, match="another target"):
+    # With every u_i = 1 the paired standard error is az.compare's, sqrt(n var(d)).
+    same = {name: inference.loo(idata, weights="population", population=np.ones(FLIPS.size))
+            for name, idata in (("unit", unit), ("weighted", weighted))}
+    rows = {row["model"]: row for row in inference.loo_compare(same)}
+    d = same["unit"].pointwise - same["weighted"].pointwise
+    assert max(row["dse"] for row in rows.values()) == pytest.approx(np.sqrt(d.size * np.var(d)), rel=1e-12)
+    # The scale of the population cancels: fits under their own weights c u and u compare.
+    scaled = inference.loo(weighted, weights="population", population=7.0 * population)
+    assert len(inference.loo_compare({"u": results["unit"], "7u": scaled})) == 2
+    # Each fit under its own (different) weights is another population: refused, as is bad input.
+    with pytest.raises(InputError, match="counts other units"):
         inference.loo_compare({"unit": inference.loo(unit, weights="population"), "weighted": default})
-    with pytest.raises(InputError, match="one per row"):
-        inference.loo(unit, weights="population", population=np.ones(3))
+    with pytest.raises(InputError, match="target"):
+        inference.loo_compare({"frequency": inference.loo(unit), "population": results["unit"]})
+    with pytest.raises(InputError, match="at least two"):
+        inference.loo_compare({"unit": results["unit"]})
+    for bad, message in ((np.ones(3), "one per row"), (-population, "non-negative"),
+                         (np.r_[np.nan, population[1:]], "finite"), (0 * population, "positive sum")):
+        with pytest.raises(InputError, match=message):
+            inference.loo(unit, weights="population", population=bad)
     with pytest.raises(InputError, match="weights='population'"):
         inference.loo(unit, weights="frequency", population=population)
+
+
+def test_a_row_outside_the_fit_has_no_pareto_k_but_a_predictive_elpd():
+    weights = COUNTS.astype(float).copy()
+    weights[4] = 0.0   # a tails row left out of the fit
+    result = inference.loo(_coin_idata(weights), weights="frequency")
+    assert np.isnan(result.pareto_k[4]) and np.all(np.isfinite(np.delete(result.pareto_k, 4)))
+    a, b = PRIOR
+    heads, units = np.sum(weights * FLIPS), weights.sum()
+    exact = np.log((b + units - heads) / (a + b + units))   # the posterior predictive of a tail
+    assert result.pointwise[4] == pytest.approx(exact, abs=0.01)   # 8000 exact draws: MCSE ~ 1e-3

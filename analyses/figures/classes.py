@@ -121,11 +121,11 @@ def plot_calibration(dataset: Dataset, scores, names, *, bins: np.ndarray):
     edges = bins
     for offset, name in zip(np.linspace(-0.012, 0.012, len(names)), names):
         p = scores[dataset.name, name]["predictive_probability"]
-        bins = np.clip(np.digitize(p, edges[1:-1]), 0, edges.size - 2)
-        count = np.bincount(bins, minlength=edges.size - 1)
-        cats = np.bincount(bins, dataset.y_test, minlength=edges.size - 1)
+        index = np.clip(np.digitize(p, edges[1:-1]), 0, edges.size - 2)
+        count = np.bincount(index, minlength=edges.size - 1)
+        cats = np.bincount(index, dataset.y_test, minlength=edges.size - 1)
         used = count >= 20
-        predicted = np.bincount(bins, p, minlength=edges.size - 1)[used] / count[used]
+        predicted = np.bincount(index, p, minlength=edges.size - 1)[used] / count[used]
         low, high = stats.beta(cats[used] + 0.5, count[used] - cats[used] + 0.5).ppf([[0.025], [0.975]])
         observed = cats[used] / count[used]
         low, high = np.minimum(low, observed), np.maximum(high, observed)  # k = 0 or n: bound at 0 or 1

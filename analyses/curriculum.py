@@ -110,11 +110,6 @@ def _label(schedule: str, progress: float) -> str:
     return f"{schedule}_progress_{progress:.2f}"
 
 
-def _vector(estimate: dict) -> np.ndarray:
-    """(intercept, coef...) of a point estimate, in the order of ``PARAMETERS``."""
-    return np.r_[estimate["intercept"], estimate["coef"]]
-
-
 def sample_loss(X, y, estimate: dict) -> np.ndarray:
     """Each sample's log loss -log p(y_i | x_i, theta) at a point estimate (self-paced difficulty)."""
     p = classes.predict_proba(X, estimate["intercept"], estimate["coef"])
@@ -240,7 +235,7 @@ def score(data: Data, comparison: inference.Comparison) -> dict:
 
 def _point_rows(label: str, estimator: str, estimate: dict, scores: dict) -> list[dict]:
     rows = [summary.point(label, estimator, name, value)
-            for name, value in zip(PARAMETERS, _vector(estimate))]
+            for name, value in zip(PARAMETERS, classes.parameter_vector(estimate))]
     return rows + [summary.point(label, estimator, metric, scores[metric]) for metric in METRICS]
 
 

@@ -229,6 +229,11 @@ def _proper_map_existence(model: pm.Model) -> existence.Existence:
                                "linearly along any direction, whatever the weights' signs")
 
 
+def parameter_vector(estimate) -> np.ndarray:
+    """A two-class point estimate (``intercept``, ``coef``) as one vector: intercept, then coefficients."""
+    return np.r_[estimate["intercept"], estimate["coef"]]
+
+
 def predict_proba(X, intercept, coef, *, n_classes: int = 2) -> np.ndarray:
     """Class probabilities for the rows of ``X`` at one or many parameter values (numpy).
 

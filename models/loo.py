@@ -153,20 +153,19 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
     rows_shape = unweighted.shape[2:]
     w = _row_weights(idata, var_name, weights_var, rows_shape)
     log_p = unweighted.values.reshape(-1, int(np.prod(rows_shape, dtype=int))).T   # (rows, draws)
-    counted = w > 0 if population is None else (w > 0) | (_population_weights(population, w.size) > 0)
-    if not np.all(np.isfinite(log_p[counted])):
-        raise InputError("the unweighted log-likelihood is not finite at some draws")
     if weights == "frequency":
         if not np.allclose(w, np.round(w), rtol=0, atol=1e-9):
             raise InputError("frequency weights count units: they must be integers (use "
                              "weights='population' for other weights)")
         exponent = (w > 0).astype(float)   # a row of weight 0 is not in the fit: nothing to leave out
     else:
-        exponent = w
+        exponent = w   # row i leaves the fit as the fit holds it; w now counts the rows
         if population is not None:
             w = _population_weights(population, w.size)
         if w.sum() <= 0:
             raise InputError("population weights need a positive sum")
+    if not np.all(np.isfinite(log_p[(exponent > 0) | (w > 0)])):
+        raise InputError("the unweighted log-likelihood is not finite at some draws")
     samples = log_p.shape[1]
     reff = _relative_efficiency(idata, samples)
     with warnings.catch_warnings():

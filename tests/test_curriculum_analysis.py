@@ -38,12 +38,13 @@ def test_reused_compiled_model_fits_as_a_fresh_build(data):
 
     # The two weightings really give different fits (> 0.05 in some coefficient), so a stale weight
     # vector in the compiled model could not pass the comparisons below.
-    assert np.max(np.abs(analysis._vector(before.point) - analysis._vector(after.point))) > 0.05
+    vector = classes.parameter_vector
+    assert np.max(np.abs(vector(before.point) - vector(after.point))) > 0.05
     # L-BFGS runs to a gradient tolerance of 1e-12 from the model's fixed initial point
     # (models/maximise.py): the same objective gives the same maximiser far within 1e-7 relative.
     for estimator in ("point", "map"):
-        np.testing.assert_allclose(analysis._vector(getattr(after, estimator)),
-                                   analysis._vector(getattr(fresh, estimator)), rtol=1e-7)
+        np.testing.assert_allclose(vector(getattr(after, estimator)), vector(getattr(fresh, estimator)),
+                                   rtol=1e-7)
     # NUTS with the same seed in the same program: the same draws up to floating-point rounding (a
     # looser within-MCSE check would hide stale weights).
     for name in ("intercept", "coef"):

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from analyses import plotting
-from models import summary
+from models import classes, summary
 from models import weights as weights_lib
 
 if TYPE_CHECKING:
@@ -26,10 +26,6 @@ def _pretty(schedule: str) -> str:
     return schedule.replace("_", " ")
 
 
-def _vector(estimate: dict) -> np.ndarray:
-    return np.r_[estimate["intercept"], estimate["coef"]]
-
-
 def _posterior_draws(idata, index: int) -> np.ndarray:
     """Draws of parameter ``index`` (0: intercept, then the coefficients)."""
     posterior = idata.posterior
@@ -38,8 +34,8 @@ def _posterior_draws(idata, index: int) -> np.ndarray:
 
 
 def plot_paths(fits: dict, phases: np.ndarray, reference: dict, *, truth: dict, schedules, parameters):
-    truth = _vector(truth)
-    unweighted = _vector(reference)
+    truth = classes.parameter_vector(truth)
+    unweighted = classes.parameter_vector(reference)
     fig, axs = plt.subplots(len(schedules), len(parameters), figsize=(13, 3.1 * len(schedules)),
                             sharex=True, sharey="col", squeeze=False)
     for row, schedule in zip(axs, schedules):
@@ -50,13 +46,13 @@ def plot_paths(fits: dict, phases: np.ndarray, reference: dict, *, truth: dict, 
             color = SCHEDULE_COLORS[schedule]
             ax.fill_between(phases, hdi[:, 0], hdi[:, 1], color=color, alpha=0.2, label="posterior 94% HDI")
             ax.plot(phases, [d.mean() for d in draws], "o-", color=color, label="posterior mean")
-            with_wmle = [(fit.progress, _vector(fit.comparison.point)[index]) for fit in mine
+            with_wmle = [(fit.progress, classes.parameter_vector(fit.comparison.point)[index]) for fit in mine
                          if fit.comparison.point is not None]
             if with_wmle:
                 ax.plot(*zip(*with_wmle), marker="x", linewidth=1.3, label="WMLE",
                         **plotting.ESTIMATOR_STYLE["mle"])
-            ax.plot(phases, [_vector(fit.comparison.map)[index] for fit in mine], marker="+", linewidth=1.3,
-                    label="MAP", **plotting.ESTIMATOR_STYLE["map"])
+            maps = [classes.parameter_vector(fit.comparison.map)[index] for fit in mine]
+            ax.plot(phases, maps, marker="+", linewidth=1.3, label="MAP", **plotting.ESTIMATOR_STYLE["map"])
             ax.axhline(unweighted[index], color="0.5", linestyle="-.", linewidth=1.2, label="unweighted MLE")
             ax.axhline(truth[index], color="C2", linewidth=1.5, label="truth")
             ax.set_title(f"{_pretty(schedule)}: {parameters[index]}")

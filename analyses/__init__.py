@@ -6,4 +6,4 @@ Each analysis module answers one question, has a docstring stating it and the mo
 """
 
 # Names in the order `python -m analyses all` runs them; each is a module analyses/<name>.py.
-ANALYSES = ("coin", "classes", "policy", "curriculum", "calibration", "sbc")
+ANALYSES = ("coin", "classes", "policy", "policy_iteration", "curriculum", "calibration", "sbc")

@@ -7,7 +7,9 @@ is their softmax:
     pi(a | s) = exp(theta_sa) / sum_b exp(theta_sb)
     log p(theta | D, w) = sum_s log ZSN(theta_s | sd) + sum_i w_i log pi(a_i | s_i) + const
 
-for logged steps i = 1..n with state s_i, action a_i and weight w_i. The weights say what the fit is:
+for logged steps i = 1..n with state s_i, action a_i and weight w_i (``prior_mean`` m centres the prior
+at m instead: theta_s = m_s + step_s, step_s ~ ZeroSumNormal(sd); centred at the current policy, the
+MAP is a proximal policy-gradient step, :func:`advantage_map`). The weights say what the fit is:
 
 * w_i = 1: behaviour cloning. The MLE is the empirical action frequencies of every state.
 * w_i = A_i, an advantage (``weights.returns_to_go`` minus a baseline, ``weights.advantages``): the
@@ -44,6 +46,7 @@ log-likelihood changes at most linearly, whatever the weights' signs.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -118,7 +121,11 @@ def mle_existence(cells) -> existence.Existence:
 def _model_mle_existence(model: pm.Model) -> existence.Existence:
     cells = _sum_cells(model["state_idx"].get_value(), model["action_idx"].get_value(),
                        model["weights"].get_value(), len(model.coords["state"]), len(model.coords["action"]))
-    return mle_existence(cells)
+    verdict = mle_existence(cells)
+    if verdict.maximiser is not None and "prior_mean" in model.named_vars:   # the free variable is the step
+        step = verdict.maximiser["preference"] - model["prior_mean"].get_value()
+        verdict = dataclasses.replace(verdict, maximiser={"step": step})
+    return verdict
 
 
 def _model_map_existence(model: pm.Model) -> existence.Existence:
@@ -126,14 +133,21 @@ def _model_map_existence(model: pm.Model) -> existence.Existence:
                                "preferences, the weighted log-likelihood changes at most linearly")
 
 
-def advantage_posterior_policies(cells, preference_sd: float, rng, draws: int) -> np.ndarray:
-    """Policies drawn from the exact posterior when every state's cell weights sum to zero (advantages
-    with a state baseline), shape (draws, n_states, n_actions).
+def _centred(values: np.ndarray) -> np.ndarray:
+    return values - values.mean(axis=-1, keepdims=True)
 
-    Then ``sum_a W_sa log pi(a | s) = sum_a W_sa theta_sa`` (the log-normaliser's coefficient, the
-    state's total weight, is 0), so the log posterior is Gaussian: the centred part of independent
-    Normal(sd^2 W_sa, sd) cells, whose softmax is the policy (the centring does not change it).
-    """
+
+def _check_centre(centre, shape: tuple[int, int]) -> np.ndarray:
+    """Prior-mean preferences (n_states, n_actions), finite, centred over the actions."""
+    if centre is None:
+        return np.zeros(shape)
+    m = np.asarray(centre, dtype=float)
+    if m.shape != shape or not np.all(np.isfinite(m)):
+        raise InputError(f"prior_mean must be a finite array of shape {shape}, got shape {m.shape}")
+    return _centred(m)
+
+
+def _zero_total_cells(cells) -> np.ndarray:
     W = np.asarray(cells, dtype=float)
     if W.ndim != 2 or not np.all(np.isfinite(W)):
         raise InputError(f"cells must be a finite (n_states, n_actions) array, got shape {W.shape}")
@@ -141,7 +155,34 @@ def advantage_posterior_policies(cells, preference_sd: float, rng, draws: int) -
     if not np.allclose(totals, 0.0, atol=1e-9 * (1 + np.abs(W).max())):
         raise InputError(f"the posterior is Gaussian only where every state's weights sum to zero; "
                          f"state totals {totals.round(6).tolist()}")
-    preference = rng.normal(preference_sd**2 * W, preference_sd, size=(draws, *W.shape))
+    return W
+
+
+def advantage_map(cells, preference_sd: float, prior_mean=None) -> np.ndarray:
+    """The MAP preferences when every state's cell weights sum to zero (advantages with a state
+    baseline), under the prior centred at ``prior_mean`` (default 0; :func:`build_model`'s
+    ``prior_mean``): ``prior_mean + sd^2 W``, centred over the actions.
+
+    With a zero total the log-normaliser drops out and the log density of state s is
+    ``-|theta_s - m_s|^2 / (2 sd^2) + W_s . theta_s``: a Gaussian in the centred preferences, whose
+    mode is one gradient step of size sd^2 from m_s along the policy gradient W_s. This is the
+    proximal (trust-region) policy-gradient step: the prior's sd is its step size.
+    """
+    W = _zero_total_cells(cells)
+    return _check_centre(prior_mean, W.shape) + preference_sd**2 * _centred(W)
+
+
+def advantage_posterior_policies(cells, preference_sd: float, rng, draws: int, prior_mean=None) -> np.ndarray:
+    """Policies drawn from the exact posterior when every state's cell weights sum to zero (advantages
+    with a state baseline), shape (draws, n_states, n_actions).
+
+    Then ``sum_a W_sa log pi(a | s) = sum_a W_sa theta_sa`` (the log-normaliser's coefficient, the
+    state's total weight, is 0), so the log posterior is Gaussian: the centred part of independent
+    Normal(m_sa + sd^2 W_sa, sd) cells (m the ``prior_mean``, default 0; :func:`advantage_map` is
+    its mode), whose softmax is the policy (the centring does not change it).
+    """
+    mean = advantage_map(cells, preference_sd, prior_mean)
+    preference = rng.normal(mean, preference_sd, size=(draws, *mean.shape))
     return special.softmax(preference, axis=-1)
 
 
@@ -230,9 +271,15 @@ def prepare(states, actions, weights=None, *, n_states, n_actions, preference_sd
 
 
 def build_model(states, actions, weights=None, *, n_states, n_actions, preference_sd=1.0,
-                allow_negative=False, normalize="none", collapse=False) -> pm.Model:
+                allow_negative=False, normalize="none", collapse=False, prior_mean=None) -> pm.Model:
     """The weighted tabular softmax policy; free variable ``preference`` (dims ``state``, ``action``),
     summing to zero over ``action`` in every state.
+
+    ``prior_mean`` (n_states, n_actions; only its centred part counts) centres the prior there instead
+    of at 0: ``preference = prior_mean + step`` with ``step ~ ZeroSumNormal(preference_sd)``, the free
+    variable ``step`` and ``prior_mean`` a ``pm.Data`` (swap it with ``pm.set_data``). Centred at the
+    current policy's preferences, the MAP is a proximal policy-gradient step whose size is the prior's
+    sd (:func:`advantage_map`) and the posterior a Thompson-sampling draw's distribution.
 
     ``states`` and ``actions`` are integer codes of the logged steps (0 .. n_states - 1 and
     0 .. n_actions - 1), ``weights`` one per step (default ones), checked (negative ones refused
@@ -261,7 +308,13 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
         weights_data = pm.Data("weights", w, dims=dim)
         # Data, not a constant: a constant would be compiled into the C code, once per prior sd.
         sd_data = pm.Data("preference_sd", np.float64(sd))
-        preference = pm.ZeroSumNormal("preference", sigma=sd_data, dims=("state", "action"))
+        if prior_mean is None:
+            preference = pm.ZeroSumNormal("preference", sigma=sd_data, dims=("state", "action"))
+        else:
+            centre = pm.Data("prior_mean", _check_centre(prior_mean, (n_states, n_actions)),
+                             dims=("state", "action"))
+            step = pm.ZeroSumNormal("step", sigma=sd_data, dims=("state", "action"))
+            preference = pm.Deterministic("preference", centre + step, dims=("state", "action"))
         pm.Deterministic("policy", pm.math.softmax(preference, axis=-1), dims=("state", "action"))
         # preference[state_idx] spelled with a second index: PyTensor 2.38's gradient of the
         # one-index form refuses a single row (obs_id of length 1) as a "runtime broadcast".

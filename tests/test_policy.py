@@ -190,6 +190,31 @@ def test_net_negative_cell_makes_the_likelihood_unbounded_but_the_map_finite():
     assert estimate["policy"][1, 2] < 1 / N_ACTIONS  # the prior stops it short of zero
 
 
+def test_prior_centred_elsewhere_moves_the_map_not_the_mle():
+    # prior_mean: preference = m + step, step ~ ZSN(sd). The MLE ignores the prior (closed form,
+    # keyed by the free variable ``step``); the MAP is pulled towards m instead of 0.
+    centre = np.random.default_rng(3).normal(0.0, 2.0, (N_STATES, N_ACTIONS))
+    model = policy.build_model(STATES, ACTIONS, POSITIVE, n_states=N_STATES, n_actions=N_ACTIONS,
+                               preference_sd=SD, collapse=True, prior_mean=centre)
+    assert [rv.name for rv in model.free_RVs] == ["step"]
+    np.testing.assert_allclose(inference.mle(model)["policy"], normalised_counts(POSITIVE), rtol=1e-12)
+    centred = centre - centre.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(model["prior_mean"].get_value(), centred, rtol=1e-12)
+    at_zero = policy.build_model(STATES, ACTIONS, POSITIVE, n_states=N_STATES, n_actions=N_ACTIONS,
+                                 preference_sd=SD, collapse=True)
+    moved = inference.map_estimate(model)["preference"] - inference.map_estimate(at_zero)["preference"]
+    assert np.all(np.sum(moved * centred, axis=1) > 0)   # every state's MAP moves towards its centre
+    with pytest.raises(policy.InputError, match=r"prior_mean must be a finite array of shape \(3, 3\)"):
+        policy.build_model(STATES, ACTIONS, n_states=N_STATES, n_actions=N_ACTIONS, prior_mean=np.zeros(3))
+
+
+def test_advantage_map_needs_zero_state_totals():
+    cells = np.array([[1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
+    np.testing.assert_allclose(policy.advantage_map(cells, 2.0, np.ones((2, 3))), 4.0 * cells, rtol=1e-12)
+    with pytest.raises(policy.InputError, match="sum to zero"):
+        policy.advantage_map(cells + 0.1, 2.0)
+
+
 def test_action_never_taken_in_a_visited_state_has_no_finite_mle():
     # State 0 never sees action 2: its MLE probability is 0, at preference -infinity.
     unseen = (STATES == 0) & (ACTIONS == 2)

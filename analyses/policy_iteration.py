@@ -1,0 +1,387 @@
+"""Learning a policy by repeated weighted likelihood: act, weight what happened, refit, act again.
+
+Question. In reinforcement learning the data come from the policy being learned, so "policy gradient
+= weighted MLE" makes learning a loop. Which weighted refit learns fastest, what does a prior centred
+at the current policy add (a trust region), does acting with a posterior draw (Thompson sampling)
+beat acting with the MAP, and what does the weighted MLE do when advantages are signed? Every
+iteration's policy is scored by its exact expected return on the environment's table.
+
+Loop, per iteration k: play N episodes with the acting policy (:func:`analyses.toy_text.play`), take
+each step's discounted return-to-go G_i and its advantage A_i = G_i minus the mean return of its
+state in the batch (``weights.advantages``; each state's advantages sum to zero), refit, move on.
+Ten seeds run side by side as lanes of one vectorised program; every rule starts from the uniform
+policy (preferences 0).
+
+Model: the tabular softmax policy of :mod:`models.policy` (``collapse=True``: one row per cell, net
+weight W_sa = sum of w_i over the cell's steps) with the prior centred at the current preferences m_k:
+
+    preference_s = m_k,s + step_s,   step_s ~ ZeroSumNormal(sd),   pi(a | s) = softmax_a(preference_s)
+    log p(preference | D_k, w) = sum_s log ZSN(preference_s - m_k,s | sd) + sum_i w_i log pi(a_i | s_i)
+
+Update rules, each a weighted likelihood of that model:
+
+* ``map``: w = A, the MAP. A state's weights sum to zero, so its log-normaliser drops out and the log
+  density is Gaussian: the MAP is m_k + sd^2 W in closed form (``policy.advantage_map``), a
+  proximal policy-gradient step whose size the prior's sd sets. Every run checks it, per environment,
+  against ``inference.map_estimate`` (L-BFGS) on the collapsed model compiled once, with two batches'
+  cells and random centres swapped in, row ``map_step_check``: the largest difference of the
+  preferences, to optimiser tolerance. The loop itself uses the closed forms: exact, and microseconds
+  where a refit costs milliseconds.
+* ``thompson``: act with one draw of the same posterior, exactly Normal(m_k + sd^2 W, sd^2 I)
+  centred (``policy.advantage_posterior_policies``); the centre moves to the posterior mean (the
+  MAP). At k = 0 the draw is from the prior. Its curve is the return of the policy it acts with.
+* ``reinforce``: plain REINFORCE by stochastic gradient on the same N episodes, returns without
+  baseline: preference += sd^2 sum_i G_i grad log pi(a_i | s_i) = sd^2 (W^G_s - T^G_s pi_s), learning
+  rate sd^2 (the MAP step's size) in the same units.
+* ``awr``: iterated advantage-weighted regression, the WMLE with w = min(exp(A / T), 20): positive
+  weights, so the WMLE is pi(a | s) = W_sa / sum_b W_sb in every visited state, finite
+  (``policy.mle_existence``) where every action of a visited state was taken; where one was not, the
+  supremum lies on the boundary, probability 0, and the rule takes it (that action is never tried
+  again). Unvisited states keep their policy (the WMLE is flat there).
+* ``wmle_signed``: the WMLE with w = A. The weighted log-likelihood of a state is linear, W_s . theta_s,
+  so no WMLE exists wherever a visited state has a non-zero cell: it rises for ever along W_s. The rule
+  takes the limit of that ray, the greedy policy uniform over argmax_a W_sa (states whose cells are
+  all zero keep their policy), and records the verdict of every batch (``wmle_exists``).
+* ``exact_pi``: exact policy iteration (knows the table): greedy in the exact Q of the current policy.
+  It plays no episodes; its curve is drawn at the same iteration index.
+
+Step sizes: the prior's sd (``STEP_SIZES``, in the units of the returns: FrozenLake rewards 1 at the
+goal, CliffWalking -1 a step and -100 for the cliff) for ``map``, ``thompson`` and ``reinforce``; the
+temperature T (``TEMPERATURES``) for ``awr``. The learning curves show each rule at its setting with
+the largest area under the curve over these seeds (a tuned comparison; the sweep is in the table and
+``step_size.png``).
+
+Environments (:mod:`analyses.toy_text`): FrozenLake 4x4 and 8x8 slippery (gymnasium's time limits
+100 and 200 steps) and CliffWalking (deterministic; the cliff costs -100 and sends back to the start;
+time limit 200), discount 0.99. Exact expected returns: ``rl_problems.expected_return`` solves
+(I - gamma P_pi) V = r_pi; the optimum V* from value iteration. "90% of the optimum" is a return of at
+least 0.9 V* (FrozenLake) or, for CliffWalking's costs, at least V* / 0.9 (at most 1/0.9 of the optimal
+cost: only a nearly deterministic shortest path along the cliff gets there; the safe detour costs more).
+
+Outputs (``figures/policy_iteration/``): ``learning_curves.png`` (exact return against episodes
+played, mean and 95% band over seeds, optimum and start marked), ``step_size.png`` (area under the
+curve against the step size), ``weights_ess.png`` (per-iteration Kish ESS of the weights, as a share
+of the steps); (``results/policy_iteration/``): ``summary.csv``, per (environment, rule) the final
+return, the area under the curve (mean return over the iterations), episodes to 90% of the optimum
+(median over seeds), the share of seeds that reach it, the chosen setting, the Kish ESS share and the
+WMLE verdicts; per environment the optimum and the start; the sweep; ``curves.csv``, every seed's
+curve.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+from scipy import special
+
+from analyses import toy_text
+from analyses.figures import policy_iteration as figures
+from analyses.output import Output
+from analyses.rl_problems import (
+    AWR_MAX_WEIGHT,
+    action_values,
+    expected_return,
+    greedy,
+    state_values,
+    value_iteration,
+)
+from analyses.study import Report, Settings, progress, rng_for
+from models import inference, policy
+from models import weights as weights_lib
+
+ENVIRONMENTS = tuple(toy_text.ENVIRONMENTS)
+SEEDS, EPISODES, ITERATIONS = 10, 100, 60
+QUICK_SEEDS, QUICK_EPISODES, QUICK_ITERATIONS = 3, 20, 4
+STEP_SIZES = {"frozenlake_4x4": (0.25, 0.5, 1.0, 2.0), "frozenlake_8x8": (0.25, 0.5, 1.0, 2.0),
+              "cliffwalking": (0.004, 0.008, 0.016, 0.032)}
+TEMPERATURES = {"frozenlake_4x4": (0.01, 0.03, 0.1), "frozenlake_8x8": (0.01, 0.03, 0.1),
+                "cliffwalking": (1.0, 10.0, 100.0)}
+STEP_RULES = ("map", "thompson", "reinforce")
+RULES = ("map", "thompson", "reinforce", "awr", "wmle_signed", "exact_pi")
+TARGET_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Run:
+    """One rule at one setting on one environment: per (seed, iteration) the exact expected return of
+    the acting policy (iteration 0 is the start), of the centre (Thompson's posterior mean; else the
+    same), the weights' Kish ESS share, whether the iteration's WMLE existed and whether its batch
+    was flat (no return varied within a state: every advantage 0, every policy a signed WMLE)."""
+
+    environment: str
+    rule: str
+    setting: float | None
+    returns: np.ndarray
+    centre_returns: np.ndarray
+    ess_share: np.ndarray
+    wmle_exists: np.ndarray
+    flat: np.ndarray
+
+    @property
+    def auc(self) -> np.ndarray:
+        """Per seed, the mean exact return over the iterations (area under the curve per iteration)."""
+        return self.returns.mean(axis=1)
+
+
+def _kish_share(steps: toy_text.Steps, weights: np.ndarray) -> np.ndarray:
+    """Per lane Kish's ESS of |w| over the lane's steps, divided by its number of steps (NaN: all 0)."""
+    magnitude = np.abs(weights)
+    total = np.bincount(steps.lane, weights=magnitude, minlength=steps.lanes)
+    square = np.bincount(steps.lane, weights=magnitude**2, minlength=steps.lanes)
+    count = np.bincount(steps.lane, minlength=steps.lanes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(square > 0, total**2 / square, np.nan) / count
+
+
+def _wmle_exists(cells: np.ndarray) -> np.ndarray:
+    return np.array([policy.mle_existence(lane).exists for lane in cells])
+
+
+def _signed_limit(cells: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """The limit of the ray along which a linear weighted log-likelihood rises: uniform over each
+    state's argmax cells; states whose cells are all zero keep ``current``."""
+    top = cells == cells.max(axis=-1, keepdims=True)
+    limit = top / top.sum(axis=-1, keepdims=True)
+    return np.where(np.any(cells != 0, axis=-1, keepdims=True), limit, current)
+
+
+def _boundary_wmle(cells: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Positive weights: W / sum W in every visited state (on the boundary where a cell is 0)."""
+    totals = cells.sum(axis=-1, keepdims=True)
+    return np.where(totals > 0, cells / np.where(totals > 0, totals, 1.0), current)
+
+
+def _log_policy(pi: np.ndarray) -> np.ndarray:
+    """Centred preferences of a policy; probability 0 is kept as a very large negative preference."""
+    with np.errstate(divide="ignore"):
+        log = np.maximum(np.log(pi), -700.0)
+    return log - log.mean(axis=-1, keepdims=True)
+
+
+def learn(environment: toy_text.Environment, rule: str, setting: float | None, *, seeds: int, episodes: int,
+          iterations: int, rng) -> Run:
+    """Run ``rule`` (one of :data:`RULES`) at ``setting`` (prior sd, or AWR temperature) for ``seeds``
+    lanes side by side; the module docstring says what each rule does."""
+    dynamics = environment.dynamics
+    S, A = environment.n_states, environment.n_actions
+    centre = np.zeros((seeds, S, A))   # preferences; Thompson's posterior mean
+    acting = special.softmax(centre, axis=-1)
+    if rule == "thompson":
+        acting = special.softmax(rng.normal(centre, setting), axis=-1)
+    shape = (seeds, iterations + 1)
+    returns, centre_returns = np.empty(shape), np.empty(shape)
+    ess_share, exists, flat = np.full(shape, np.nan), np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    for k in range(iterations + 1):
+        returns[:, k] = expected_return(dynamics, acting)
+        centre_returns[:, k] = expected_return(dynamics, special.softmax(centre, axis=-1))
+        if k == iterations:
+            break
+        if rule == "exact_pi":
+            acting = np.stack([greedy(action_values(dynamics, v)) for v in state_values(dynamics, acting)])
+            centre = _log_policy(acting)
+            continue
+        steps = toy_text.play(environment, acting, episodes, rng)
+        advantage, signed_cells = toy_text.advantage_cells(steps, S, A)
+        exists[:, k] = _wmle_exists(signed_cells)
+        flat[:, k] = np.all(signed_cells == 0, axis=(1, 2))
+        if rule in ("map", "thompson"):
+            ess_share[:, k] = _kish_share(steps, advantage)
+            posterior_mean = np.stack([policy.advantage_map(cells, setting, m)
+                                       for cells, m in zip(signed_cells, centre)])
+            if rule == "thompson":
+                acting = np.concatenate([policy.advantage_posterior_policies(cells, setting, rng, 1, m)
+                                         for cells, m in zip(signed_cells, centre)])
+            else:
+                acting = special.softmax(posterior_mean, axis=-1)
+            centre = posterior_mean
+        elif rule == "reinforce":
+            ess_share[:, k] = _kish_share(steps, steps.returns)
+            return_cells = toy_text.cell_sums(steps, steps.returns, S, A)
+            gradient = return_cells - return_cells.sum(axis=-1, keepdims=True) * acting
+            centre = centre + setting**2 * gradient
+            acting = special.softmax(centre, axis=-1)
+        elif rule == "awr":
+            w = weights_lib.awr(advantage, temperature=setting, max_weight=AWR_MAX_WEIGHT)
+            ess_share[:, k] = _kish_share(steps, w)
+            cells = toy_text.cell_sums(steps, w, S, A)
+            exists[:, k] = _wmle_exists(cells)
+            acting = _boundary_wmle(cells, acting)
+            centre = _log_policy(acting)
+        elif rule == "wmle_signed":
+            ess_share[:, k] = _kish_share(steps, advantage)
+            acting = _signed_limit(signed_cells, acting)
+            centre = _log_policy(acting)
+        else:
+            raise ValueError(f"unknown rule {rule!r}")
+    return Run(environment.name, rule, setting, returns, centre_returns, ess_share, exists, flat)
+
+
+CHECK_EPISODES = 500
+CHECK_BATCHES = 2
+
+
+def _check_batch(environment: toy_text.Environment, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A random centre (preferences) and the advantage cells of :data:`CHECK_EPISODES` episodes played
+    with its policy (the first batch in which some return varies)."""
+    S, A = environment.n_states, environment.n_actions
+    centre = rng.normal(0.0, 1.0, size=(1, S, A))
+    for _ in range(20):
+        steps = toy_text.play(environment, special.softmax(centre, axis=-1), CHECK_EPISODES, rng)
+        cells = toy_text.advantage_cells(steps, S, A)[1][0]
+        if np.any(cells != 0):
+            return centre[0], cells
+    raise RuntimeError(f"{environment.name}: 20 batches without a return that varies")
+
+
+def check_map_step(environment: toy_text.Environment, rng, sd: float) -> float:
+    """The proximal step in closed form against ``inference.map_estimate`` (L-BFGS) of the model,
+    compiled once and refitted with a second batch's cells and centre swapped in by ``pm.set_data``:
+    the largest absolute difference of the preferences over :data:`CHECK_BATCHES` batches."""
+    S, A = environment.n_states, environment.n_actions
+    states, actions = np.repeat(np.arange(S), A), np.tile(np.arange(A), S)
+    model, worst = None, 0.0
+    for _ in range(CHECK_BATCHES):
+        centre, cells = _check_batch(environment, rng)
+        if model is None:
+            model = policy.build_model(states, actions, cells.ravel(), n_states=S, n_actions=A,
+                                       preference_sd=sd, allow_negative=True, collapse=True,
+                                       prior_mean=centre)
+        else:
+            centred = centre - centre.mean(axis=-1, keepdims=True)
+            pm.set_data({"weights": cells.ravel(), "prior_mean": centred}, model=model)
+        numerical = inference.map_estimate(model)["preference"]
+        worst = max(worst, float(np.max(np.abs(numerical - policy.advantage_map(cells, sd, centre)))))
+    return worst
+
+
+def _mean_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean over seeds and its 95% normal interval (1.96 standard errors)."""
+    mean = float(np.mean(values))
+    half = 1.96 * float(np.std(values, ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else np.nan
+    return mean, mean - half, mean + half
+
+
+def episodes_to_target(run: Run, target: float, episodes: int) -> np.ndarray:
+    """Per seed, the episodes played before the acting policy first reaches ``target`` (inf: never)."""
+    reached = run.returns >= target
+    first = np.argmax(reached, axis=1).astype(float)
+    first[~reached.any(axis=1)] = np.inf
+    return first * episodes
+
+
+def run_rows(run: Run, target: float, episodes: int, label: str | None = None) -> list[dict]:
+    """The summary rows of one run (``label`` names the estimator; default the rule)."""
+    row = {"model": run.environment, "estimator": label or run.rule}
+    rows = []
+    for quantity, values in (("final_return", run.returns[:, -1]), ("auc", run.auc)):
+        value, lower, upper = _mean_interval(values)
+        rows.append({**row, "quantity": quantity, "value": value, "lower": lower, "upper": upper})
+    if label is not None:
+        return rows
+    needed = episodes_to_target(run, target, episodes)
+    reached = np.isfinite(needed)
+    median = float(np.median(needed)) if reached.mean() > 0.5 else None   # None: most seeds never got there
+    rows += [{**row, "quantity": "episodes_to_90", "value": median,
+              "lower": float(needed[reached].min()) if reached.any() else None,
+              "upper": float(needed[reached].max()) if reached.any() else None},
+             {**row, "quantity": "reached_90_share", "value": float(reached.mean())}]
+    if run.setting is not None:
+        name = "temperature" if run.rule == "awr" else "step_size"
+        rows.append({**row, "quantity": name, "value": run.setting})
+    if run.rule != "exact_pi":
+        rows.append({**row, "quantity": "kish_ess_share", "value": float(np.nanmean(run.ess_share[:, :-1]))})
+        rows.append({**row, "quantity": "wmle_exists_share", "value": float(run.wmle_exists[:, :-1].mean())})
+        rows.append({**row, "quantity": "flat_batch_share", "value": float(run.flat[:, :-1].mean())})
+    if run.rule == "thompson":
+        value, lower, upper = _mean_interval(run.centre_returns[:, -1])
+        rows.append({**row, "quantity": "final_return_of_mean", "value": value, "lower": lower,
+                     "upper": upper})
+    return rows
+
+
+CURVE_COLUMNS = ("environment", "rule", "setting", "seed", "iteration", "episodes", "expected_return",
+                 "centre_expected_return", "kish_ess_share", "wmle_exists", "flat_batch")
+
+
+def curve_rows(run: Run, episodes: int) -> list[dict]:
+    return [{"environment": run.environment, "rule": run.rule, "setting": run.setting, "seed": seed,
+             "iteration": k, "episodes": k * episodes, "expected_return": float(run.returns[seed, k]),
+             "centre_expected_return": float(run.centre_returns[seed, k]),
+             "kish_ess_share": None if np.isnan(run.ess_share[seed, k]) else float(run.ess_share[seed, k]),
+             "wmle_exists": int(run.wmle_exists[seed, k]) if k < run.returns.shape[1] - 1 else None,
+             "flat_batch": int(run.flat[seed, k]) if k < run.returns.shape[1] - 1 else None}
+            for seed in range(run.returns.shape[0]) for k in range(run.returns.shape[1])]
+
+
+def _settings(rule: str, name: str, quick: bool) -> tuple:
+    grid = STEP_SIZES[name] if rule in STEP_RULES else TEMPERATURES[name] if rule == "awr" else (None,)
+    return grid[1:3] if quick and len(grid) > 2 else grid
+
+
+@dataclass(frozen=True)
+class EnvironmentResult:
+    """Everything learned on one environment: the run shown per rule (its best setting), every run of
+    the swept rules, the optimum, the uniform start and the 90% target, episodes per iteration."""
+
+    name: str
+    runs: dict[str, Run]
+    sweeps: dict[str, list[Run]]
+    optimum: float
+    start: float
+    target: float
+    episodes: int
+
+
+def study(name: str, seed: int, *, seeds: int, episodes: int, iterations: int, quick: bool
+          ) -> tuple[EnvironmentResult, list[dict]]:
+    """Every rule on environment ``name``, with its summary rows."""
+    environment = toy_text.load(name)
+    dynamics = environment.dynamics
+    optimum = float(value_iteration(dynamics)[0] @ dynamics.start)
+    uniform = np.full((environment.n_states, environment.n_actions), 1.0 / environment.n_actions)
+    start = float(expected_return(dynamics, uniform))
+    target = optimum * TARGET_SHARE if optimum > 0 else optimum / TARGET_SHARE
+    rows = [{"model": name, "estimator": "optimal", "quantity": "expected_return", "value": optimum},
+            {"model": name, "estimator": "uniform", "quantity": "expected_return", "value": start},
+            {"model": name, "estimator": "target_90", "quantity": "expected_return", "value": target},
+            *({"model": name, "estimator": "data", "quantity": quantity, "value": value} for quantity, value
+              in (("episodes_per_iteration", episodes), ("iterations", iterations), ("seeds", seeds)))]
+    runs, sweeps = {}, {}
+    for rule in RULES:
+        started = time.perf_counter()
+        sweeps[rule] = [learn(environment, rule, setting, seeds=seeds, episodes=episodes,
+                              iterations=iterations, rng=rng_for(seed, "episodes", name, rule, str(setting)))
+                        for setting in _settings(rule, name, quick)]
+        runs[rule] = max(sweeps[rule], key=lambda run: run.auc.mean())
+        if len(sweeps[rule]) > 1:
+            parameter = "T" if rule == "awr" else "sd"
+            for run in sweeps[rule]:
+                rows += run_rows(run, target, episodes, label=f"{rule}[{parameter}={run.setting:g}]")
+        rows += run_rows(runs[rule], target, episodes)
+        progress("policy_iteration", f"{name}: {rule}, {len(sweeps[rule])} setting(s), "
+                                     f"{time.perf_counter() - started:.1f} s; final return "
+                                     f"{runs[rule].returns[:, -1].mean():.4g} (optimum {optimum:.4g})")
+    step_check = check_map_step(environment, rng_for(seed, "map_step_check", name), STEP_SIZES[name][1])
+    rows.append({"model": name, "estimator": "map", "quantity": "map_step_check", "value": step_check})
+    return EnvironmentResult(name, runs, sweeps, optimum, start, target, episodes), rows
+
+
+def main(settings: Settings, output: Output) -> Report:
+    seeds, episodes, iterations = ((QUICK_SEEDS, QUICK_EPISODES, QUICK_ITERATIONS) if settings.quick
+                                   else (SEEDS, EPISODES, ITERATIONS))
+    results, rows = [], []
+    for name in ENVIRONMENTS:
+        result, environment_rows = study(name, settings.seed, seeds=seeds, episodes=episodes,
+                                         iterations=iterations, quick=settings.quick)
+        results.append(result)
+        rows += environment_rows
+    curves = [row for result in results for runs in result.sweeps.values() for run in runs
+              for row in curve_rows(run, result.episodes)]
+    output.table(curves, "curves.csv", columns=CURVE_COLUMNS)
+    output.figure(figures.learning_curves(results), "learning_curves.png")
+    output.figure(figures.step_sizes(results, STEP_RULES), "step_size.png")
+    output.figure(figures.weights_ess(results), "weights_ess.png")
+    return Report(rows, {})

@@ -1,0 +1,184 @@
+"""gymnasium's toy-text environments as exact tables, and episodes of many policies played at once.
+
+An :class:`Environment` holds a toy-text environment's table ``env.unwrapped.P[s][a] = [(prob, next,
+reward, terminated), ...]`` as dense arrays: ``outcome[s, a, s']`` the probability of moving to s',
+``reward[s, a, s']`` the reward of that move and ``terminal[s, a, s']`` whether it ends the episode.
+From them come the :class:`~analyses.rl_problems.Dynamics` the exact answers use (expected rewards,
+transitions into non-terminal states, discount), so a policy's expected return is solved for, never
+simulated.
+
+:func:`play` simulates episodes of many policies (one per *lane*: a seed of a learning loop) side by
+side, one vectorised step at a time, with at most ``horizon`` steps per episode: the time limit
+gymnasium registers (FrozenLake 4x4: 100, 8x8: 200) or, for CliffWalking, which registers none, 200.
+An episode cut by the limit keeps its rewards; its returns-to-go end at the cut (no bootstrap).
+The draws differ from ``env.step``'s (numpy's vectorised categorical draws), not their distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analyses.rl_problems import GAMMA, Dynamics
+from models.errors import InputError
+
+# name -> (gymnasium id, keyword arguments, episode time limit)
+ENVIRONMENTS = {
+    "frozenlake_4x4": ("FrozenLake-v1", {"map_name": "4x4", "is_slippery": True}, 100),
+    "frozenlake_8x8": ("FrozenLake-v1", {"map_name": "8x8", "is_slippery": True}, 200),
+    "cliffwalking": ("CliffWalking-v1", {}, 200),
+}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A toy-text environment's exact table (module docstring) and its episode time limit."""
+
+    name: str
+    outcome: np.ndarray = field(repr=False)
+    reward: np.ndarray = field(repr=False)
+    terminal: np.ndarray = field(repr=False)
+    start: np.ndarray = field(repr=False)
+    horizon: int
+    gamma: float = GAMMA
+
+    @property
+    def n_states(self) -> int:
+        return self.outcome.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.outcome.shape[1]
+
+    @property
+    def dynamics(self) -> Dynamics:
+        """Expected rewards and the transitions that continue the episode (terminal moves left out)."""
+        expected_reward = np.sum(self.outcome * self.reward, axis=-1)
+        continuation = np.where(self.terminal, 0.0, self.outcome)
+        return Dynamics(self.start, expected_reward, continuation, self.gamma)
+
+
+def load(name: str) -> Environment:
+    """The environment ``name`` (a key of :data:`ENVIRONMENTS`) read from gymnasium's own table."""
+    import gymnasium as gym
+
+    if name not in ENVIRONMENTS:
+        raise InputError(f"environment must be one of {sorted(ENVIRONMENTS)}, got {name!r}")
+    env_id, kwargs, horizon = ENVIRONMENTS[name]
+    env = gym.make(env_id, **kwargs).unwrapped
+    n_states, n_actions = len(env.P), len(env.P[0])
+    outcome = np.zeros((n_states, n_actions, n_states))
+    reward = np.zeros_like(outcome)
+    terminal = np.zeros(outcome.shape, dtype=bool)
+    for s, by_action in env.P.items():
+        for a, outcomes in by_action.items():
+            for probability, following, r, ends in outcomes:
+                outcome[s, a, following] += probability
+                reward[s, a, following] = r   # the same for every way of reaching s' from (s, a)
+                terminal[s, a, following] = ends
+    start = np.asarray(env.initial_state_distrib, dtype=float)
+    return Environment(name, outcome, reward, terminal, start, horizon)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The steps of a batch of episodes, flat and in time order within each (lane, episode): the lane
+    and episode they belong to, state, action, reward and discounted return-to-go."""
+
+    lanes: int
+    episodes: int
+    lane: np.ndarray = field(repr=False)
+    episode: np.ndarray = field(repr=False)
+    states: np.ndarray = field(repr=False)
+    actions: np.ndarray = field(repr=False)
+    rewards: np.ndarray = field(repr=False)
+    returns: np.ndarray = field(repr=False)
+
+
+def _categorical(cumulative: np.ndarray, rng) -> np.ndarray:
+    """One draw per row of ``cumulative`` probabilities (..., K), by inversion of one uniform each."""
+    draws = np.sum(rng.random(cumulative.shape[:-1])[..., None] > cumulative, axis=-1)
+    return np.minimum(draws, cumulative.shape[-1] - 1)   # rounding of the last cumulative value
+
+
+def play(environment: Environment, policies: np.ndarray, episodes: int, rng) -> Steps:
+    """``episodes`` episodes of each policy in ``policies`` (lanes, S, A), at most ``horizon`` steps each,
+    with their discounted returns-to-go."""
+    policies = np.asarray(policies, dtype=float)
+    if policies.ndim != 3 or policies.shape[1:] != (environment.n_states, environment.n_actions):
+        raise InputError(f"policies must be (lanes, {environment.n_states}, {environment.n_actions}), "
+                         f"got {policies.shape}")
+    lanes, horizon = policies.shape[0], environment.horizon
+    choose, move = np.cumsum(policies, axis=-1), np.cumsum(environment.outcome, axis=-1)
+    lane = np.repeat(np.arange(lanes)[:, None], episodes, axis=1)
+    starts = np.broadcast_to(np.cumsum(environment.start), (lanes, episodes, environment.n_states))
+    state = _categorical(starts, rng)
+    running = np.ones((lanes, episodes), dtype=bool)
+    record = {key: np.zeros((horizon, lanes, episodes), dtype=kind)
+              for key, kind in (("states", int), ("actions", int), ("rewards", float), ("valid", bool))}
+    for t in range(horizon):
+        action = _categorical(choose[lane, state], rng)
+        following = _categorical(move[state, action], rng)
+        record["states"][t], record["actions"][t], record["valid"][t] = state, action, running
+        record["rewards"][t] = np.where(running, environment.reward[state, action, following], 0.0)
+        running = running & ~environment.terminal[state, action, following]
+        state = following
+        if not running.any():
+            record = {key: value[: t + 1] for key, value in record.items()}
+            break
+    returns = np.zeros_like(record["rewards"])
+    following_return = np.zeros((lanes, episodes))
+    for t in range(len(returns) - 1, -1, -1):   # padded steps carry reward 0 and are dropped below
+        following_return = record["rewards"][t] + environment.gamma * following_return
+        returns[t] = following_return
+    # Flat, episode by episode in time order: (lane, episode, t).
+    order = (1, 2, 0)
+    valid = record["valid"].transpose(order)
+    lane_of_step = np.broadcast_to(lane[..., None], valid.shape)
+    episode_of_step = np.broadcast_to(np.arange(episodes)[None, :, None], valid.shape)
+    return Steps(lanes, episodes, lane_of_step[valid], episode_of_step[valid],
+                 record["states"].transpose(order)[valid],
+                 record["actions"].transpose(order)[valid], record["rewards"].transpose(order)[valid],
+                 returns.transpose(order)[valid])
+
+
+def episode_ends(steps: Steps) -> np.ndarray:
+    """Whether each step is the last of its episode (the layout :mod:`models.weights` takes)."""
+    following = np.r_[steps.lane[1:] * steps.episodes + steps.episode[1:], -1]
+    return following != steps.lane * steps.episodes + steps.episode
+
+
+def advantages(steps: Steps, n_states: int) -> np.ndarray:
+    """Each step's return minus the mean return of its state over its lane's batch
+    (``weights.advantages`` per lane): within a lane, each state's advantages sum to zero."""
+    key = steps.lane * n_states + steps.states
+    visits = np.bincount(key, minlength=steps.lanes * n_states)
+    totals = np.bincount(key, weights=steps.returns, minlength=steps.lanes * n_states)
+    baseline = totals / np.maximum(visits, 1)
+    return steps.returns - baseline[key]
+
+
+def cell_sums(steps: Steps, weights: np.ndarray, n_states: int, n_actions: int) -> np.ndarray:
+    """Per lane the net weight W_sa of every (state, action) cell, shape (lanes, S, A)."""
+    cells = np.zeros((steps.lanes, n_states, n_actions))
+    np.add.at(cells, (steps.lane, steps.states, steps.actions), weights)
+    return cells
+
+
+def advantage_cells(steps: Steps, n_states: int, n_actions: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(advantages, cells)``: the steps' advantages (:func:`advantages`) and their cell sums per lane,
+    each state's total set to exactly 0.
+
+    In exact arithmetic a state's advantages sum to zero; in floating point, subtracting the mean of
+    thousands of returns of size 100 (CliffWalking) leaves about 1e-8. That rounding, checked to be
+    below 1e-9 of the state's summed |returns|, is spread evenly over the state's cells, so that the
+    closed forms for zero-total cells (``policy.advantage_map``) apply to them exactly.
+    """
+    advantage = advantages(steps, n_states)
+    cells = cell_sums(steps, advantage, n_states, n_actions)
+    totals = cells.sum(axis=-1, keepdims=True)
+    magnitude = cell_sums(steps, np.abs(steps.returns), n_states, n_actions).sum(axis=-1, keepdims=True)
+    if np.any(np.abs(totals) > 1e-9 * magnitude):
+        raise AssertionError("state-baseline advantages do not sum to zero within rounding")
+    return advantage, cells - totals / n_actions

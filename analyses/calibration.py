@@ -31,9 +31,24 @@ so its weighted MLE is 0.5 in every data set, and so is its target.
 Methods: the weighted posterior with the weights as given (``raw``), rescaled to sum to n
 (``sum_n``) and to Kish's ESS (``sum_ess``); the sandwich-adjusted raw posterior (``sandwich``,
 :func:`models.calibrate.sandwich_adjust`; the scale of the weights cancels in it); the weighted
-likelihood bootstrap (``wlb``, :func:`models.calibrate.weighted_likelihood_bootstrap`); and the
-unweighted posterior (``unweighted``) for reference. Coin priors Beta(1, 1); logistic priors the
-``models.classes`` defaults, coef ~ N(0, 2.5), intercept ~ N(0, 5).
+likelihood bootstrap (``wlb``, :func:`models.calibrate.weighted_likelihood_bootstrap`); generalised
+posterior calibration (``gpc``, Syring & Martin 2019, :mod:`models.gpc`): the weights' scale omega
+chosen per data set so that the omega-posterior's 90% regions cover the data set's WMLE in 90% of
+200 bootstrap resamples, then that omega-posterior's intervals (calibrated at 90% only: its 50% row
+shows whether one scale serves both); and the unweighted posterior (``unweighted``) for reference.
+GPC resamples units, so frequency-weighted rows are expanded to their units first (the other methods
+take the rows as stored, as a user would). It runs without MCMC: the coin's omega-posteriors are
+Beta in closed form (:func:`models.gpc.coin_scale`); the logistic model's are Laplace
+approximations, for the bootstrap and for the final intervals (:func:`models.gpc.logistic_scale`,
+:func:`models.gpc.laplace_logistic`), so the logistic GPC column also carries the Laplace error,
+small for 2 parameters and 200-300 rows.
+
+Implied scale (``scales.png``): per data set, the factor on the weights as given that would give the
+raw posterior a method's 90% interval widths, ``(width_raw / width_method)^2`` (geometric mean over
+the parameters): ESS scaling's is about ESS / sum w, GPC's about its omega.
+
+Priors: the coin Beta(1, 1); the logistic model ``PRIOR_SD``, the ``models.classes`` defaults, coef ~
+N(0, 2.5), intercept ~ N(0, 5).
 
 Cost. The coin's weighted posterior is conjugate: raw, sum-n, sum-ESS and unweighted intervals are
 exact Beta quantiles; the sandwich adjusts 4000 exact Beta draws (in ``InferenceData`` form); the WLB
@@ -41,13 +56,17 @@ uses its closed form, ``sum g w y / sum g w``, which is what ``weighted_likeliho
 by optimisation (a test checks they agree). The logistic model: NUTS, 2 chains x (500 tuning + 1000
 draws) per fit unless ``--chains/--tune/--draws`` say otherwise, every data set and weighting of a
 scenario in one batch (``inference.sample_many``, one compiled JAX program); the WLB with 200 draws
-of every data set in another (``calibrate.weighted_likelihood_bootstrap_many``).
+of every data set in another (``calibrate.weighted_likelihood_bootstrap_many``). GPC: at most 30
+Robbins-Monro iterations of 200 bootstrap resamples per data set, closed form or Laplace (milliseconds
+each).
 
-Outputs: ``figures/calibration/{coverage,width_coverage,wlb_vs_nuts}.png`` (drawn by
+Outputs: ``figures/calibration/{coverage,width_coverage,scales,wlb_vs_nuts}.png`` (drawn by
 ``analyses.figures.calibration``); ``results/calibration/coverage.csv`` (one row per data set,
-method and parameter), ``example_{raw,sandwich,wlb}.nc`` (one logistic importance-weighted data
-set), ``summary.csv`` (``coverage`` rows: empirical coverage of the nominal 90% intervals, with 95%
-Monte Carlo intervals).
+method and parameter), ``gpc.csv`` (GPC's scale, effective sample size, bootstrap coverage and
+convergence per data set), ``example_{raw,sandwich,wlb}.nc`` (one logistic importance-weighted data
+set), ``summary.csv`` (``coverage`` and ``coverage_50`` rows: empirical coverage of the nominal 90% and
+50% intervals, with 95% Monte Carlo intervals; ``width_90``; ``implied_scale`` per remedy and GPC's
+``scale``, ``effective_sample_size`` (median and quartiles over data sets) and ``converged_share``).
 """
 
 from __future__ import annotations
@@ -71,7 +90,7 @@ from analyses.study import (
     seed_for,
     summarise_fits,
 )
-from models import calibrate, classes, coin, inference, summary
+from models import calibrate, classes, coin, gpc, inference, summary
 from models import weights as weights_lib
 from models.errors import InputError
 
@@ -89,7 +108,10 @@ COIN_P = 0.3
 LOGNORMAL_SD = 1.0  # mean-one noise weights LogNormal(-sd^2 / 2, sd): Kish ESS about n / exp(sd^2)
 GRID = np.array([-1.5, -0.5, 0.5, 1.5])
 
-METHODS = ("raw", "sum_n", "sum_ess", "sandwich", "wlb", "unweighted")
+METHODS = ("raw", "sum_n", "sum_ess", "sandwich", "wlb", "gpc", "unweighted")
+SCALE_METHODS = ("sum_ess", "sandwich", "wlb", "gpc")   # the remedies whose implied scale is drawn
+GPC_LEVEL, GPC_BOOTSTRAP, GPC_BOOTSTRAP_QUICK = 0.9, 200, 50
+PRIOR_SD = {"intercept": 5.0, "coef": 2.5}   # the logistic priors (models.classes defaults, stated)
 NORMALIZE = {"raw": "none", "sum_n": "n", "sum_ess": "ess"}
 
 
@@ -145,7 +167,15 @@ class Scenario:
     def build_model(self, data: dict, weights: np.ndarray) -> pm.Model:
         if self.family == "coin":
             return coin.build_model(data["flips"], weights)
-        return classes.build_model(data["X"], data["y"], weights)
+        return classes.build_model(data["X"], data["y"], weights, coef_sd=PRIOR_SD["coef"],
+                                   intercept_sd=PRIOR_SD["intercept"])
+
+    def units(self, data: dict, weights: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The data as independent units: frequency-weighted rows expanded (weights 1), others as stored."""
+        if self.weighting != "frequency":
+            return data, weights
+        repeats = weights.astype(int)
+        return {key: np.repeat(value, repeats, axis=0) for key, value in data.items()}, np.ones(repeats.sum())
 
 
 SCENARIOS = (
@@ -211,22 +241,32 @@ def _weights_for(method: str, weights: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ScenarioFits:
     """A scenario's coverage rows, the diagnostics of its NUTS fits per method, its WLB's failed draws
-    and undefined data sets, and (for the example) a few posteriors of its first data set."""
+    and undefined data sets, (for the example) a few posteriors of its first data set, and GPC's
+    calibration of every data set (a data set without WMLE has none, and no GPC rows)."""
 
     rows: list
     diagnostics: dict
     wlb_failed_draws: int
     wlb_undefined: int
     example: dict
+    gpc: list   # per data set: GPC's scale, effective sample size, bootstrap coverage, convergence
 
 
-def fit_coin(scenario: Scenario, count: int, settings: Settings, wlb_draws: int) -> ScenarioFits:
-    """Exact Beta posteriors, the sandwich-adjusted exact posterior and the closed-form WLB of every
-    data set, on one compiled model."""
+def _gpc_record(scenario: Scenario, simulation: int, calibrated: gpc.GPCScale, unit_weights) -> dict:
+    return {"scenario": scenario.name, "simulation": simulation, "scale": calibrated.scale,
+            "effective_sample_size": calibrated.scale * float(np.sum(unit_weights)),
+            "coverage": calibrated.coverage, "converged": int(calibrated.converged),
+            "iterations": len(calibrated.path)}
+
+
+def fit_coin(scenario: Scenario, count: int, settings: Settings, wlb_draws: int,
+             gpc_bootstrap: int) -> ScenarioFits:
+    """Exact Beta posteriors, the sandwich-adjusted exact posterior, the closed-form WLB and GPC of
+    every data set, on one compiled model."""
     simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data")) for s in range(count)]
     model = scenario.build_model(*simulated[0])
     sandwich = calibrate.SandwichAdjustment(model)
-    rows = []
+    rows, scales = [], []
     for simulation, (data, weights) in enumerate(simulated):
         seed, flips = seed_for(settings.seed, scenario.name, simulation), data["flips"]
         exact = {method: coin.exact_posterior(flips, weights, normalize=how)
@@ -240,12 +280,39 @@ def fit_coin(scenario: Scenario, count: int, settings: Settings, wlb_draws: int)
         rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, ["p"]))
         wlb = coin_wlb(flips, weights, wlb_draws, rng_for(seed, "wlb"))
         rows += interval_rows(scenario, simulation, "wlb", lambda _, __, q: np.quantile(wlb, q))
-    return ScenarioFits(rows, {}, 0, 0, {})
+        units, unit_weights = scenario.units(data, weights)
+        calibrated = gpc.coin_scale(units["flips"], unit_weights, level=GPC_LEVEL, bootstrap=gpc_bootstrap,
+                                    rng=rng_for(seed, "gpc"))
+        posterior = coin.exact_posterior(units["flips"], calibrated.scale * unit_weights)
+        rows += interval_rows(scenario, simulation, "gpc", lambda _, __, q, beta=posterior: beta.ppf(q))
+        scales.append(_gpc_record(scenario, simulation, calibrated, unit_weights))
+    return ScenarioFits(rows, {}, 0, 0, {}, scales)
 
 
-def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: int) -> ScenarioFits:
-    """NUTS at every weighting of every data set in one batch, the sandwich on each raw posterior, and
-    the WLB of every data set whose WMLE exists in one more batch, all on one model."""
+def logistic_gpc(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, bootstrap: int,
+                 seed: int) -> tuple[list[dict], dict | None]:
+    """GPC of one logistic data set with Laplace-approximated omega-posteriors: its coverage rows and
+    its record (none when the WMLE does not exist)."""
+    units, unit_weights = scenario.units(data, weights)
+    design = np.column_stack([np.ones(units["y"].size), units["X"][:, 0]])
+    precision = np.array([PRIOR_SD["intercept"] ** -2, PRIOR_SD["coef"] ** -2])
+    try:
+        calibrated, _ = gpc.logistic_scale(design, units["y"], unit_weights, precision, level=GPC_LEVEL,
+                                           bootstrap=bootstrap, rng=rng_for(seed, "gpc"))
+    except RuntimeError:   # Newton found no finite WMLE (separation): nothing to calibrate around
+        return [], None
+    mode, hessian = gpc.laplace_logistic(design, units["y"], calibrated.scale * unit_weights, precision)
+    sd = np.sqrt(np.diag(np.linalg.inv(hessian[0])))
+    index = {"intercept": 0, "coef": 1}
+    rows = interval_rows(scenario, simulation, "gpc", lambda name, _, q: stats.norm.ppf(
+        q, mode[0, index[name]], sd[index[name]]))
+    return rows, _gpc_record(scenario, simulation, calibrated, unit_weights)
+
+
+def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: int,
+                 gpc_bootstrap: int) -> ScenarioFits:
+    """NUTS at every weighting of every data set in one batch, the sandwich on each raw posterior, the
+    WLB of every data set whose WMLE exists in one more batch, all on one model, and GPC per data set."""
     simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data")) for s in range(count)]
     model = scenario.build_model(*simulated[0])
     names = list(scenario.truth)
@@ -282,8 +349,15 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
             rows += interval_rows(scenario, simulation, "wlb", _draw_quantiles(idata, names))
     if scenario.name == EXAMPLE and wlb[0] is not None:
         example["wlb"] = wlb[0]
+    progress("calibration", f"{scenario.name}: GPC of {count} data sets")
+    scales = []
+    for simulation, (data, weights) in enumerate(simulated):
+        gpc_rows, record = logistic_gpc(scenario, simulation, data, weights, gpc_bootstrap,
+                                        seed_for(settings.seed, scenario.name, simulation))
+        rows += gpc_rows
+        scales += [record] if record is not None else []
     return ScenarioFits(rows, diagnostics, sum(int(w.attrs["failed_draws"]) for w in wlb if w is not None),
-                        sum(w is None for w in wlb), example)
+                        sum(w is None for w in wlb), example, scales)
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -317,18 +391,48 @@ def summary_rows(scenario: Scenario, rows: list[dict]) -> list[dict]:
     return table
 
 
+def gpc_rows(scenario: Scenario, records: list[dict], count: int) -> list[dict]:
+    """GPC's scale and effective sample size (median and quartiles over data sets), the share of data
+    sets whose iteration converged, and the data sets without a WMLE (no GPC)."""
+    table = [summary.point(scenario.name, "gpc", "undefined_data_sets", count - len(records))]
+    if not records:
+        return table
+    for quantity in ("scale", "effective_sample_size"):
+        values = np.array([r[quantity] for r in records])
+        table.append(summary.interval(scenario.name, "gpc", quantity, float(np.median(values)),
+                                      *np.quantile(values, [0.25, 0.75])))
+    table.append(summary.point(scenario.name, "gpc", "converged_share",
+                               float(np.mean([r["converged"] for r in records]))))
+    return table
+
+
+def implied_scales(rows: list[dict]) -> dict[str, dict[str, np.ndarray]]:
+    """Per scenario and method in :data:`SCALE_METHODS`, per data set: ``(width_raw / width_method)^2``
+    of the 90% intervals, geometric mean over the parameters (the module docstring)."""
+    width = {(r["scenario"], r["simulation"], r["method"], r["parameter"]): r["width_90"] for r in rows}
+    found: dict[str, dict[str, list]] = {}
+    for (scenario, simulation, method, parameter), value in width.items():
+        raw = width.get((scenario, simulation, "raw", parameter))
+        if method in SCALE_METHODS and raw is not None and value > 0:
+            per_method = found.setdefault(scenario, {m: {} for m in SCALE_METHODS})[method]
+            per_method.setdefault(simulation, []).append(np.log((raw / value) ** 2))
+    return {scenario: {method: np.exp(np.array([np.mean(v) for v in by_simulation.values()]))
+                       for method, by_simulation in methods.items()} for scenario, methods in found.items()}
+
+
 def main(settings: Settings, output: Output) -> Report:
     check_settings(settings)
     plotting.apply_style()
     counts = SIMULATIONS_QUICK if settings.quick else SIMULATIONS
     wlb_draws = WLB_DRAWS_QUICK if settings.quick else WLB_DRAWS
+    gpc_bootstrap = GPC_BOOTSTRAP_QUICK if settings.quick else GPC_BOOTSTRAP
     progress("calibration", f"{counts['coin']} coin and {counts['logistic']} logistic data sets per "
                             f"scenario; NUTS {settings.chains} x ({settings.tune} + {settings.draws}), WLB "
                             f"{wlb_draws} draws; one batch per scenario")
     results = {}
     for scenario in SCENARIOS:
         fit = fit_coin if scenario.family == "coin" else fit_logistic
-        results[scenario.name] = fit(scenario, counts[scenario.family], settings, wlb_draws)
+        results[scenario.name] = fit(scenario, counts[scenario.family], settings, wlb_draws, gpc_bootstrap)
     rows = sorted((r for result in results.values() for r in result.rows),
                   key=lambda r: (r["scenario"], r["simulation"], METHODS.index(r["method"]), r["parameter"]))
     table, fits = [], {}
@@ -343,9 +447,21 @@ def main(settings: Settings, output: Output) -> Report:
                 fits[f"{scenario.name}/{method}"] = fit_summary
                 table.append(summary.point(scenario.name, method, "fits_failing_diagnostics",
                                            fit_summary.failing))
+        table += gpc_rows(scenario, result.gpc, counts[scenario.family])
+    implied = implied_scales(rows)
+    for scenario in SCENARIOS:
+        for method in SCALE_METHODS:
+            values = implied.get(scenario.name, {}).get(method, np.array([]))
+            if values.size == 0:   # every data set lacked the method (no WMLE for the WLB and GPC)
+                continue
+            table.append(summary.interval(scenario.name, method, "implied_scale", float(np.median(values)),
+                                          *np.quantile(values, [0.25, 0.75])))
     columns = ("scenario", "simulation", "method", "parameter", "true_value", "covered_50", "covered_90",
                "width_50", "width_90")
     output.table(rows, "coverage.csv", columns=columns)
+    output.table([record for result in results.values() for record in result.gpc], "gpc.csv",
+                 columns=("scenario", "simulation", "scale", "effective_sample_size", "coverage", "converged",
+                          "iterations"))
     example = results[EXAMPLE].example
     for name, idata in example.items():
         if name != "sum_ess":
@@ -353,6 +469,7 @@ def main(settings: Settings, output: Output) -> Report:
                              seed=settings.seed)
     output.figure(figures.plot_coverage(table, SCENARIOS, METHODS), "coverage.png")
     output.figure(figures.plot_width(table, SCENARIOS, METHODS), "width_coverage.png")
+    output.figure(figures.plot_scales(implied, SCENARIOS, SCALE_METHODS), "scales.png")
     truth = next(s for s in SCENARIOS if s.name == EXAMPLE).truth
     draws = {method: {name: _flat_draws(idata, name)[:, 0] for name in truth}
              for method, idata in example.items()}

@@ -74,7 +74,7 @@ def test_calibration_refuses_too_few_draws(tmp_path, capsys):
 
 def test_quick_run_writes_coverage_rows_figures_and_examples(run_quick):
     out, _, rows = run_quick("calibration")
-    for figure in ("coverage.png", "width_coverage.png", "wlb_vs_nuts.png"):
+    for figure in ("coverage.png", "width_coverage.png", "wlb_vs_nuts.png", "scales.png"):
         assert (out / "figures/calibration" / figure).stat().st_size > 0
     for method in ("raw", "sandwich", "wlb"):
         assert (out / f"results/calibration/example_{method}.nc").stat().st_size > 0
@@ -91,6 +91,17 @@ def test_quick_run_writes_coverage_rows_figures_and_examples(run_quick):
     per_method = sum(quick[s.family] * parameters[s.family] for s in calibration.SCENARIOS)
     assert len(per_data_set) == per_method * len(calibration.METHODS)
     assert {r["covered_90"] for r in per_data_set} <= {"0", "1"}
+    with open(out / "results/calibration/gpc.csv", newline="") as handle:
+        calibrated = list(csv.DictReader(handle))
+    assert len(calibrated) == sum(quick[s.family] for s in calibration.SCENARIOS)   # every WMLE exists here
+    # GPC on units: frequency rows expanded, so omega x (number of units) is its effective sample size.
+    for record in calibrated:
+        n = next(s.n for s in calibration.SCENARIOS if s.name == record["scenario"])
+        if record["scenario"].endswith("frequency"):
+            ess = float(record["effective_sample_size"])
+            assert ess == pytest.approx(float(record["scale"]) * n, rel=1e-5)
+    implied = {(r["model"], r["estimator"]) for r in rows if r["quantity"] == "implied_scale"}
+    assert implied == {(s.name, m) for s in calibration.SCENARIOS for m in calibration.SCALE_METHODS}
 
 
 @pytest.mark.slow

@@ -8,12 +8,13 @@ near 1/10: the same effective sample size, omega x sum w, about 60.
 
 import numpy as np
 import pytest
+from scipy import special, stats
 
-from models import batched, calibrate, coin
+from models import batched, calibrate, coin, gpc
 from models.errors import InputError
 from models.gpc import covers
 
-pytestmark = pytest.mark.skipif(not batched.available(), reason="GPC's bootstrap fits run batched here")
+needs_jax = pytest.mark.skipif(not batched.available(), reason="GPC's bootstrap fits run batched here")
 
 FLIPS = np.random.default_rng(11).binomial(1, 0.35, 60)
 SETTINGS = {"bootstrap": 100, "draws": 400, "tune": 300, "chains": 2, "sampler": "numpyro"}
@@ -27,6 +28,7 @@ def test_covers_is_the_draws_own_credible_ellipsoid():
     assert covers(draws, np.array([0.0, 6.3]), 0.9) and not covers(draws, np.array([0.0, 6.6]), 0.9)
 
 
+@needs_jax
 @pytest.mark.parametrize("scale", [1.0, 10.0])
 def test_gpc_undoes_the_weights_scale(scale):
     """Both runs end with omega x sum w within 35% of 60 (the coverage estimate from 100 bootstrap
@@ -48,3 +50,81 @@ def test_gpc_refuses_what_it_cannot_calibrate():
         calibrate.gpc(coin.build_model(FLIPS), level=1.5, random_seed=1)
     with pytest.raises(InputError, match="bootstrap"):
         calibrate.gpc(coin.build_model(FLIPS), random_seed=1, bootstrap=3)
+
+
+# --------------------------------------------------------------------------- GPC without MCMC
+
+
+def test_robbins_monro_finds_the_level_of_a_known_coverage_curve():
+    # c(omega) = exp(-omega / 5) falls through 0.9 at omega = -5 log 0.9 = 0.527.
+    result = gpc.robbins_monro(lambda omega: np.exp(-omega / 5), level=0.9, tolerance=0.002,
+                               iterations=200)
+    assert result.converged and abs(result.coverage - 0.9) <= 0.002
+    # Coverage within 0.002 of the level puts omega within 0.002 / |c'| = 0.002 / 0.18 of the root.
+    assert abs(result.scale + 5 * np.log(0.9)) <= 0.002 / 0.18 * 1.01
+    assert result.path[0]["scale"] == 1.0 and len(result.path) < 200
+
+
+def test_coin_region_rule_is_the_draws_credible_interval():
+    # coin_scale covers theta_hat when P(|p - mean| <= |theta_hat - mean|) <= level: the same verdict as
+    # `covers` on many exact Beta draws, except where the point sits within Monte Carlo error of the
+    # region's edge (none of these does: |P - level| > 0.02, about 6 Monte Carlo sds at 20000 draws).
+    rng = np.random.default_rng(4)
+    cases = [(8.0, 15.0, 0.45), (8.0, 15.0, 0.55), (30.0, 5.0, 0.7), (2.0, 3.0, 0.05), (2.0, 3.0, 0.6)]
+    for a, b, point in cases:
+        posterior = stats.beta(a, b)
+        gap = abs(point - posterior.mean())
+        inside = posterior.cdf(posterior.mean() + gap) - posterior.cdf(posterior.mean() - gap)
+        assert abs(inside - 0.9) > 0.02
+        draws = posterior.rvs(20000, random_state=rng)[:, None]
+        assert covers(draws, np.array([point]), 0.9) == (inside <= 0.9)
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_exact_coin_gpc_undoes_the_weights_scale(scale):
+    # The same bootstrap resamples (same stream) at weights x10 make c(omega / 10) = c(omega): the
+    # effective sample size omega x sum w is 60 within the iteration's tolerance (about 0.12 in
+    # log omega, see above); an uncorrected scale would be off by a factor of 10.
+    result = gpc.coin_scale(FLIPS, np.full(FLIPS.size, scale), rng=np.random.default_rng(3))
+    assert result.converged
+    assert result.scale * scale * FLIPS.size == pytest.approx(FLIPS.size, rel=0.35)
+
+
+@pytest.mark.python_mode
+def test_laplace_modes_are_the_models_map_and_wmle():
+    from models import classes, inference
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=120)
+    y = (rng.uniform(size=120) < special.expit(-0.4 + 1.2 * x)).astype(float)
+    weights = rng.lognormal(-0.5, 1.0, 120)
+    design = np.column_stack([np.ones(120), x])
+    model = classes.build_model(x[:, None], y.astype(int), weights, coef_sd=2.5, intercept_sd=5.0)
+    # Newton stops at steps below 1e-10 on a smooth concave objective, L-BFGS at gradient 1e-12:
+    # 1e-7 is ample.
+    for precision, estimate in ((np.array([1 / 25, 1 / 6.25]), inference.map_estimate(model)),
+                                (np.zeros(2), inference.mle(model))):
+        mode, hessian = gpc.laplace_logistic(design, y, weights, precision)
+        np.testing.assert_allclose(mode[0], [estimate["intercept"], estimate["coef"][0]], atol=1e-7)
+        p = special.expit(design @ mode[0])
+        expected = design.T @ ((weights * p * (1 - p))[:, None] * design) + np.diag(precision)
+        np.testing.assert_allclose(hessian[0], expected, rtol=1e-12)
+    # Separation without a prior: no mode, said so.
+    with pytest.raises(RuntimeError, match="no finite mode"):
+        gpc.laplace_logistic(design, (x > 0).astype(float), weights, np.zeros(2))
+
+
+def test_laplace_logistic_gpc_undoes_the_weights_scale():
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=300)
+    y = (rng.uniform(size=300) < special.expit(-0.5 + x)).astype(float)
+    design = np.column_stack([np.ones(300), x])
+    precision = np.array([1 / 25, 1 / 6.25])
+    sizes = []
+    for scale in (1.0, 10.0):
+        result, _ = gpc.logistic_scale(design, y, np.full(300, scale), precision,
+                                       rng=np.random.default_rng(5))
+        assert result.converged
+        sizes.append(result.scale * scale * 300)
+    # Unit weights are frequency weights: about 300 effective units either way (tolerance as above).
+    assert sizes[0] == pytest.approx(300, rel=0.35) and sizes[1] == pytest.approx(300, rel=0.35)

@@ -1,6 +1,7 @@
 """The calibration study's figures (``figures/calibration/``): empirical against nominal coverage per
-scenario and method, width against coverage, and one data set's WLB, NUTS and sandwich draws. Each
-function takes the study's table rows (or draws) and returns a figure."""
+scenario and method, width against coverage, the scale of the weights each remedy implies, and one
+data set's WLB, NUTS and sandwich draws. Each function takes the study's table rows (or draws, or
+implied scales) and returns a figure."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from scipy import stats
 
 LABELS = {"raw": "weights as given", "sum_n": "weights sum to n", "sum_ess": "weights sum to Kish ESS",
           "sandwich": "sandwich-adjusted", "wlb": "weighted likelihood bootstrap",
-          "unweighted": "unweighted (reference)"}
-COLORS = {"raw": "C3", "sum_n": "C0", "sum_ess": "C2", "sandwich": "C4", "wlb": "C1", "unweighted": "0.5"}
+          "gpc": "GPC (scale calibrated by bootstrap)", "unweighted": "unweighted (reference)"}
+COLORS = {"raw": "C3", "sum_n": "C0", "sum_ess": "C2", "sandwich": "C4", "wlb": "C1", "gpc": "C5",
+          "unweighted": "0.5"}
 
 
 def _values(table: list[dict]) -> dict:
@@ -103,4 +105,26 @@ def plot_example(pooled: dict, truth: dict):
     fig.suptitle("One data set of logistic importance: 200 rows with LogNormal(-1/2, 1) weights")
     fig.tight_layout(rect=(0, 0.12, 1, 0.95))
     fig.legend(*axs[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=9)
+    return fig
+
+
+def plot_scales(implied: dict, scenarios, methods):
+    """Per scenario: the factor on the weights as given that each remedy implies, one box per method
+    over the data sets (log scale; 1: the weights as given)."""
+    fig, axs = plt.subplots(1, len(scenarios), figsize=(3.3 * len(scenarios), 4.0), sharey=True)
+    for ax, scenario in zip(axs, scenarios):
+        values = [implied.get(scenario.name, {}).get(method, np.array([np.nan])) for method in methods]
+        boxes = ax.boxplot(values, patch_artist=True, widths=0.6, showfliers=False)
+        for box, method in zip(boxes["boxes"], methods):
+            box.set(facecolor=COLORS[method], alpha=0.55)
+        for median in boxes["medians"]:
+            median.set(color="black")
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_yscale("log")
+        ax.set_xticks(range(1, len(methods) + 1), [m.replace("_", " ") for m in methods], rotation=30)
+        ax.set_title(scenario.name.replace("_", " "))
+    axs[0].set_ylabel("implied scale of the weights\n(width as given / width)^2")
+    fig.suptitle("The scale each remedy puts on the weights, per data set (box: quartiles, whiskers: "
+                 "1.5 IQR; dashed: as given)")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig

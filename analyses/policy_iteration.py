@@ -6,9 +6,10 @@ at the current policy add (a trust region), does acting with a posterior draw (T
 beat acting with the MAP, and what does the weighted MLE do when advantages are signed? Every
 iteration's policy is scored by its exact expected return on the environment's table.
 
-Loop, per iteration k: play N episodes with the acting policy (:func:`analyses.toy_text.play`), take
-each step's discounted return-to-go G_i and its advantage A_i = G_i minus the mean return of its
-state in the batch (``weights.advantages``; each state's advantages sum to zero), refit, move on.
+Loop, per iteration k: play N episodes with the acting policy (:func:`analyses.toy_text.play`: the
+discount played as termination, so a return-to-go G_i is an unbiased estimate of the exact Q that
+is scored), take each step's advantage A_i = G_i minus the mean return of its state in the batch
+(``weights.advantages``; each state's advantages sum to zero), refit, move on.
 Ten seeds run side by side as lanes of one vectorised program; every rule starts from the uniform
 policy (preferences 0).
 
@@ -39,22 +40,25 @@ Update rules, each a weighted likelihood of that model:
   supremum lies on the boundary, probability 0, and the rule takes it (that action is never tried
   again). Unvisited states keep their policy (the WMLE is flat there).
 * ``wmle_signed``: the WMLE with w = A. The weighted log-likelihood of a state is linear, W_s . theta_s,
-  so no WMLE exists wherever a visited state has a non-zero cell: it rises for ever along W_s. The rule
-  takes the limit of that ray, the greedy policy uniform over argmax_a W_sa (states whose cells are
-  all zero keep their policy), and records the verdict of every batch (``wmle_exists``).
+  so no WMLE exists wherever a visited state has a non-zero cell: it rises for ever along every
+  direction d with W_s . d > 0. The rule takes the limit of the MAP step as the prior widens,
+  softmax(m + sd^2 W) as sd -> infinity: the greedy policy uniform over argmax_a W_sa (states whose
+  cells are all zero keep their policy), and records the verdict of every batch (``wmle_exists``).
 * ``exact_pi``: exact policy iteration (knows the table): greedy in the exact Q of the current policy.
   It plays no episodes; its curve is drawn at the same iteration index.
 
 Step sizes: the prior's sd (``STEP_SIZES``, in the units of the returns: FrozenLake rewards 1 at the
 goal, CliffWalking -1 a step and -100 for the cliff) for ``map``, ``thompson`` and ``reinforce``; the
 temperature T (``TEMPERATURES``) for ``awr``. The learning curves show each rule at its setting with
-the largest area under the curve over these seeds (a tuned comparison; the sweep is in the table and
-``step_size.png``).
+the largest area under the curve (mean over seeds), then run again at that setting on fresh random
+streams: the curves and the rule rows come from that second run, so choosing the best of several
+settings does not flatter them (the sweep's own rows, ``rule[sd=...]``, and ``step_size.png`` are the
+tuning runs).
 
-Environments (:mod:`analyses.toy_text`): FrozenLake 4x4 and 8x8 slippery (gymnasium's time limits
-100 and 200 steps) and CliffWalking (deterministic; the cliff costs -100 and sends back to the start;
-time limit 200), discount 0.99. Exact expected returns: ``rl_problems.expected_return`` solves
-(I - gamma P_pi) V = r_pi; the optimum V* from value iteration. "90% of the optimum" is a return of at
+Environments (:mod:`analyses.toy_text`): FrozenLake 4x4 and 8x8 slippery and CliffWalking
+(deterministic; the cliff costs -100 and sends back to the start), discount 0.99. Exact expected
+returns: ``rl_problems.expected_return`` solves (I - gamma P_pi) V = r_pi; the optimum V* from value
+iteration. "90% of the optimum" is a return of at
 least 0.9 V* (FrozenLake) or, for CliffWalking's costs, at least V* / 0.9 (at most 1/0.9 of the optimal
 cost: only a nearly deterministic shortest path along the cliff gets there; the safe detour costs more).
 
@@ -63,9 +67,10 @@ played, mean and 95% band over seeds, optimum and start marked), ``step_size.png
 curve against the step size), ``weights_ess.png`` (per-iteration Kish ESS of the weights, as a share
 of the steps); (``results/policy_iteration/``): ``summary.csv``, per (environment, rule) the final
 return, the area under the curve (mean return over the iterations), episodes to 90% of the optimum
-(median over seeds), the share of seeds that reach it, the chosen setting, the Kish ESS share and the
-WMLE verdicts; per environment the optimum and the start; the sweep; ``curves.csv``, every seed's
-curve.
+(median over seeds, with the earliest and the latest seed; exact policy iteration: iterations), the
+share of seeds that reach it, the chosen setting, the Kish ESS share and the WMLE verdicts; per
+environment the optimum and the start; the sweep; ``curves.csv``, every seed's curve (``run``:
+``report`` for the curves shown, ``sweep`` for the tuning runs).
 """
 
 from __future__ import annotations
@@ -250,8 +255,8 @@ def check_map_step(environment: toy_text.Environment, rng, sd: float) -> float:
                                        preference_sd=sd, allow_negative=True, collapse=True,
                                        prior_mean=centre)
         else:
-            centred = centre - centre.mean(axis=-1, keepdims=True)
-            pm.set_data({"weights": cells.ravel(), "prior_mean": centred}, model=model)
+            # Swapped in uncentred: the model centres it.
+            pm.set_data({"weights": cells.ravel(), "prior_mean": centre}, model=model)
         numerical = inference.map_estimate(model)["preference"]
         worst = max(worst, float(np.max(np.abs(numerical - policy.advantage_map(cells, sd, centre)))))
     return worst
@@ -281,10 +286,13 @@ def run_rows(run: Run, target: float, episodes: int, label: str | None = None) -
         rows.append({**row, "quantity": quantity, "value": value, "lower": lower, "upper": upper})
     if label is not None:
         return rows
-    needed = episodes_to_target(run, target, episodes)
+    # Exact policy iteration plays no episodes: count its iterations instead.
+    per_iteration, quantity = ((1, "iterations_to_90") if run.rule == "exact_pi"
+                               else (episodes, "episodes_to_90"))
+    needed = episodes_to_target(run, target, per_iteration)
     reached = np.isfinite(needed)
     median = float(np.median(needed)) if reached.mean() > 0.5 else None   # None: most seeds never got there
-    rows += [{**row, "quantity": "episodes_to_90", "value": median,
+    rows += [{**row, "quantity": quantity, "value": median,
               "lower": float(needed[reached].min()) if reached.any() else None,
               "upper": float(needed[reached].max()) if reached.any() else None},
              {**row, "quantity": "reached_90_share", "value": float(reached.mean())}]
@@ -302,13 +310,15 @@ def run_rows(run: Run, target: float, episodes: int, label: str | None = None) -
     return rows
 
 
-CURVE_COLUMNS = ("environment", "rule", "setting", "seed", "iteration", "episodes", "expected_return",
-                 "centre_expected_return", "kish_ess_share", "wmle_exists", "flat_batch")
+CURVE_COLUMNS = ("environment", "rule", "setting", "run", "seed", "iteration", "episodes",
+                 "expected_return", "centre_expected_return", "kish_ess_share", "wmle_exists", "flat_batch")
 
 
-def curve_rows(run: Run, episodes: int) -> list[dict]:
-    return [{"environment": run.environment, "rule": run.rule, "setting": run.setting, "seed": seed,
-             "iteration": k, "episodes": k * episodes, "expected_return": float(run.returns[seed, k]),
+def curve_rows(run: Run, episodes: int, kind: str) -> list[dict]:
+    """Every (seed, iteration) of ``run``; ``kind``: "sweep" (a tuning run) or "report" (a curve shown)."""
+    return [{"environment": run.environment, "rule": run.rule, "setting": run.setting, "run": kind,
+             "seed": seed, "iteration": k, "episodes": k * episodes,
+             "expected_return": float(run.returns[seed, k]),
              "centre_expected_return": float(run.centre_returns[seed, k]),
              "kish_ess_share": None if np.isnan(run.ess_share[seed, k]) else float(run.ess_share[seed, k]),
              "wmle_exists": int(run.wmle_exists[seed, k]) if k < run.returns.shape[1] - 1 else None,
@@ -355,7 +365,10 @@ def study(name: str, seed: int, *, seeds: int, episodes: int, iterations: int, q
         sweeps[rule] = [learn(environment, rule, setting, seeds=seeds, episodes=episodes,
                               iterations=iterations, rng=rng_for(seed, "episodes", name, rule, str(setting)))
                         for setting in _settings(rule, name, quick)]
-        runs[rule] = max(sweeps[rule], key=lambda run: run.auc.mean())
+        best = max(sweeps[rule], key=lambda run: run.auc.mean())
+        runs[rule] = best if len(sweeps[rule]) == 1 else learn(
+            environment, rule, best.setting, seeds=seeds, episodes=episodes, iterations=iterations,
+            rng=rng_for(seed, "report", name, rule, str(best.setting)))
         if len(sweeps[rule]) > 1:
             parameter = "T" if rule == "awr" else "sd"
             for run in sweeps[rule]:
@@ -378,8 +391,12 @@ def main(settings: Settings, output: Output) -> Report:
                                          iterations=iterations, quick=settings.quick)
         results.append(result)
         rows += environment_rows
-    curves = [row for result in results for runs in result.sweeps.values() for run in runs
-              for row in curve_rows(run, result.episodes)]
+    curves = []
+    for result in results:
+        for rule, report in result.runs.items():
+            sweep = result.sweeps[rule] if len(result.sweeps[rule]) > 1 else []
+            curves += [row for run in sweep for row in curve_rows(run, result.episodes, "sweep")]
+            curves += curve_rows(report, result.episodes, "report")
     output.table(curves, "curves.csv", columns=CURVE_COLUMNS)
     output.figure(figures.learning_curves(results), "learning_curves.png")
     output.figure(figures.step_sizes(results, STEP_RULES), "step_size.png")

@@ -8,10 +8,14 @@ transitions into non-terminal states, discount), so a policy's expected return i
 simulated.
 
 :func:`play` simulates episodes of many policies (one per *lane*: a seed of a learning loop) side by
-side, one vectorised step at a time, with at most ``horizon`` steps per episode: the time limit
-gymnasium registers (FrozenLake 4x4: 100, 8x8: 200) or, for CliffWalking, which registers none, 200.
-An episode cut by the limit keeps its rewards; its returns-to-go end at the cut (no bootstrap).
-The draws differ from ``env.step``'s (numpy's vectorised categorical draws), not their distribution.
+side, one vectorised step at a time. The discount is played as termination: after every step the
+episode goes on with probability gamma (else it ends, as at a terminal state), and returns-to-go are
+undiscounted sums of the rewards still to come. Then E[G_t | s_t, a_t] = Q_pi(s_t, a_t) of the
+discounted infinite-horizon problem exactly, the objective the exact answers score; a time limit
+(gymnasium's wrappers: 100 and 200 steps for FrozenLake, none for CliffWalking) would bias returns
+towards what the policy does late in an episode. ``max_steps`` (10,000; the chance that the discount
+alone lets an episode run that long is 0.99^10000 = 2e-44) only guards against a runaway loop. The
+draws differ from ``env.step``'s (numpy's vectorised categorical draws), not their distribution.
 """
 
 from __future__ import annotations
@@ -23,24 +27,24 @@ import numpy as np
 from analyses.rl_problems import GAMMA, Dynamics
 from models.errors import InputError
 
-# name -> (gymnasium id, keyword arguments, episode time limit)
+# name -> (gymnasium id, keyword arguments)
 ENVIRONMENTS = {
-    "frozenlake_4x4": ("FrozenLake-v1", {"map_name": "4x4", "is_slippery": True}, 100),
-    "frozenlake_8x8": ("FrozenLake-v1", {"map_name": "8x8", "is_slippery": True}, 200),
-    "cliffwalking": ("CliffWalking-v1", {}, 200),
+    "frozenlake_4x4": ("FrozenLake-v1", {"map_name": "4x4", "is_slippery": True}),
+    "frozenlake_8x8": ("FrozenLake-v1", {"map_name": "8x8", "is_slippery": True}),
+    "cliffwalking": ("CliffWalking-v1", {}),
 }
+MAX_STEPS = 10_000
 
 
 @dataclass(frozen=True)
 class Environment:
-    """A toy-text environment's exact table (module docstring) and its episode time limit."""
+    """A toy-text environment's exact table (module docstring) and its discount."""
 
     name: str
     outcome: np.ndarray = field(repr=False)
     reward: np.ndarray = field(repr=False)
     terminal: np.ndarray = field(repr=False)
     start: np.ndarray = field(repr=False)
-    horizon: int
     gamma: float = GAMMA
 
     @property
@@ -65,7 +69,7 @@ def load(name: str) -> Environment:
 
     if name not in ENVIRONMENTS:
         raise InputError(f"environment must be one of {sorted(ENVIRONMENTS)}, got {name!r}")
-    env_id, kwargs, horizon = ENVIRONMENTS[name]
+    env_id, kwargs = ENVIRONMENTS[name]
     env = gym.make(env_id, **kwargs).unwrapped
     n_states, n_actions = len(env.P), len(env.P[0])
     outcome = np.zeros((n_states, n_actions, n_states))
@@ -78,7 +82,7 @@ def load(name: str) -> Environment:
                 reward[s, a, following] = r   # the same for every way of reaching s' from (s, a)
                 terminal[s, a, following] = ends
     start = np.asarray(env.initial_state_distrib, dtype=float)
-    return Environment(name, outcome, reward, terminal, start, horizon)
+    return Environment(name, outcome, reward, terminal, start)
 
 
 @dataclass(frozen=True)
@@ -103,44 +107,43 @@ def _categorical(cumulative: np.ndarray, rng) -> np.ndarray:
 
 
 def play(environment: Environment, policies: np.ndarray, episodes: int, rng) -> Steps:
-    """``episodes`` episodes of each policy in ``policies`` (lanes, S, A), at most ``horizon`` steps each,
-    with their discounted returns-to-go."""
+    """``episodes`` episodes of each policy in ``policies`` (lanes, S, A), ended by a terminal state or
+    by the discount (module docstring), with their undiscounted returns-to-go."""
     policies = np.asarray(policies, dtype=float)
     if policies.ndim != 3 or policies.shape[1:] != (environment.n_states, environment.n_actions):
         raise InputError(f"policies must be (lanes, {environment.n_states}, {environment.n_actions}), "
                          f"got {policies.shape}")
-    lanes, horizon = policies.shape[0], environment.horizon
+    lanes = policies.shape[0]
     choose, move = np.cumsum(policies, axis=-1), np.cumsum(environment.outcome, axis=-1)
     lane = np.repeat(np.arange(lanes)[:, None], episodes, axis=1)
     starts = np.broadcast_to(np.cumsum(environment.start), (lanes, episodes, environment.n_states))
     state = _categorical(starts, rng)
     running = np.ones((lanes, episodes), dtype=bool)
-    record = {key: np.zeros((horizon, lanes, episodes), dtype=kind)
-              for key, kind in (("states", int), ("actions", int), ("rewards", float), ("valid", bool))}
-    for t in range(horizon):
+    record = {"states": [], "actions": [], "rewards": [], "valid": []}
+    for _ in range(MAX_STEPS):
         action = _categorical(choose[lane, state], rng)
         following = _categorical(move[state, action], rng)
-        record["states"][t], record["actions"][t], record["valid"][t] = state, action, running
-        record["rewards"][t] = np.where(running, environment.reward[state, action, following], 0.0)
-        running = running & ~environment.terminal[state, action, following]
+        record["states"].append(state)
+        record["actions"].append(action)
+        record["valid"].append(running)
+        record["rewards"].append(np.where(running, environment.reward[state, action, following], 0.0))
+        goes_on = rng.random((lanes, episodes)) < environment.gamma
+        running = running & ~environment.terminal[state, action, following] & goes_on
         state = following
         if not running.any():
-            record = {key: value[: t + 1] for key, value in record.items()}
             break
-    returns = np.zeros_like(record["rewards"])
-    following_return = np.zeros((lanes, episodes))
-    for t in range(len(returns) - 1, -1, -1):   # padded steps carry reward 0 and are dropped below
-        following_return = record["rewards"][t] + environment.gamma * following_return
-        returns[t] = following_return
+    else:
+        raise RuntimeError(f"an episode ran {MAX_STEPS} steps")
+    record = {key: np.stack(value) for key, value in record.items()}   # (time, lanes, episodes)
+    returns = np.cumsum(record["rewards"][::-1], axis=0)[::-1]   # padded steps carry reward 0
     # Flat, episode by episode in time order: (lane, episode, t).
     order = (1, 2, 0)
     valid = record["valid"].transpose(order)
     lane_of_step = np.broadcast_to(lane[..., None], valid.shape)
     episode_of_step = np.broadcast_to(np.arange(episodes)[None, :, None], valid.shape)
     return Steps(lanes, episodes, lane_of_step[valid], episode_of_step[valid],
-                 record["states"].transpose(order)[valid],
-                 record["actions"].transpose(order)[valid], record["rewards"].transpose(order)[valid],
-                 returns.transpose(order)[valid])
+                 record["states"].transpose(order)[valid], record["actions"].transpose(order)[valid],
+                 record["rewards"].transpose(order)[valid], returns.transpose(order)[valid])
 
 
 def episode_ends(steps: Steps) -> np.ndarray:
@@ -172,13 +175,17 @@ def advantage_cells(steps: Steps, n_states: int, n_actions: int) -> tuple[np.nda
 
     In exact arithmetic a state's advantages sum to zero; in floating point, subtracting the mean of
     thousands of returns of size 100 (CliffWalking) leaves about 1e-8. That rounding, checked to be
-    below 1e-9 of the state's summed |returns|, is spread evenly over the state's cells, so that the
-    closed forms for zero-total cells (``policy.advantage_map``) apply to them exactly.
+    below 1e-9 of the state's summed |returns|, is taken off the cells the batch visited, in equal
+    parts: a state where one action was taken gets the exact 0 its one cell has in exact arithmetic
+    (no signal: nothing to compare that action with), unvisited cells stay 0, and the closed forms for
+    zero-total cells (``policy.advantage_map``) apply exactly.
     """
     advantage = advantages(steps, n_states)
     cells = cell_sums(steps, advantage, n_states, n_actions)
+    visited = cell_sums(steps, np.ones(steps.states.size), n_states, n_actions) > 0
     totals = cells.sum(axis=-1, keepdims=True)
     magnitude = cell_sums(steps, np.abs(steps.returns), n_states, n_actions).sum(axis=-1, keepdims=True)
     if np.any(np.abs(totals) > 1e-9 * magnitude):
         raise AssertionError("state-baseline advantages do not sum to zero within rounding")
-    return advantage, cells - totals / n_actions
+    shares = np.maximum(visited.sum(axis=-1, keepdims=True), 1)
+    return advantage, np.where(visited, cells - totals / shares, 0.0)

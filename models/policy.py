@@ -123,7 +123,7 @@ def _model_mle_existence(model: pm.Model) -> existence.Existence:
                        model["weights"].get_value(), len(model.coords["state"]), len(model.coords["action"]))
     verdict = mle_existence(cells)
     if verdict.maximiser is not None and "prior_mean" in model.named_vars:   # the free variable is the step
-        step = verdict.maximiser["preference"] - model["prior_mean"].get_value()
+        step = verdict.maximiser["preference"] - _centred(model["prior_mean"].get_value())
         verdict = dataclasses.replace(verdict, maximiser={"step": step})
     return verdict
 
@@ -314,7 +314,8 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
             centre = pm.Data("prior_mean", _check_centre(prior_mean, (n_states, n_actions)),
                              dims=("state", "action"))
             step = pm.ZeroSumNormal("step", sigma=sd_data, dims=("state", "action"))
-            preference = pm.Deterministic("preference", centre + step, dims=("state", "action"))
+            centred = centre - centre.mean(axis=-1, keepdims=True)   # also for values swapped in uncentred
+            preference = pm.Deterministic("preference", centred + step, dims=("state", "action"))
         pm.Deterministic("policy", pm.math.softmax(preference, axis=-1), dims=("state", "action"))
         # preference[state_idx] spelled with a second index: PyTensor 2.38's gradient of the
         # one-index form refuses a single row (obs_id of length 1) as a "runtime broadcast".

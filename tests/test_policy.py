@@ -202,8 +202,12 @@ def test_prior_centred_elsewhere_moves_the_map_not_the_mle():
     np.testing.assert_allclose(model["prior_mean"].get_value(), centred, rtol=1e-12)
     at_zero = policy.build_model(STATES, ACTIONS, POSITIVE, n_states=N_STATES, n_actions=N_ACTIONS,
                                  preference_sd=SD, collapse=True)
-    moved = inference.map_estimate(model)["preference"] - inference.map_estimate(at_zero)["preference"]
+    map_point = inference.map_estimate(model)["preference"]
+    moved = map_point - inference.map_estimate(at_zero)["preference"]
     assert np.all(np.sum(moved * centred, axis=1) > 0)   # every state's MAP moves towards its centre
+    pm.set_data({"prior_mean": centre + 5.0}, model=model)   # swapped in uncentred: centred in the model
+    np.testing.assert_allclose(inference.map_estimate(model)["preference"], map_point,
+                               atol=OPTIMISER_TOLERANCE)
     with pytest.raises(policy.InputError, match=r"prior_mean must be a finite array of shape \(3, 3\)"):
         policy.build_model(STATES, ACTIONS, n_states=N_STATES, n_actions=N_ACTIONS, prior_mean=np.zeros(3))
 

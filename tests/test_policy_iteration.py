@@ -31,7 +31,7 @@ def uniform(environment, lanes=1):
 @pytest.mark.parametrize("name", toy_text.ENVIRONMENTS)
 def test_tables_are_gymnasiums(name):
     environment = toy_text.load(name)
-    env_id, kwargs, _ = toy_text.ENVIRONMENTS[name]
+    env_id, kwargs = toy_text.ENVIRONMENTS[name]
     table = gym.make(env_id, **kwargs).unwrapped.P
     np.testing.assert_allclose(environment.outcome.sum(axis=-1), 1.0, rtol=1e-12)
     last = (environment.n_states - 2, environment.n_actions - 1)
@@ -46,11 +46,12 @@ def test_tables_are_gymnasiums(name):
 def test_played_returns_and_advantages_are_the_weights_librarys(lake):
     steps = toy_text.play(lake, uniform(lake, 3), 200, np.random.default_rng(4))
     ends = toy_text.episode_ends(steps)
-    assert ends.sum() == 3 * 200   # every episode ends once (terminal state or time limit)
+    assert ends.sum() == 3 * 200   # every episode ends once (terminal state or the discount)
     advantages = toy_text.advantages(steps, lake.n_states)
     for lane in range(3):
         mine = steps.lane == lane
-        returns = weights_lib.returns_to_go(steps.rewards[mine], ends[mine], lake.gamma)
+        # The discount ends episodes: returns-to-go are undiscounted.
+        returns = weights_lib.returns_to_go(steps.rewards[mine], ends[mine], 1.0)
         np.testing.assert_allclose(steps.returns[mine], returns, rtol=1e-12, atol=1e-15)
         expected = weights_lib.advantages(returns, steps.states[mine], n_states=lake.n_states)
         np.testing.assert_allclose(advantages[mine], expected, rtol=1e-12, atol=1e-15)
@@ -61,15 +62,29 @@ def test_played_returns_and_advantages_are_the_weights_librarys(lake):
         np.testing.assert_allclose(cells.sum(axis=1), 0.0, atol=1e-12)   # a state's advantages sum to zero
 
 
-def test_episodes_have_the_exact_expected_return(lake):
-    # The mean first-step return of 20,000 uniform episodes against the solved V(start): within 4
-    # Monte Carlo standard errors (the 100-step time limit changes the return by < 1e-12 here: an
-    # episode of the uniform policy outlives it with probability far below that).
-    steps = toy_text.play(lake, uniform(lake), 20_000, np.random.default_rng(9))
+@pytest.mark.parametrize("name, episodes", [("frozenlake_4x4", 20_000), ("cliffwalking", 4_000)])
+def test_episodes_have_the_exact_expected_return(name, episodes):
+    # The discount played as termination makes the mean first-step return unbiased for the solved
+    # V(start) of the discounted problem: within 4 Monte Carlo standard errors. (A 200-step time limit
+    # would put CliffWalking's uniform mean at about -950 against the exact -1072.)
+    environment = toy_text.load(name)
+    steps = toy_text.play(environment, uniform(environment), episodes, np.random.default_rng(9))
     first = np.r_[True, toy_text.episode_ends(steps)[:-1]]
     returns = steps.returns[first]
-    exact = problems.expected_return(lake.dynamics, uniform(lake)[0])
+    exact = problems.expected_return(environment.dynamics, uniform(environment)[0])
     assert abs(returns.mean() - exact) < 4 * returns.std(ddof=1) / np.sqrt(returns.size)
+
+
+def test_a_deterministic_policy_gives_a_flat_batch():
+    # One action per state: each cell's advantages are its state's, which sum to zero exactly; the
+    # rounding of thousands of returns of size 10-100 must not turn into a signal.
+    cliff = toy_text.load("cliffwalking")
+    optimal = problems.greedy(problems.value_iteration(cliff.dynamics)[1])
+    steps = toy_text.play(cliff, optimal[None], 200, np.random.default_rng(2))
+    advantage, cells = toy_text.advantage_cells(steps, cliff.n_states, cliff.n_actions)
+    assert np.all(cells == 0) and np.any(advantage != 0)
+    assert analysis._wmle_exists(cells)[0]
+    np.testing.assert_array_equal(analysis._signed_limit(cells, optimal[None]), optimal[None])
 
 
 def test_play_refuses_policies_of_the_wrong_shape(lake):
@@ -236,4 +251,10 @@ def test_quick_run_writes_curves_figures_and_summary(quick_run):
             final = float(rows[name, rule, "final_return"]["value"])
             assert final <= optimum + 1e-5 * abs(optimum)   # the csv keeps 6 significant digits
         assert float(rows[name, "exact_pi", "final_return"]["value"]) == pytest.approx(optimum, rel=1e-5)
-        assert float(rows[name, "wmle_signed", "wmle_exists_share"]["value"]) < 1
+        # Signed advantages: a WMLE exists exactly in the flat batches (no return varied in a state).
+        for rule in ("map", "thompson", "reinforce", "wmle_signed"):
+            share = {q: float(rows[name, rule, q]["value"])
+                     for q in ("wmle_exists_share", "flat_batch_share")}
+            assert share["wmle_exists_share"] == share["flat_batch_share"]
+    # CliffWalking's uniform start never gives a flat batch: -1 a step makes every return differ.
+    assert float(rows["cliffwalking", "map", "flat_batch_share"]["value"]) == 0

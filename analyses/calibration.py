@@ -35,7 +35,11 @@ likelihood bootstrap (``wlb``, :func:`models.calibrate.weighted_likelihood_boots
 posterior calibration (``gpc``, Syring & Martin 2019, :mod:`models.gpc`): the weights' scale omega
 chosen per data set so that the omega-posterior's 90% regions cover the data set's WMLE in 90% of
 200 bootstrap resamples, then that omega-posterior's intervals (calibrated at 90% only: its 50% row
-shows whether one scale serves both); and the unweighted posterior (``unweighted``) for reference.
+shows whether one scale serves both; and calibrated on its own region, symmetric about the mean for
+the coin and the joint ellipsoid of both coefficients for the logistic model, while the table scores
+equal-tailed intervals of each parameter, as for every method); and the unweighted posterior
+(``unweighted``) for reference. The WLB and GPC need the WMLE: a data set without one (separation)
+has no WLB or GPC rows (``undefined_data_sets``; none in the default run).
 GPC resamples units, so frequency-weighted rows are expanded to their units first (the other methods
 take the rows as stored, as a user would). It runs without MCMC: the coin's omega-posteriors are
 Beta in closed form (:func:`models.gpc.coin_scale`); the logistic model's are Laplace

@@ -25,9 +25,9 @@ Update rules, each a weighted likelihood of that model:
   density is Gaussian: the MAP is m_k + sd^2 W in closed form (``policy.advantage_map``), a
   proximal policy-gradient step whose size the prior's sd sets. Every run checks it, per environment,
   against ``inference.map_estimate`` (L-BFGS) on the collapsed model compiled once, with two batches'
-  cells and random centres swapped in, row ``map_step_check``: the largest difference of the
-  preferences, to optimiser tolerance. The loop itself uses the closed forms: exact, and microseconds
-  where a refit costs milliseconds.
+  cells and random centres swapped in (``--quick``: the first environment only), row
+  ``map_step_check``: the largest difference of the preferences, to optimiser tolerance. The loop
+  itself uses the closed forms: exact, and microseconds where a refit costs milliseconds.
 * ``thompson``: act with one draw of the same posterior, exactly Normal(m_k + sd^2 W, sd^2 I)
   centred (``policy.advantage_posterior_policies``); the centre moves to the posterior mean (the
   MAP). At k = 0 the draw is from the prior. Its curve is the return of the policy it acts with.
@@ -377,8 +377,9 @@ def study(name: str, seed: int, *, seeds: int, episodes: int, iterations: int, q
         progress("policy_iteration", f"{name}: {rule}, {len(sweeps[rule])} setting(s), "
                                      f"{time.perf_counter() - started:.1f} s; final return "
                                      f"{runs[rule].returns[:, -1].mean():.4g} (optimum {optimum:.4g})")
-    step_check = check_map_step(environment, rng_for(seed, "map_step_check", name), STEP_SIZES[name][1])
-    rows.append({"model": name, "estimator": "map", "quantity": "map_step_check", "value": step_check})
+    if not quick or name == ENVIRONMENTS[0]:   # --quick: one compile, not three
+        step_check = check_map_step(environment, rng_for(seed, "map_step_check", name), STEP_SIZES[name][1])
+        rows.append({"model": name, "estimator": "map", "quantity": "map_step_check", "value": step_check})
     return EnvironmentResult(name, runs, sweeps, optimum, start, target, episodes), rows
 
 

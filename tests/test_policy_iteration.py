@@ -246,7 +246,8 @@ def test_quick_run_writes_curves_figures_and_summary(quick_run):
         optimum = problems.value_iteration(environment.dynamics)[0] @ environment.start
         assert float(rows[name, "optimal", "expected_return"]["value"]) == pytest.approx(optimum, rel=1e-5)
         # The compiled model's MAP (L-BFGS, gradient norm 1e-12) equals the closed form.
-        assert float(rows[name, "map", "map_step_check"]["value"]) < 1e-6
+        if name == analysis.ENVIRONMENTS[0]:   # --quick checks one environment (one compile)
+            assert float(rows[name, "map", "map_step_check"]["value"]) < 1e-6
         for rule in analysis.RULES:
             final = float(rows[name, rule, "final_return"]["value"])
             assert final <= optimum + 1e-5 * abs(optimum)   # the csv keeps 6 significant digits

@@ -93,7 +93,7 @@ from analyses.rl_problems import (
     state_values,
     value_iteration,
 )
-from analyses.study import Report, Settings, progress, rng_for
+from analyses.study import Report, Settings, mean_interval, progress, rng_for
 from models import inference, policy
 from models import weights as weights_lib
 
@@ -113,8 +113,9 @@ TARGET_SHARE = 0.9
 class Run:
     """One rule at one setting on one environment: per (seed, iteration) the exact expected return of
     the acting policy (iteration 0 is the start), of the centre (Thompson's posterior mean; else the
-    same), the weights' Kish ESS share, whether the iteration's WMLE existed and whether its batch
-    was flat (no return varied within a state: every advantage 0, every policy a signed WMLE)."""
+    same), the Kish ESS share of the rule's weights, whether the WMLE of the batch existed (AWR: of its
+    exp(A / T) weights; every other rule: of the signed advantages) and whether the batch was flat (no
+    return varied within a state: every advantage cell 0, every policy a signed WMLE)."""
 
     environment: str
     rule: str
@@ -132,13 +133,10 @@ class Run:
 
 
 def _kish_share(steps: toy_text.Steps, weights: np.ndarray) -> np.ndarray:
-    """Per lane Kish's ESS of |w| over the lane's steps, divided by its number of steps (NaN: all 0)."""
-    magnitude = np.abs(weights)
-    total = np.bincount(steps.lane, weights=magnitude, minlength=steps.lanes)
-    square = np.bincount(steps.lane, weights=magnitude**2, minlength=steps.lanes)
-    count = np.bincount(steps.lane, minlength=steps.lanes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(square > 0, total**2 / square, np.nan) / count
+    """Per lane Kish's ESS of |w| over the lane's steps (``weights.kish_ess``), divided by its number
+    of steps; NaN where every weight of the lane is 0 (no reward varied: no ESS)."""
+    lanes = [np.abs(weights[steps.lane == lane]) for lane in range(steps.lanes)]
+    return np.array([weights_lib.kish_ess(w) / w.size if np.any(w) else np.nan for w in lanes])
 
 
 def _wmle_exists(cells: np.ndarray) -> np.ndarray:
@@ -263,10 +261,9 @@ def check_map_step(environment: toy_text.Environment, rng, sd: float) -> float:
 
 
 def _mean_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean over seeds and its 95% normal interval (1.96 standard errors)."""
-    mean = float(np.mean(values))
-    half = 1.96 * float(np.std(values, ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else np.nan
-    return mean, mean - half, mean + half
+    """Mean over seeds and its 95% normal interval (``study.mean_interval``)."""
+    mean, half = mean_interval(values)
+    return float(mean), float(mean - half), float(mean + half)
 
 
 def episodes_to_target(run: Run, target: float, episodes: int) -> np.ndarray:

@@ -83,6 +83,17 @@ def thin(draws: np.ndarray, count: int) -> np.ndarray:
 # --------------------------------------------------------------------------- statistics of many fits
 
 
+def mean_interval(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over ``axis`` (seeds, data sets) and the half-width of its 95% normal interval, 1.96
+    standard errors (NaN with fewer than two values)."""
+    values = np.asarray(values, dtype=float)
+    count = values.shape[axis]
+    mean = values.mean(axis=axis)
+    if count < 2:
+        return mean, np.full_like(mean, np.nan)
+    return mean, 1.96 * values.std(axis=axis, ddof=1) / np.sqrt(count)
+
+
 def jeffreys_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
     """Jeffreys interval of a binomial proportion (Monte Carlo error of an empirical coverage)."""
     tail = (1 - level) / 2

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analyses.rl_problems import GAMMA, Dynamics
+from models import weights as weights_lib
 from models.errors import InputError
 
 # name -> (gymnasium id, keyword arguments)
@@ -152,18 +153,22 @@ def episode_ends(steps: Steps) -> np.ndarray:
     return following != steps.lane * steps.episodes + steps.episode
 
 
+def _lane_states(steps: Steps, n_states: int) -> np.ndarray:
+    """Each step's (lane, state) as one code: the lanes' states as the states of one larger problem."""
+    return steps.lane * n_states + steps.states
+
+
 def advantages(steps: Steps, n_states: int) -> np.ndarray:
     """Each step's return minus the mean return of its state over its lane's batch
-    (``weights.advantages`` per lane): within a lane, each state's advantages sum to zero."""
-    key = steps.lane * n_states + steps.states
-    visits = np.bincount(key, minlength=steps.lanes * n_states)
-    totals = np.bincount(key, weights=steps.returns, minlength=steps.lanes * n_states)
-    baseline = totals / np.maximum(visits, 1)
-    return steps.returns - baseline[key]
+    (``weights.advantages`` with each lane's states kept apart): within a lane, each state's
+    advantages sum to zero."""
+    return weights_lib.advantages(steps.returns, _lane_states(steps, n_states),
+                                  n_states=steps.lanes * n_states)
 
 
 def cell_sums(steps: Steps, weights: np.ndarray, n_states: int, n_actions: int) -> np.ndarray:
-    """Per lane the net weight W_sa of every (state, action) cell, shape (lanes, S, A)."""
+    """Per lane the net weight W_sa of every (state, action) cell, shape (lanes, S, A). (Not
+    ``policy.cell_weights``, which refuses all-zero weights: a batch without a reward has them.)"""
     cells = np.zeros((steps.lanes, n_states, n_actions))
     np.add.at(cells, (steps.lane, steps.states, steps.actions), weights)
     return cells

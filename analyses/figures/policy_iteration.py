@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from analyses import plotting
+from analyses.study import mean_interval
 
 if TYPE_CHECKING:
     from analyses.policy_iteration import EnvironmentResult, Run
@@ -33,9 +34,9 @@ def _setting_text(run: Run) -> str:
 
 
 def _band(ax, x: np.ndarray, values: np.ndarray, style: dict, label: str) -> None:
-    """Mean over seeds and a 95% band (1.96 standard errors of the mean)."""
-    mean = values.mean(axis=0)
-    half = 1.96 * values.std(axis=0, ddof=1) / np.sqrt(values.shape[0]) if values.shape[0] > 1 else 0 * mean
+    """Mean over seeds and a 95% band (1.96 standard errors of the mean; none for one seed)."""
+    mean, half = mean_interval(values, axis=0)
+    half = np.nan_to_num(half)
     ax.plot(x, mean, color=style["color"], linestyle=style.get("linestyle", "-"), linewidth=1.6, label=label)
     ax.fill_between(x, mean - half, mean + half, color=style["color"], alpha=0.18, linewidth=0)
 
@@ -75,10 +76,9 @@ def step_sizes(results: list[EnvironmentResult], rules) -> plt.Figure:
         for rule in rules:
             runs = result.sweeps[rule]
             sizes = np.array([run.setting for run in runs])
-            auc = np.array([run.auc for run in runs])   # (settings, seeds)
-            half = 1.96 * auc.std(axis=1, ddof=1) / np.sqrt(auc.shape[1]) if auc.shape[1] > 1 else 0 * sizes
-            ax.errorbar(sizes, auc.mean(axis=1), yerr=half, marker="o", capsize=3, color=STYLE[rule]["color"],
-                        label=STYLE[rule]["label"])
+            mean, half = mean_interval([run.auc for run in runs], axis=1)   # over seeds, per setting
+            ax.errorbar(sizes, mean, yerr=np.nan_to_num(half), marker="o", capsize=3,
+                        color=STYLE[rule]["color"], label=STYLE[rule]["label"])
         ax.axhline(result.optimum, color="0.2", linestyle=":", linewidth=1.3,
                    label="optimum (value iteration)")
         ax.set_xscale("log")

@@ -24,6 +24,15 @@ Scenarios (``SCENARIOS``):
   rates: the slope 1 and the intercept -2.5 - logit(0.105) = -0.36 (King & Zeng's prior correction).
 * ``logistic_importance``: 200 units, x ~ N(0, 1), logit P(y = 1) = -0.5 + x, LogNormal(-1/2, 1)
   noise weights as for the coin; target (-0.5, 1).
+* ``focal_loss``: the data of ``logistic_balanced`` (300 units, 10.5% positives), weights 1, and the
+  focal loss with gamma = 2 in place of the log-likelihood: the Gibbs posterior ``prior x exp(-omega
+  sum_i loss_i)`` at learning rate omega = 1 (``raw``). The focal loss is not a proper scoring rule, so
+  its target is not the data's law but the population risk minimiser ``argmin E[loss]`` (the expectation
+  over y exact, over x ~ N(0, 1) by Gauss-Hermite quadrature; :func:`focal_risk_minimiser`): intercept
+  -0.93, slope 0.37 (the loss's down-weighting of easy rows, the many negatives, pulls its fit towards
+  p = 1/2). With weights 1 the ``sum_n``, ``sum_ess`` and ``unweighted`` posteriors are the
+  raw one and are not repeated; the sandwich, WLB and GPC calibrate the loss's scale as they do the
+  weights'.
 
 The coin has no class-balanced scenario: balanced weights give heads and tails equal total weight,
 so its weighted MLE is 0.5 in every data set, and so is its target.
@@ -75,11 +84,13 @@ set), ``summary.csv`` (``coverage`` and ``coverage_50`` rows: empirical coverage
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
 import pymc as pm
+from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate, special, stats
 
 from analyses import plotting
@@ -99,8 +110,8 @@ from models import weights as weights_lib
 from models.errors import InputError
 
 SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
-SIMULATIONS = {"coin": 4000, "logistic": 600}
-SIMULATIONS_QUICK = {"coin": 10, "logistic": 2}
+SIMULATIONS = {"coin": 4000, "logistic": 600, "focal": 600}
+SIMULATIONS_QUICK = {"coin": 10, "logistic": 2, "focal": 2}
 NUTS_METHODS = ("unweighted", "sum_n", "sum_ess", "raw")
 WLB_DRAWS = 200
 WLB_DRAWS_QUICK = 50
@@ -111,6 +122,8 @@ MIN_DRAWS = 100  # per fit, for 5% and 95% quantiles
 COIN_P = 0.3
 LOGNORMAL_SD = 1.0  # mean-one noise weights LogNormal(-sd^2 / 2, sd): Kish ESS about n / exp(sd^2)
 GRID = np.array([-1.5, -0.5, 0.5, 1.5])
+FOCAL_GAMMA = 2.0
+QUADRATURE_NODES = 80   # Gauss-Hermite nodes for expectations over x ~ N(0, 1)
 
 METHODS = ("raw", "sum_n", "sum_ess", "sandwich", "wlb", "gpc", "unweighted")
 SCALE_METHODS = ("sum_ess", "sandwich", "wlb", "gpc")   # the remedies whose implied scale is drawn
@@ -125,13 +138,29 @@ def _population_rate(intercept: float, slope: float) -> float:
     return rate
 
 
+@functools.cache
+def focal_risk_minimiser(intercept: float, slope: float, gamma: float) -> np.ndarray:
+    """``argmin_theta E[focal loss]`` of a logistic regression on x ~ N(0, 1) whose truth is logit P(y =
+    1) = intercept + slope x: the expectation over y exact, over x by Gauss-Hermite quadrature (one row
+    per node and label, weighted by its probability), minimised by Newton's method. ``gamma = 0`` gives
+    the truth back (the log-likelihood is a proper scoring rule)."""
+    nodes, node_weights = hermegauss(QUADRATURE_NODES)
+    node_weights = node_weights / node_weights.sum()
+    p = special.expit(intercept + slope * nodes)
+    design = np.column_stack([np.ones(2 * nodes.size), np.tile(nodes, 2)])
+    labels = np.repeat([1.0, 0.0], nodes.size)
+    weights = np.concatenate([node_weights * p, node_weights * (1 - p)])
+    minimiser, _ = gpc.laplace_logistic(design, labels, weights, np.zeros(2), focal_gamma=gamma)
+    return minimiser[0]
+
+
 @dataclass(frozen=True)
 class Scenario:
     """How one scenario's data are simulated and weighted, and the truth its intervals should cover."""
 
     name: str
-    family: str  # "coin" or "logistic"
-    weighting: str  # "frequency", "balanced" or "importance"
+    family: str  # "coin", "logistic" or "focal" (the logistic model with the focal loss)
+    weighting: str  # "frequency", "balanced", "importance" or "unit" (all weights 1)
     n: int
     intercept: float = 0.0
     slope: float = 1.0
@@ -140,6 +169,9 @@ class Scenario:
     def truth(self) -> dict[str, np.ndarray]:
         if self.family == "coin":
             return {"p": np.array(COIN_P)}
+        if self.family == "focal":
+            intercept, slope = focal_risk_minimiser(self.intercept, self.slope, FOCAL_GAMMA)
+            return {"intercept": np.array(intercept), "coef": np.array([slope])}
         intercept = self.intercept
         if self.weighting == "balanced":  # the population re-weighted to equal class rates
             intercept -= special.logit(_population_rate(self.intercept, self.slope))
@@ -166,13 +198,31 @@ class Scenario:
             if np.all(y == y[0]):  # one class only: no balanced weights exist; vanishingly rare at n = 300
                 raise RuntimeError(f"{self.name}: a simulated data set has one class only")
             return {"X": x[:, None], "y": y}, weights_lib.balanced(y)
+        if self.weighting == "unit":
+            return {"X": x[:, None], "y": y}, np.ones(self.n)
         return {"X": x[:, None], "y": y}, rng.lognormal(-LOGNORMAL_SD**2 / 2, LOGNORMAL_SD, self.n)
 
     def build_model(self, data: dict, weights: np.ndarray) -> pm.Model:
         if self.family == "coin":
             return coin.build_model(data["flips"], weights)
         return classes.build_model(data["X"], data["y"], weights, coef_sd=PRIOR_SD["coef"],
-                                   intercept_sd=PRIOR_SD["intercept"])
+                                   intercept_sd=PRIOR_SD["intercept"],
+                                   likelihood="focal" if self.family == "focal" else "categorical",
+                                   focal_gamma=self.focal_gamma)
+
+    @property
+    def focal_gamma(self) -> float:
+        return FOCAL_GAMMA if self.family == "focal" else 0.0
+
+    @property
+    def nuts_methods(self) -> tuple[str, ...]:
+        """The methods fitted by NUTS: with weights 1 every normalisation is the raw posterior."""
+        return ("raw",) if self.weighting == "unit" else NUTS_METHODS
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods with coverage rows: :data:`METHODS` less the NUTS fits not repeated."""
+        return tuple(m for m in METHODS if m not in NUTS_METHODS or m in self.nuts_methods)
 
     def units(self, data: dict, weights: np.ndarray) -> tuple[dict, np.ndarray]:
         """The data as independent units: frequency-weighted rows expanded (weights 1), others as stored."""
@@ -188,6 +238,7 @@ SCENARIOS = (
     Scenario("logistic_frequency", "logistic", "frequency", n=200, intercept=-0.5),
     Scenario("logistic_balanced", "logistic", "balanced", n=300, intercept=-2.5),
     Scenario("logistic_importance", "logistic", "importance", n=200, intercept=-0.5),
+    Scenario("focal_loss", "focal", "unit", n=300, intercept=-2.5),
 )
 EXAMPLE = "logistic_importance"  # the scenario whose first data set is saved and plotted
 
@@ -295,17 +346,19 @@ def fit_coin(scenario: Scenario, count: int, settings: Settings, wlb_draws: int,
 
 def logistic_gpc(scenario: Scenario, simulation: int, data: dict, weights: np.ndarray, bootstrap: int,
                  seed: int) -> tuple[list[dict], dict | None]:
-    """GPC of one logistic data set with Laplace-approximated omega-posteriors: its coverage rows and
-    its record (none when the WMLE does not exist)."""
+    """GPC of one logistic (or focal-loss) data set with Laplace-approximated omega-posteriors: its
+    coverage rows and its record (none when the WMLE, or the loss minimiser, does not exist)."""
     units, unit_weights = scenario.units(data, weights)
     design = np.column_stack([np.ones(units["y"].size), units["X"][:, 0]])
     precision = np.array([PRIOR_SD["intercept"] ** -2, PRIOR_SD["coef"] ** -2])
     try:
         calibrated, _ = gpc.logistic_scale(design, units["y"], unit_weights, precision, level=GPC_LEVEL,
-                                           bootstrap=bootstrap, rng=rng_for(seed, "gpc"))
+                                           bootstrap=bootstrap, rng=rng_for(seed, "gpc"),
+                                           focal_gamma=scenario.focal_gamma)
     except RuntimeError:   # Newton found no finite WMLE (separation): nothing to calibrate around
         return [], None
-    mode, hessian = gpc.laplace_logistic(design, units["y"], calibrated.scale * unit_weights, precision)
+    mode, hessian = gpc.laplace_logistic(design, units["y"], calibrated.scale * unit_weights, precision,
+                                         focal_gamma=scenario.focal_gamma)
     sd = np.sqrt(np.diag(np.linalg.inv(hessian[0])))
     index = {"intercept": 0, "coef": 1}
     rows = interval_rows(scenario, simulation, "gpc", lambda name, _, q: stats.norm.ppf(
@@ -319,30 +372,30 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
     WLB of every data set whose WMLE exists in one more batch, all on one model, and GPC per data set."""
     simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data")) for s in range(count)]
     model = scenario.build_model(*simulated[0])
-    names = list(scenario.truth)
+    names, methods = list(scenario.truth), scenario.nuts_methods
     datasets = [{**data, "weights": _weights_for(method, weights)} for data, weights in simulated
-                for method in NUTS_METHODS]
+                for method in methods]
     seeds = [seed_for(settings.seed, scenario.name, s, method)
-             for s in range(count) for method in NUTS_METHODS]
+             for s in range(count) for method in methods]
     fits = inference.sample_many(
         model, datasets, random_seeds=seeds, draws=settings.draws, tune=settings.tune, chains=settings.chains,
         sampler=settings.sampler,
         progress=lambda done, total: progress("calibration", f"{scenario.name}: {done}/{total} NUTS fits"))
-    rows, diagnostics, example = [], {method: [] for method in NUTS_METHODS}, {}
+    rows, diagnostics, example = [], {method: [] for method in methods}, {}
     sandwich = calibrate.SandwichAdjustment(model)
     for simulation in range(count):
-        for k, method in enumerate(NUTS_METHODS):
-            index = simulation * len(NUTS_METHODS) + k
+        for k, method in enumerate(methods):
+            index = simulation * len(methods) + k
             draws = fits.draws(index)
             diagnostics[method].append(fits.diagnostics[index])
             rows += interval_rows(scenario, simulation, method, _array_quantiles(draws, names))
-        first = simulation * len(NUTS_METHODS)
+        first = simulation * len(methods)
         # idata() leaves the model holding that fit's data, which the sandwich reads.
-        raw = fits.idata(first + NUTS_METHODS.index("raw"), log_likelihood=False)
+        raw = fits.idata(first + methods.index("raw"), log_likelihood=False)
         adjusted = sandwich(raw)
         rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, names))
         if scenario.name == EXAMPLE and simulation == 0:
-            sum_ess = fits.idata(first + NUTS_METHODS.index("sum_ess"), log_likelihood=False)
+            sum_ess = fits.idata(first + methods.index("sum_ess"), log_likelihood=False)
             example = {"raw": raw, "sum_ess": sum_ess, "sandwich": adjusted}
     progress("calibration", f"{scenario.name}: weighted likelihood bootstrap of {count} data sets")
     wlb = calibrate.weighted_likelihood_bootstrap_many(
@@ -430,9 +483,9 @@ def main(settings: Settings, output: Output) -> Report:
     counts = SIMULATIONS_QUICK if settings.quick else SIMULATIONS
     wlb_draws = WLB_DRAWS_QUICK if settings.quick else WLB_DRAWS
     gpc_bootstrap = GPC_BOOTSTRAP_QUICK if settings.quick else GPC_BOOTSTRAP
-    progress("calibration", f"{counts['coin']} coin and {counts['logistic']} logistic data sets per "
-                            f"scenario; NUTS {settings.chains} x ({settings.tune} + {settings.draws}), WLB "
-                            f"{wlb_draws} draws; one batch per scenario")
+    progress("calibration", f"{counts['coin']} coin, {counts['logistic']} logistic and {counts['focal']} "
+                            f"focal-loss data sets per scenario; NUTS {settings.chains} x ({settings.tune} + "
+                            f"{settings.draws}), WLB {wlb_draws} draws; one batch per scenario")
     results = {}
     for scenario in SCENARIOS:
         fit = fit_coin if scenario.family == "coin" else fit_logistic
@@ -443,10 +496,12 @@ def main(settings: Settings, output: Output) -> Report:
     for scenario in SCENARIOS:
         table += summary_rows(scenario, rows)
         result = results[scenario.name]
-        if scenario.family == "logistic":
+        if scenario.family != "coin":
             table.append(summary.point(scenario.name, "wlb", "failed_draws", result.wlb_failed_draws))
             table.append(summary.point(scenario.name, "wlb", "undefined_data_sets", result.wlb_undefined))
             for method in ("raw", "sum_n", "sum_ess", "unweighted"):
+                if method not in scenario.nuts_methods:
+                    continue
                 fit_summary = summarise_fits(result.diagnostics[method])
                 fits[f"{scenario.name}/{method}"] = fit_summary
                 table.append(summary.point(scenario.name, method, "fits_failing_diagnostics",

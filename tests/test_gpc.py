@@ -7,6 +7,7 @@ near 1/10: the same effective sample size, omega x sum w, about 60.
 """
 
 import numpy as np
+import pymc as pm
 import pytest
 from scipy import special, stats
 
@@ -114,7 +115,8 @@ def test_laplace_modes_are_the_models_map_and_wmle():
         gpc.laplace_logistic(design, (x > 0).astype(float), weights, np.zeros(2))
 
 
-def test_laplace_logistic_gpc_undoes_the_weights_scale():
+@pytest.mark.parametrize("focal_gamma", [0.0, 2.0])
+def test_laplace_logistic_gpc_undoes_the_weights_scale(focal_gamma):
     rng = np.random.default_rng(12)
     x = rng.normal(size=300)
     y = (rng.uniform(size=300) < special.expit(-0.5 + x)).astype(float)
@@ -123,8 +125,67 @@ def test_laplace_logistic_gpc_undoes_the_weights_scale():
     sizes = []
     for scale in (1.0, 10.0):
         result, _ = gpc.logistic_scale(design, y, np.full(300, scale), precision,
-                                       rng=np.random.default_rng(5))
+                                       rng=np.random.default_rng(5), focal_gamma=focal_gamma)
         assert result.converged
         sizes.append(result.scale * scale * 300)
-    # Unit weights are frequency weights: about 300 effective units either way (tolerance as above).
-    assert sizes[0] == pytest.approx(300, rel=0.35) and sizes[1] == pytest.approx(300, rel=0.35)
+    # The same omega x sum w either way (tolerance as above); for the log-likelihood, unit weights are
+    # frequency weights: about 300 effective units. The focal loss's scale is its own (not 300).
+    assert sizes[1] == pytest.approx(sizes[0], rel=0.35)
+    if focal_gamma == 0:
+        assert sizes[0] == pytest.approx(300, rel=0.35)
+
+
+# --------------------------------------------------------------------------- the focal loss
+
+
+def _focal_data(seed: int = 9, n: int = 150):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = (rng.uniform(size=n) < special.expit(-1.5 + x)).astype(float)
+    return x, y, np.column_stack([np.ones(n), x])
+
+
+@pytest.mark.python_mode
+def test_binary_terms_are_the_models_focal_terms_and_their_derivatives():
+    """The Newton step's terms equal classes' focal ``log_likelihood`` terms (pseudo-log-likelihoods)
+    at a point; their first and second derivatives equal central differences (step 1e-5: error about
+    1e-10 for these smooth terms, well below 1e-7). gamma = 2 has rows of negative curvature."""
+    from models import classes
+
+    x, y, design = _focal_data()
+    model = classes.build_model(x[:, None], y.astype(int), likelihood="focal", focal_gamma=2.0)
+    terms = model.compile_fn(model.logp(vars=model.observed_RVs, sum=False)[0])
+    theta = np.array([-0.7, 1.3])
+    eta = design @ theta
+    point = {"intercept": theta[0], "coef": theta[1:]}
+    for gamma in (2.0, 0.0):
+        pm.set_data({"focal_gamma": gamma}, model=model)
+        np.testing.assert_allclose(gpc.binary_terms(eta, y, gamma)[0], terms(point), rtol=1e-12, atol=1e-15)
+        grid = np.linspace(-12, 12, 241)
+        for label in (0.0, 1.0):
+            labels = np.full(grid.size, label)
+            _, slope, curvature = gpc.binary_terms(grid, labels, gamma)
+            up, down = (gpc.binary_terms(grid + step, labels, gamma) for step in (1e-5, -1e-5))
+            np.testing.assert_allclose(slope, (up[0] - down[0]) / 2e-5, atol=1e-7)
+            np.testing.assert_allclose(curvature, -(up[1] - down[1]) / 2e-5, atol=1e-7)
+            assert (curvature.min() < -0.04) == (gamma == 2.0)
+
+
+@pytest.mark.python_mode
+def test_laplace_focal_modes_are_the_models_map_and_loss_minimiser():
+    from models import classes, inference
+
+    x, y, design = _focal_data()
+    weights = np.random.default_rng(3).lognormal(-0.5, 1.0, y.size)
+    model = classes.build_model(x[:, None], y.astype(int), weights, likelihood="focal", focal_gamma=2.0)
+    assert inference.estimator_name(model) == "pseudo_mle"
+    minimiser = inference.mle(model)
+    # Newton stops at steps below 1e-10, L-BFGS at gradient 1e-12 of a smooth objective: 1e-6 is ample.
+    for precision, estimate in ((np.array([1 / 25, 1 / 6.25]), inference.map_estimate(model)),
+                                (np.zeros(2), minimiser)):
+        mode, hessian = gpc.laplace_logistic(design, y, weights, precision, focal_gamma=2.0)
+        np.testing.assert_allclose(mode[0], [estimate["intercept"], estimate["coef"][0]], atol=1e-6)
+        _, _, curvature = gpc.binary_terms(design @ mode[0], y, 2.0)
+        expected = design.T @ ((weights * curvature)[:, None] * design) + np.diag(precision)
+        np.testing.assert_allclose(hessian[0], expected, rtol=1e-12)
+        assert np.all(np.linalg.eigvalsh(hessian[0]) > 0)

@@ -24,7 +24,8 @@ Scenarios (``SCENARIOS``):
   rates: the slope 1 and the intercept -2.5 - logit(0.105) = -0.36 (King & Zeng's prior correction).
 * ``logistic_importance``: 200 units, x ~ N(0, 1), logit P(y = 1) = -0.5 + x, LogNormal(-1/2, 1)
   noise weights as for the coin; target (-0.5, 1).
-* ``focal_loss``: the data of ``logistic_balanced`` (300 units, 10.5% positives), weights 1, and the
+* ``focal_loss``: data simulated as for ``logistic_balanced`` (300 units, 10.5% positives; its own
+  random stream), weights 1, and the
   focal loss with gamma = 2 in place of the log-likelihood: the Gibbs posterior ``prior x exp(-omega
   sum_i loss_i)`` at learning rate omega = 1 (``raw``). The focal loss is not a proper scoring rule, so
   its target is not the data's law but the population risk minimiser ``argmin E[loss]`` (the expectation
@@ -47,8 +48,9 @@ chosen per data set so that the omega-posterior's 90% regions cover the data set
 shows whether one scale serves both; and calibrated on its own region, symmetric about the mean for
 the coin and the joint ellipsoid of both coefficients for the logistic model, while the table scores
 equal-tailed intervals of each parameter, as for every method); and the unweighted posterior
-(``unweighted``) for reference. The WLB and GPC need the WMLE: a data set without one (separation)
-has no WLB or GPC rows (``undefined_data_sets``; none in the default run).
+(``unweighted``) for reference. The WLB and GPC need the WMLE (for the focal loss: its minimiser): a
+data set without one (separation; for GPC also a Newton run that ends where the focal loss's Hessian
+is not negative definite) has no WLB or GPC rows (``undefined_data_sets``; none in the default run).
 GPC resamples units, so frequency-weighted rows are expanded to their units first (the other methods
 take the rows as stored, as a user would). It runs without MCMC: the coin's omega-posteriors are
 Beta in closed form (:func:`models.gpc.coin_scale`); the logistic model's are Laplace
@@ -139,7 +141,7 @@ def _population_rate(intercept: float, slope: float) -> float:
 
 
 @functools.cache
-def focal_risk_minimiser(intercept: float, slope: float, gamma: float) -> np.ndarray:
+def focal_risk_minimiser(intercept: float, slope: float, gamma: float) -> tuple[float, float]:
     """``argmin_theta E[focal loss]`` of a logistic regression on x ~ N(0, 1) whose truth is logit P(y =
     1) = intercept + slope x: the expectation over y exact, over x by Gauss-Hermite quadrature (one row
     per node and label, weighted by its probability), minimised by Newton's method. ``gamma = 0`` gives
@@ -151,7 +153,7 @@ def focal_risk_minimiser(intercept: float, slope: float, gamma: float) -> np.nda
     labels = np.repeat([1.0, 0.0], nodes.size)
     weights = np.concatenate([node_weights * p, node_weights * (1 - p)])
     minimiser, _ = gpc.laplace_logistic(design, labels, weights, np.zeros(2), focal_gamma=gamma)
-    return minimiser[0]
+    return float(minimiser[0, 0]), float(minimiser[0, 1])
 
 
 @dataclass(frozen=True)
@@ -355,8 +357,8 @@ def logistic_gpc(scenario: Scenario, simulation: int, data: dict, weights: np.nd
         calibrated, _ = gpc.logistic_scale(design, units["y"], unit_weights, precision, level=GPC_LEVEL,
                                            bootstrap=bootstrap, rng=rng_for(seed, "gpc"),
                                            focal_gamma=scenario.focal_gamma)
-    except RuntimeError:   # Newton found no finite WMLE (separation): nothing to calibrate around
-        return [], None
+    except RuntimeError:   # no finite WMLE or loss minimiser (separation), or Newton stopped where the
+        return [], None    # focal loss's Hessian is not negative definite: nothing to calibrate around
     mode, hessian = gpc.laplace_logistic(design, units["y"], calibrated.scale * unit_weights, precision,
                                          focal_gamma=scenario.focal_gamma)
     sd = np.sqrt(np.diag(np.linalg.inv(hessian[0])))

@@ -215,7 +215,7 @@ def binary_terms(eta: np.ndarray, y: np.ndarray, focal_gamma: float = 0.0):
         dl/du = a^gamma (a - gamma q L),    c = q a^(gamma + 1) (1 + 2 gamma + gamma L - gamma^2 q r).
 
     ``c`` is q a > 0 for the log-likelihood; for the focal loss it turns negative on badly misclassified
-    rows (gamma = 2: below zero for u < -2.3 or so, least -0.047 at u = -3.85): the focal loss is not
+    rows (gamma = 2: below zero for u < -2.79, least -0.047 at u = -3.85): the focal loss is not
     convex in the logit."""
     if focal_gamma == 0:
         p = special.expit(eta)
@@ -240,8 +240,11 @@ def laplace_logistic(design: np.ndarray, y: np.ndarray, weights: np.ndarray, pri
     halving, all fits at once; where a fit's Hessian is not positive definite (the focal loss is not
     concave) the step uses the rows of positive curvature only, still an ascent direction. Returns
     ``(modes (fits, d), H (fits, d, d))``, H = minus the Hessian at the mode. Raises ``RuntimeError`` when
-    a fit does not converge (no finite mode: separation without a prior) or stops where H is not
-    positive definite (not a maximum: no Laplace approximation)."""
+    a fit does not converge (no finite mode: separation without a prior; or no step: the rows of
+    positive curvature do not span every direction) or stops where H is not positive definite (not a
+    maximum: no Laplace approximation)."""
+    if not focal_gamma >= 0:
+        raise InputError(f"focal_gamma must be >= 0, got {focal_gamma!r}")
     w = np.atleast_2d(np.asarray(weights, dtype=float))
     fits, d = w.shape[0], design.shape[1]
     theta = np.zeros((fits, d)) if start is None else np.array(np.broadcast_to(start, (fits, d)), dtype=float)

@@ -10,7 +10,7 @@ def _compile_directory_per_worker():
     compiles a C module, so two workers sharing one take turns, and from an empty cache compiling is
     most of the suite's time (two --quick analyses run side by side: 124 s sharing a directory, 85 s
     apart). A module both workers need is compiled twice, on two cores at once. Set before PyTensor
-    is imported; a ``compiledir_format`` of the user's own is left alone."""
+    is imported; a ``compiledir_format`` already in ``PYTENSOR_FLAGS`` is left alone."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     if worker and "compiledir_format" not in flags:

@@ -169,6 +169,11 @@ def test_binary_terms_are_the_models_focal_terms_and_their_derivatives():
             np.testing.assert_allclose(slope, (up[0] - down[0]) / 2e-5, atol=1e-7)
             np.testing.assert_allclose(curvature, -(up[1] - down[1]) / 2e-5, atol=1e-7)
             assert (curvature.min() < -0.04) == (gamma == 2.0)
+    # Far out (where 1 - q underflows and the ratio log q / (1 - q) is taken as its limit -1): finite.
+    far = np.array([-800.0, -40.0, 40.0, 800.0])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        for label in (0.0, 1.0):
+            assert np.all(np.isfinite(gpc.binary_terms(far, np.full(4, label), 2.0)))
 
 
 @pytest.mark.python_mode
@@ -181,11 +186,29 @@ def test_laplace_focal_modes_are_the_models_map_and_loss_minimiser():
     assert inference.estimator_name(model) == "pseudo_mle"
     minimiser = inference.mle(model)
     # Newton stops at steps below 1e-10, L-BFGS at gradient 1e-12 of a smooth objective: 1e-6 is ample.
-    for precision, estimate in ((np.array([1 / 25, 1 / 6.25]), inference.map_estimate(model)),
-                                (np.zeros(2), minimiser)):
+    # H against the model's own Hessian (PyTensor's symbolic second derivatives, priors included; the
+    # loss minimiser's H has no prior, so the prior precision is added): equal to rounding, 1e-9.
+    model_hessian = model.compile_d2logp(jacobian=False, negate_output=False)
+    prior_precision = np.array([1 / 25, 1 / 6.25])
+    for precision, estimate in ((prior_precision, inference.map_estimate(model)), (np.zeros(2), minimiser)):
         mode, hessian = gpc.laplace_logistic(design, y, weights, precision, focal_gamma=2.0)
         np.testing.assert_allclose(mode[0], [estimate["intercept"], estimate["coef"][0]], atol=1e-6)
-        _, _, curvature = gpc.binary_terms(design @ mode[0], y, 2.0)
-        expected = design.T @ ((weights * curvature)[:, None] * design) + np.diag(precision)
-        np.testing.assert_allclose(hessian[0], expected, rtol=1e-12)
-        assert np.all(np.linalg.eigvalsh(hessian[0]) > 0)
+        at_mode = -model_hessian({"intercept": mode[0, 0], "coef": mode[0, 1:]})
+        np.testing.assert_allclose(hessian[0] + np.diag(prior_precision - precision), at_mode, rtol=1e-9)
+
+
+def test_laplace_focal_newton_crosses_a_region_where_the_hessian_is_indefinite():
+    """From a start where the focal posterior's Hessian is not negative definite (the loss is not
+    concave there), the safeguarded Newton steps reach the same mode as from zero (1e-8: both stop at
+    steps below 1e-10)."""
+    x, y, design = _focal_data()
+    precision = np.array([1 / 25, 1 / 6.25])
+    start = np.array([3.0, -3.0])
+    _, _, curvature = gpc.binary_terms(design @ start, y, 2.0)
+    at_start = design.T @ (curvature[:, None] * design) + np.diag(precision)
+    assert np.linalg.eigvalsh(at_start)[0] < 0
+    from_start, _ = gpc.laplace_logistic(design, y, np.ones(y.size), precision, start=start, focal_gamma=2.0)
+    from_zero, _ = gpc.laplace_logistic(design, y, np.ones(y.size), precision, focal_gamma=2.0)
+    np.testing.assert_allclose(from_start, from_zero, atol=1e-8)
+    with pytest.raises(InputError, match="focal_gamma"):
+        gpc.laplace_logistic(design, y, np.ones(y.size), precision, focal_gamma=-1.0)

@@ -25,15 +25,14 @@ Scenarios (``SCENARIOS``):
 * ``logistic_importance``: 200 units, x ~ N(0, 1), logit P(y = 1) = -0.5 + x, LogNormal(-1/2, 1)
   noise weights as for the coin; target (-0.5, 1).
 * ``focal_loss``: data simulated as for ``logistic_balanced`` (300 units, 10.5% positives; its own
-  random stream), weights 1, and the
-  focal loss with gamma = 2 in place of the log-likelihood: the Gibbs posterior ``prior x exp(-omega
-  sum_i loss_i)`` at learning rate omega = 1 (``raw``). The focal loss is not a proper scoring rule, so
-  its target is not the data's law but the population risk minimiser ``argmin E[loss]`` (the expectation
-  over y exact, over x ~ N(0, 1) by Gauss-Hermite quadrature; :func:`focal_risk_minimiser`): intercept
-  -0.93, slope 0.37 (the loss's down-weighting of easy rows, the many negatives, pulls its fit towards
-  p = 1/2). With weights 1 the ``sum_n``, ``sum_ess`` and ``unweighted`` posteriors are the
-  raw one and are not repeated; the sandwich, WLB and GPC calibrate the loss's scale as they do the
-  weights'.
+  random stream), weights 1, and the focal loss with gamma = 2 in place of the log-likelihood: the
+  Gibbs posterior ``prior x exp(-omega sum_i loss_i)`` at learning rate omega = 1 (``raw``). The focal
+  loss is not a proper scoring rule, so its target is not the data's law but the population risk
+  minimiser ``argmin E[loss]`` (the expectation over y exact, over x ~ N(0, 1) by Gauss-Hermite
+  quadrature; :func:`focal_risk_minimiser`): intercept -0.93, slope 0.37 (the loss's down-weighting
+  of easy rows, the many negatives, pulls its fit towards p = 1/2). With weights 1 the ``sum_n``,
+  ``sum_ess`` and ``unweighted`` posteriors are the raw one and are not repeated; the sandwich, WLB
+  and GPC calibrate the loss's scale as they do the weights'.
 
 The coin has no class-balanced scenario: balanced weights give heads and tails equal total weight,
 so its weighted MLE is 0.5 in every data set, and so is its target.

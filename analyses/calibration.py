@@ -500,9 +500,7 @@ def main(settings: Settings, output: Output) -> Report:
         if scenario.family != "coin":
             table.append(summary.point(scenario.name, "wlb", "failed_draws", result.wlb_failed_draws))
             table.append(summary.point(scenario.name, "wlb", "undefined_data_sets", result.wlb_undefined))
-            for method in ("raw", "sum_n", "sum_ess", "unweighted"):
-                if method not in scenario.nuts_methods:
-                    continue
+            for method in (m for m in METHODS if m in scenario.nuts_methods):
                 fit_summary = summarise_fits(result.diagnostics[method])
                 fits[f"{scenario.name}/{method}"] = fit_summary
                 table.append(summary.point(scenario.name, method, "fits_failing_diagnostics",

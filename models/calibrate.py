@@ -57,7 +57,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.replace import graph_replace, vectorize_graph
 from threadpoolctl import threadpool_limits
 
-from models import batched, existence
+from models import batched, compiled, existence
 from models.diagnostics import diagnose
 from models.errors import InputError
 from models.maximise import UnboundedLikelihoodError, argmax, compiled_objective, maximise
@@ -273,12 +273,14 @@ def _batched_wlb(model: pm.Model):
 class SandwichAdjustment:
     """The sandwich adjustment of one model's posterior draws, compiled once (module docstring).
 
-    Compiles, as functions of the raveled unconstrained vector z: the Hessian of the model's log
-    density of z (Jacobian included, by automatic differentiation), the per-row weighted
-    log-likelihood ``w_i log p(y_i | z)`` of every observed variable (its gradients, the per-row
-    scores, by central differences: PyTensor's vectorised Jacobian fails on some indexing graphs, and
-    its scan version costs a scan per call), and the map from constrained draws to z and back (with
-    the deterministics).
+    H is the central difference of the exact gradient of the model's log density of z (Jacobian
+    included) that NUTS samples with (:func:`models.compiled.logp_dlogp`, compiled once per model and
+    already there for NUTS draws: a symbolic Hessian, a graph per coordinate, cost more to compile
+    than the whole adjustment). Compiles, as functions of the raveled unconstrained vector z, the
+    per-row weighted log-likelihood ``w_i log p(y_i | z)`` of every observed variable (its gradients,
+    the per-row scores, by central differences: PyTensor's vectorised Jacobian fails on some indexing
+    graphs, and its scan version costs a scan per call), and the map from constrained draws to z and
+    back (with the deterministics).
     Potentials have no per-row structure and are refused.
     """
 
@@ -301,13 +303,10 @@ class SandwichAdjustment:
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         replacements = {v: z[int(a):int(b)].reshape(s) for v, a, b, s in
                         zip(self.value_vars, offsets[:-1], offsets[1:], self.shapes)}
-        log_density = model.logp(jacobian=True)
+        self._log_density = compiled.logp_dlogp(model)
         terms = model.logp(vars=model.observed_RVs, sum=False)
         pointwise = pt.concatenate([pt.flatten(term) for term in terms])
-        log_density, pointwise = graph_replace([log_density, pointwise], replacements, strict=False)
-        gradient = pytensor.grad(log_density, z)
-        hessian = pt.stack([pytensor.grad(gradient[k], z) for k in range(int(offsets[-1]))])
-        self._hessian = pytensor.function([z], hessian, on_unused_input="ignore")
+        pointwise = graph_replace(pointwise, replacements, strict=False)
         self._pointwise = pytensor.function([z], pointwise, on_unused_input="ignore")
         # The maps between constrained draws and z, vectorised over draws (a leading axis): one call
         # for all of them, not one per draw.
@@ -331,16 +330,25 @@ class SandwichAdjustment:
         parts = np.split(z, np.cumsum([int(np.prod(s)) for s in self.shapes])[:-1], axis=-1)
         return [p.reshape(len(z), *s) for p, s in zip(parts, self.shapes)]
 
+    def _gradient(self, z: np.ndarray) -> np.ndarray:
+        return self._log_density(np.ascontiguousarray(z, dtype=np.float64), extra_vars={})[1]
+
     def matrices(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(H, J)`` at z: minus the Hessian of the log density of z, and the variance of the sum of
-        the per-row weighted scores, ``n / (n - 1) sum_i (g_i - g_bar)(g_i - g_bar)^T``."""
+        the per-row weighted scores, ``n / (n - 1) sum_i (g_i - g_bar)(g_i - g_bar)^T``.
+
+        Both by central differences with step ``1e-5 (1 + |z_k|)``: of the exact gradient for H (error
+        about 1e-10 relative, symmetrised), of the per-row terms for the scores; either error is far
+        below J's sampling error."""
         z = np.asarray(z, dtype=float)
-        hessian = -np.atleast_2d(self._hessian(z))
+        hessian = np.empty((z.size, z.size))
         scores = np.empty((np.size(self._pointwise(z)), z.size))
-        for k in range(z.size):  # central differences: error ~ step^2, far below J's sampling error
+        for k in range(z.size):
             step = np.zeros(z.size)
             step[k] = 1e-5 * (1 + abs(z[k]))
+            hessian[k] = -(self._gradient(z + step) - self._gradient(z - step)) / (2 * step[k])
             scores[:, k] = (self._pointwise(z + step) - self._pointwise(z - step)) / (2 * step[k])
+        hessian = (hessian + hessian.T) / 2
         n = scores.shape[0]
         if n < 2:
             raise InputError("the sandwich adjustment needs at least 2 rows to estimate the score variance")

@@ -127,10 +127,12 @@ def test_sandwich_of_nuts_draws_ignores_the_weights_scale():
     y = (rng.uniform(size=200) < 1 / (1 + np.exp(-(0.3 + X[:, 0])))).astype(int)
     weights = rng.lognormal(-0.5, 1.0, 200)
     variances = {}
+    model = classes.build_model(X, y, weights)
+    adjust = calibrate.SandwichAdjustment(model)   # compiled once: the weights are data
     for scale in (1.0, 4.0):
-        model = classes.build_model(X, y, scale * weights)
+        pm.set_data({"weights": scale * weights}, model=model)
         idata = inference.sample(model, draws=500, tune=500, chains=2, random_seed=7)
-        adjusted = calibrate.sandwich_adjust(model, idata)
+        adjusted = adjust(idata)
         variances[scale] = (idata.posterior["coef"].values.var(), adjusted.posterior["coef"].values.var())
         assert set(adjusted.groups()) >= {"posterior", "constant_data", "observed_data"}
         assert "log_likelihood" not in adjusted.groups() and adjusted.attrs["method"] == "sandwich_adjusted"

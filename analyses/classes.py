@@ -78,6 +78,8 @@ EFFECTIVE_NUMBER_BETA = 0.99
 FOCAL_GAMMAS = (0.0, 1.0, 2.0, 5.0)
 FOCAL_TARGET_ACCEPT = 0.95
 METRIC_DRAWS = 400
+TEST_ROWS = 100_000   # rows of the simulated test set (about 990 cats at 10 cats per 1010 animals)
+QUICK_TEST_ROWS = 10_000   # --quick: the same training data, a tenth of the test set
 CALIBRATION_BINS = np.linspace(0.0, 1.0, 11)
 SIMULATED_CAT_MEAN = np.array([2.0, 1.0])
 LOO_COLUMNS = ("model", "rank", "elpd_loo", "p_loo", "elpd_diff", "weight", "se", "dse", "warning")
@@ -102,7 +104,7 @@ def _standardise(X, X_test):
     return (X - mean) / sd, (X_test - mean) / sd, mean, sd
 
 
-def simulated(rng, n_dogs: int = 1000, n_cats: int = 10, n_test: int = 100_000) -> Dataset:
+def simulated(rng, n_dogs: int = 1000, n_cats: int = 10, n_test: int = TEST_ROWS) -> Dataset:
     """Dogs N(0, I), cats N(mu, I): true log-odds log(n_cats/n_dogs) + mu . x - |mu|^2 / 2."""
     rate = n_cats / (n_dogs + n_cats)
 
@@ -338,7 +340,8 @@ def population_loo(dataset: Dataset, fits: dict, names: list[str]) -> list[dict]
 
 def main(settings: Settings, output: Output) -> Report:
     plotting.apply_style()
-    datasets = [simulated(rng_for(settings.seed, "data", "simulated")),
+    datasets = [simulated(rng_for(settings.seed, "data", "simulated"),
+                          n_test=QUICK_TEST_ROWS if settings.quick else TEST_ROWS),
                 breast_cancer(rng_for(settings.seed, "data", "breast_cancer"))]
     chosen = schemes(settings.quick)
     rows, diagnostics, fits, scores = [], {}, {}, {}

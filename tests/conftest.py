@@ -1,7 +1,8 @@
+import contextlib
 import csv
+import io
 import os
 import subprocess
-import sys
 
 
 def _compile_directory_per_worker():
@@ -26,6 +27,7 @@ import pytensor  # noqa: E402
 import pytest  # noqa: E402
 
 import models  # noqa: E402, F401  (BLAS configuration before PyTensor compiles anything)
+from analyses import cli  # noqa: E402
 
 # The seed's example: 10 tosses, 7 heads, the 3rd toss (heads) weighted 10.
 SEED_FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])
@@ -34,7 +36,7 @@ SEED_WEIGHTS = np.array([1, 1, 10, 1, 1, 1, 1, 1, 1, 1], dtype=float)
 
 @pytest.hookimpl(trylast=True)   # after -m has deselected the slow tests
 def pytest_collection_modifyitems(items):
-    """Files marked ``analysis_run`` (an analysis run in a subprocess, tens of seconds) first, then
+    """Files marked ``analysis_run`` (an analysis run end to end, tens of seconds) first, then
     the others by their number of tests: with ``--dist loadfile --no-loadscope-reorder`` the two
     workers then finish together instead of one waiting on a long file handed out last."""
     by_file: dict[str, list] = {}
@@ -74,13 +76,19 @@ def key_weights():
 
 @pytest.fixture(scope="session")
 def run_quick(tmp_path_factory):
-    """``run_quick(name)``: ``python -m analyses NAME --quick --seed 3`` into a fresh folder, as a
-    user runs it; returns ``(folder, completed process, summary rows)`` after asserting exit 0."""
+    """``run_quick(name)``: ``python -m analyses NAME --quick --seed 3`` into a fresh folder; returns
+    ``(folder, completed process, summary rows)`` after asserting exit 0. The command line's ``main``
+    runs in this process (standard output and error captured): a new interpreter would add seconds
+    of imports to every run, and tests/test_cli.py runs ``python -m analyses`` as a user does."""
 
     def run(name: str):
         out = tmp_path_factory.mktemp(name)
-        done = subprocess.run([sys.executable, "-m", "analyses", name, "--quick", "--seed", "3",
-                               "--out", str(out)], capture_output=True, text=True, timeout=600)
+        arguments = [name, "--quick", "--seed", "3", "--out", str(out)]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            returncode = cli.main(arguments)
+        done = subprocess.CompletedProcess(["python", "-m", "analyses", *arguments], returncode,
+                                           stdout.getvalue(), stderr.getvalue())
         assert done.returncode == 0, done.stderr
         with open(out / "results" / name / "summary.csv", newline="") as handle:
             return out, done, list(csv.DictReader(handle))

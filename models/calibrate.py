@@ -274,9 +274,9 @@ class SandwichAdjustment:
     """The sandwich adjustment of one model's posterior draws, compiled once (module docstring).
 
     H is the central difference of the exact gradient of the model's log density of z (Jacobian
-    included) that NUTS samples with (:func:`models.compiled.logp_dlogp`, compiled once per model and
-    already there for NUTS draws: a symbolic Hessian, a graph per coordinate, cost more to compile
-    than the whole adjustment). Compiles, as functions of the raveled unconstrained vector z, the
+    included) that NUTS samples with (:func:`models.compiled.logp_dlogp`, compiled once per model
+    object, so already compiled when PyMC drew this model's draws in this process; a symbolic
+    Hessian, a graph per coordinate, cost more to compile than the whole adjustment). Compiles, as functions of the raveled unconstrained vector z, the
     per-row weighted log-likelihood ``w_i log p(y_i | z)`` of every observed variable (its gradients,
     the per-row scores, by central differences: PyTensor's vectorised Jacobian fails on some indexing
     graphs, and its scan version costs a scan per call), and the map from constrained draws to z and
@@ -337,9 +337,11 @@ class SandwichAdjustment:
         """``(H, J)`` at z: minus the Hessian of the log density of z, and the variance of the sum of
         the per-row weighted scores, ``n / (n - 1) sum_i (g_i - g_bar)(g_i - g_bar)^T``.
 
-        Both by central differences with step ``1e-5 (1 + |z_k|)``: of the exact gradient for H (error
-        about 1e-10 relative, symmetrised), of the per-row terms for the scores; either error is far
-        below J's sampling error."""
+        Both by central differences with step ``h = 1e-5 (1 + |z_k|)``: of the exact gradient for H
+        (symmetrised; truncation error of order h^2 times the third derivative, rounding error of
+        order 1e-16 |gradient| / h, about 1e-9 relative for this suite's well-scaled models, tested
+        against the symbolic Hessian), of the per-row terms for the scores; either error is far below
+        J's sampling error."""
         z = np.asarray(z, dtype=float)
         hessian = np.empty((z.size, z.size))
         scores = np.empty((np.size(self._pointwise(z)), z.size))

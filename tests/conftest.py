@@ -3,10 +3,11 @@ import csv
 import io
 import os
 import subprocess
+import sys
 
 
 def _compile_directory_per_worker():
-    """Each xdist worker (and the analyses it runs in subprocesses) compiles into its own directory
+    """Each xdist worker (and the processes it starts) compiles into its own directory
     under the configured ``base_compiledir``: PyTensor holds one lock per compile directory while it
     compiles a C module, so two workers sharing one take turns, and from an empty cache compiling is
     most of the suite's time (two --quick analyses run side by side: 124 s sharing a directory, 85 s
@@ -55,7 +56,7 @@ def _python_mode(request):
     PyTensor's Python implementations (mode FAST_COMPILE): compiling a C module per new graph costs
     seconds, more than the evaluations save. ``default_mode`` on a test of such a module (NUTS with
     thousands of steps) keeps PyTensor's default back end, as do module-scoped fixtures (set up
-    before this one) and the analyses' runs in their own processes."""
+    before this one), among them the analyses' --quick runs, and processes the tests start."""
     if request.node.get_closest_marker("python_mode") is None or request.node.get_closest_marker(
             "default_mode") is not None:
         yield
@@ -85,8 +86,12 @@ def run_quick(tmp_path_factory):
         out = tmp_path_factory.mktemp(name)
         arguments = [name, "--quick", "--seed", "3", "--out", str(out)]
         stdout, stderr = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            returncode = cli.main(arguments)
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                returncode = cli.main(arguments)
+        finally:   # what the run printed before it failed, shown with the failure
+            sys.stdout.write(stdout.getvalue())
+            sys.stderr.write(stderr.getvalue())
         done = subprocess.CompletedProcess(["python", "-m", "analyses", *arguments], returncode,
                                            stdout.getvalue(), stderr.getvalue())
         assert done.returncode == 0, done.stderr

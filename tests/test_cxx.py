@@ -67,3 +67,14 @@ def test_configure_builds_a_header_for_new_flags_and_respects_the_switch_and_the
         assert pytensor.config.gcc__cxxflags == " ".join([plain, *added])
         assert (tmp_path / f"{added[2]}.gch").is_file()
         assert cxx.configure(tmp_path) == []   # once per process
+
+
+@needs_gcc
+def test_the_compilers_probes_still_link_programs():
+    """PyTensor probes the compiler (OpenMP, BLAS) by compiling and running small programs with the
+    same flags but without -O; the header is empty there, so they link without Python's library."""
+    from pytensor.link.c.cmodule import GCC_compiler
+
+    program = "#include <stdio.h>\nint main() { printf(\"%d\", 6 * 7); return 0; }\n"
+    assert GCC_compiler.try_compile_tmp(program, tmp_prefix="wmle_probe_", try_run=True) == (True, True)
+    assert GCC_compiler.try_flags(["-fopenmp"])   # g++ supports OpenMP

@@ -97,7 +97,7 @@ def _build(cxx: str, flags: list[str], folder: Path) -> bool:
         return True
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        if not compiled.exists():
+        if not (header.exists() and compiled.exists()):
             text = Path(scratch) / "modules.h"
             text.write_text(HEADER)
             done = subprocess.run([cxx, *flags, "-x", "c++-header", str(text), "-o", f"{text}.gch"],

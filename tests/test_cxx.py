@@ -2,6 +2,7 @@
 the user chose compiler flags."""
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytensor
@@ -78,3 +79,13 @@ def test_the_compilers_probes_still_link_programs():
     program = "#include <stdio.h>\nint main() { printf(\"%d\", 6 * 7); return 0; }\n"
     assert GCC_compiler.try_compile_tmp(program, tmp_prefix="wmle_probe_", try_run=True) == (True, True)
     assert GCC_compiler.try_flags(["-fopenmp"])   # g++ supports OpenMP
+
+
+@needs_gcc
+def test_a_header_lost_from_the_cache_is_built_again(tmp_path):
+    with pytensor.config.change_flags(gcc__cxxflags="-Wno-unused-label"):
+        path = cxx.configure(tmp_path)[2]
+    Path(path).unlink()   # e.g. a partly cleaned compile directory: the .gch and the marker remain
+    with pytensor.config.change_flags(gcc__cxxflags="-Wno-unused-label"):
+        assert cxx.configure(tmp_path)[2] == path
+    assert Path(path).is_file() and Path(f"{path}.gch").is_file()

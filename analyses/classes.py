@@ -16,10 +16,11 @@ Model (``models.classes``), features standardised here:
 
 Data. (1) Simulated: dogs x ~ N(0, I), cats x ~ N((2, 1), I), 1000 and 10 of them; then the true
 log-odds of "cat" is linear, log(10/1000) + 2 x_1 + x_2 - 2.5, so the truth is a point of the model.
-Test set: 100,000 fresh animals at the same 1% rate (10,000 with ``--quick``). (2) Real: the Wisconsin diagnostic breast-cancer
-data shipped with scikit-learn (``sklearn.datasets.load_breast_cancer``: 357 benign, 212 malignant
-fine-needle aspirates, UCI), three features; training set 285 benign and 15 malignant (5%, drawn at
-random: the subsampling makes malignant rare); test set the other 72 benign and 197 malignant,
+Test set: 100,000 fresh animals at the same 1% rate (10,000 with ``--quick``). (2) Real: the
+Wisconsin diagnostic breast-cancer data shipped with scikit-learn
+(``sklearn.datasets.load_breast_cancer``: 357 benign, 212 malignant fine-needle aspirates, UCI),
+three features; training set 285 benign and 15 malignant (5%, drawn at random: the subsampling makes
+malignant rare); test set the other 72 benign and 197 malignant,
 weighted so that malignant are 5% of it for the rate-dependent metrics (Brier, calibration).
 
 Schemes: none; ``balanced`` (n / (K n_k)), rescaled to sum to n, and ``balanced_sum_ess``, the same

@@ -276,11 +276,12 @@ class SandwichAdjustment:
     H is the central difference of the exact gradient of the model's log density of z (Jacobian
     included) that NUTS samples with (:func:`models.compiled.logp_dlogp`, compiled once per model
     object, so already compiled when PyMC drew this model's draws in this process; a symbolic
-    Hessian, a graph per coordinate, cost more to compile than the whole adjustment). Compiles, as functions of the raveled unconstrained vector z, the
-    per-row weighted log-likelihood ``w_i log p(y_i | z)`` of every observed variable (its gradients,
-    the per-row scores, by central differences: PyTensor's vectorised Jacobian fails on some indexing
-    graphs, and its scan version costs a scan per call), and the map from constrained draws to z and
-    back (with the deterministics).
+    Hessian, a graph per coordinate, cost more to compile than the whole adjustment). Compiles, as
+    functions of the raveled unconstrained vector z, the per-row weighted log-likelihood
+    ``w_i log p(y_i | z)`` of every observed variable (its gradients, the per-row scores, by central
+    differences: PyTensor's vectorised Jacobian fails on some indexing graphs, and its scan version
+    costs a scan per call), and the map from constrained draws to z and back (with the
+    deterministics).
     Potentials have no per-row structure and are refused.
     """
 

@@ -22,20 +22,17 @@ the medians.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.samplers import RESULTS, describe_machine, render, write_csv
+
 CASES = ("coin", "classes", "policy")
 NUTS = {"draws": 200, "tune": 200, "chains": 2, "cores": 1}
 
@@ -89,16 +86,9 @@ def measure(case: str, header: bool) -> dict:
 
 
 def environment(argv: list[str]) -> str:
-    versions = ", ".join(f"{package} {metadata.version(package)}" for package in ("pymc", "pytensor"))
     compiler = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout.splitlines()
-    return "\n".join([
-        f"command: python -m benchmarks.first_compile {' '.join(argv)}".rstrip(),
-        f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores usable, "
-        f"Python {platform.python_version()}, {platform.platform()}",
-        f"compiler: {compiler[0] if compiler else 'g++ not found'}",
-        f"versions: {versions}",
-    ]) + "\n"
+    return describe_machine(f"python -m benchmarks.first_compile {' '.join(argv)}",
+                            f"NUTS {NUTS}; compiler {compiler[0] if compiler else 'g++ not found'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,23 +108,15 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"repeat": repeat, **measure(case, header)})
                 print({key: round(v, 2) if isinstance(v, float) else v for key, v in rows[-1].items()},
                       flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "first_compile.csv"
-    columns = ["case", "header", "repeat", "import_s", "fit_s", "total_s", "modules"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({key: f"{row[key]:.3f}" if isinstance(row[key], float) else row[key]
-                          for key in columns} for row in rows)
+    write_csv(path, rows, ["case", "header", "repeat", "import_s", "fit_s", "total_s", "modules"])
     (RESULTS / "environment_first_compile.txt").write_text(environment(argv))
-    print(f"\n{'case':<10}{'header':<8}{'import s':>10}{'fit s':>8}{'total s':>9}{'modules':>9}  (medians)")
-    for case in CASES:
-        for header in ("on", "off"):
-            chosen = [row for row in rows if row["case"] == case and row["header"] == header]
-            medians = {key: statistics.median(row[key] for row in chosen)
-                       for key in ("import_s", "fit_s", "total_s", "modules")}
-            print(f"{case:<10}{header:<8}{medians['import_s']:>10.1f}{medians['fit_s']:>8.1f}"
-                  f"{medians['total_s']:>9.1f}{medians['modules']:>9.0f}")
+    medians = [{"case": case, "header": header,
+                **{key: statistics.median(row[key] for row in rows if (row["case"], row["header"]) ==
+                                          (case, header))
+                   for key in ("import_s", "fit_s", "total_s", "modules")}}
+               for case in CASES for header in ("on", "off")]
+    print("\nmedians\n" + render(medians, ["case", "header", "import_s", "fit_s", "total_s", "modules"]))
     print(f"written: {path}")
     return 0
 

@@ -335,7 +335,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def environment(args: argparse.Namespace, argv: list[str]) -> str:
+def describe_machine(command: str, settings: str) -> str:
+    """What a benchmark's environment file records: the command, the date, the machine, the settings
+    and the package versions."""
     versions = []
     for package in ("pymc", "pytensor", "arviz", "numpyro", "jax", "nutpie", "numba"):
         try:
@@ -343,14 +345,19 @@ def environment(args: argparse.Namespace, argv: list[str]) -> str:
         except metadata.PackageNotFoundError:
             versions.append(f"{package} not installed")
     return "\n".join([
-        f"command: python -m benchmarks.samplers {' '.join(argv)}".rstrip(),
+        f"command: {command}".rstrip(),
         f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores usable, "
         f"Python {platform.python_version()}, {platform.platform()}",
-        f"settings: {args.chains} chains x ({args.tune} tuning + {args.draws} draws), seed {args.seed}, "
-        f"limit {args.timeout:.0f} s per run",
+        f"settings: {settings}",
         "versions: " + ", ".join(versions),
     ]) + "\n"
+
+
+def environment(args: argparse.Namespace, argv: list[str]) -> str:
+    return describe_machine(f"python -m benchmarks.samplers {' '.join(argv)}",
+                            f"{args.chains} chains x ({args.tune} tuning + {args.draws} draws), seed "
+                            f"{args.seed}, limit {args.timeout:.0f} s per run")
 
 
 # --------------------------------------------------------------------------- command line

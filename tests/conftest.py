@@ -25,6 +25,7 @@ _compile_directory_per_worker()
 
 import numpy as np  # noqa: E402
 import pytensor  # noqa: E402
+import pytensor.tensor as pt  # noqa: E402
 import pytest  # noqa: E402
 
 import models  # noqa: E402, F401  (BLAS configuration before PyTensor compiles anything)
@@ -73,6 +74,33 @@ def flips():
 @pytest.fixture
 def key_weights():
     return SEED_WEIGHTS.copy()
+
+
+@pytest.fixture
+def symbolic_hessian():
+    """``symbolic_hessian(model, jacobian=True)(z)``: the Hessian of ``model.logp`` at the raveled
+    value variables z, as rows of PyTensor's gradients of its gradient (``model.compile_d2logp``
+    computes it through a scan whose inner function compiles C code even in Python mode)."""
+
+    def of(model, jacobian=True):
+        values, point = model.value_vars, model.initial_point()
+        shapes = [np.shape(point[value.name]) for value in values]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+
+        def raveled_gradient(of):
+            return pt.concatenate([pt.flatten(g) for g in pytensor.grad(of, values)])
+
+        gradient = raveled_gradient(model.logp(jacobian=jacobian))
+        rows = [raveled_gradient(gradient[k]) for k in range(sum(sizes))]
+        function = pytensor.function(values, pt.stack(rows))
+
+        def at(z):
+            parts = np.split(np.asarray(z, dtype=float), np.cumsum(sizes)[:-1])
+            return function(*(part.reshape(shape) for part, shape in zip(parts, shapes)))
+
+        return at
+
+    return of
 
 
 @pytest.fixture(scope="session")

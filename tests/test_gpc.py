@@ -8,8 +8,6 @@ near 1/10: the same effective sample size, omega x sum w, about 60.
 
 import numpy as np
 import pymc as pm
-import pytensor
-import pytensor.tensor as pt
 import pytest
 from scipy import special, stats
 
@@ -178,18 +176,8 @@ def test_binary_terms_are_the_models_focal_terms_and_their_derivatives():
             assert np.all(np.isfinite(gpc.binary_terms(far, np.full(4, label), 2.0)))
 
 
-def _symbolic_hessian(model):
-    """``f(intercept, coef)``: the Hessian of the model's log density (no Jacobian) as rows of
-    gradients of its gradient, what ``model.compile_d2logp`` computes through a scan (whose inner
-    function compiles C code even in Python mode: 15 s of this test)."""
-    values = [model.rvs_to_values[model["intercept"]], model.rvs_to_values[model["coef"]]]
-    gradient = pt.concatenate([pt.atleast_1d(g) for g in pytensor.grad(model.logp(jacobian=False), values)])
-    rows = [pt.concatenate([pt.atleast_1d(g) for g in pytensor.grad(gradient[k], values)]) for k in range(2)]
-    return pytensor.function(values, pt.stack(rows))
-
-
 @pytest.mark.python_mode
-def test_laplace_focal_modes_are_the_models_map_and_loss_minimiser():
+def test_laplace_focal_modes_are_the_models_map_and_loss_minimiser(symbolic_hessian):
     from models import classes, inference
 
     x, y, design = _focal_data()
@@ -200,12 +188,12 @@ def test_laplace_focal_modes_are_the_models_map_and_loss_minimiser():
     # Newton stops at steps below 1e-10, L-BFGS at gradient 1e-12 of a smooth objective: 1e-6 is ample.
     # H against the model's own Hessian (PyTensor's symbolic second derivatives, priors included; the
     # loss minimiser's H has no prior, so the prior precision is added): equal to rounding, 1e-9.
-    model_hessian = _symbolic_hessian(model)
+    model_hessian = symbolic_hessian(model, jacobian=False)
     prior_precision = np.array([1 / 25, 1 / 6.25])
     for precision, estimate in ((prior_precision, inference.map_estimate(model)), (np.zeros(2), minimiser)):
         mode, hessian = gpc.laplace_logistic(design, y, weights, precision, focal_gamma=2.0)
         np.testing.assert_allclose(mode[0], [estimate["intercept"], estimate["coef"][0]], atol=1e-6)
-        at_mode = -model_hessian(mode[0, :1].reshape(()), mode[0, 1:])
+        at_mode = -model_hessian(mode[0])
         np.testing.assert_allclose(hessian[0] + np.diag(prior_precision - precision), at_mode, rtol=1e-9)
 
 

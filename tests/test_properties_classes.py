@@ -97,25 +97,27 @@ def test_invalid_class_input_is_refused_naming_the_argument(case):
 @pytest.fixture(scope="module", params=[(2, "categorical"), (3, "categorical"), (2, "focal")],
                 ids=["binary", "three_classes", "binary_focal"])
 def compiled(request):
-    """One model per case, compiled once; hypothesis feeds data through pm.set_data. Features up to
-    10 and coefficients up to 3 from the start reach logits of +-60, where PyMC's own logit_p
-    Bernoulli and Categorical already return NaN gradients."""
+    """One model per case, compiled once, and its initial point (priors' support points, which no
+    data enter); hypothesis feeds data through pm.set_data. Features up to 10 and coefficients up to 3
+    from the start reach logits of +-60, where PyMC's own logit_p Bernoulli and Categorical already
+    return NaN gradients."""
     k, likelihood = request.param
     model = classes.build_model(np.zeros((N, FEATURES)), np.arange(N) % k, np.ones(N), likelihood=likelihood)
     with pytensor.config.change_flags(mode="FAST_COMPILE"):   # module scope: outside the autouse fixture
         logp, dlogp = model.compile_logp(), model.compile_dlogp()
-    return k, model, logp, dlogp
+        start = model.initial_point()   # compiles a function on every call
+    return k, model, logp, dlogp, start
 
 
 @COMPILED_ONCE
 @given(data=st.data())
 def test_random_valid_data_give_finite_log_density_and_gradient(compiled, data):
-    k, model, logp, dlogp = compiled
+    k, model, logp, dlogp, start = compiled
     X = data.draw(arrays(float, (N, FEATURES), elements=st.floats(-10, 10)))
     y = data.draw(arrays(np.int64, N, elements=st.integers(0, k - 1)))
     w = data.draw(arrays(float, N, elements=st.floats(0, 100)))
     assume(w.sum() > 0)
     pm.set_data({"X": X, "y": y, "weights": w}, model=model)
-    point = {name: value + data.draw(st.floats(-3, 3)) for name, value in model.initial_point().items()}
+    point = {name: value + data.draw(st.floats(-3, 3)) for name, value in start.items()}
     assert np.isfinite(logp(point))
     assert np.all(np.isfinite(dlogp(point)))

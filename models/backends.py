@@ -153,8 +153,8 @@ def draw(model: pm.Model, backend: str, *, draws: int, tune: int, chains: int, c
         # The starts as constants: PyMC maps unconstrained starts back symbolically, and its ZeroSum
         # transform cannot take a numpy array there.
         initvals = [{name: pt.constant(value) for name, value in start.items()} for start in starts]
-        idata = pm.sample(cores=cores, step=step, initvals=initvals, idata_kwargs={"log_likelihood": False},
-                          **common)
+        idata = pm.sample(cores=cores, step=step, initvals=initvals, trace=compiled.trace(model, starts[0]),
+                          idata_kwargs={"log_likelihood": False}, **common)
         settings = {"cores": cores}
     elif backend == "numpyro":
         chain_method = _jax_chain_method(chains)

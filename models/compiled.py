@@ -8,8 +8,11 @@ model object, for as long as the model lives (a weak reference: the cache never 
 alive), and a sweep that calls ``pm.set_data`` between fits compiles once.
 
 * :func:`logp_dlogp` is the function PyMC's ``init_nuts`` compiles; :func:`nuts_step` repeats
-  ``init_nuts``'s ``"jitter+adapt_diag"`` initialisation around it, so ``pm.sample(step=...)`` draws
-  exactly what ``pm.sample()`` would, seed for seed.
+  ``init_nuts``'s ``"jitter+adapt_diag"`` initialisation around it, on a jittered initial-point
+  function also compiled once per model, so ``pm.sample(step=...)`` draws exactly what
+  ``pm.sample()`` would, seed for seed.
+* :func:`trace` gives ``pm.sample(trace=...)`` the chains' recorder with its point function
+  compiled once per model (``pm.sample`` otherwise compiles one per chain on every call).
 * :func:`pointwise_log_likelihood` evaluates every observed term (unweighted) at a block of draws in one
   call of a vectorised graph (the draws as a leading axis), where ``pm.compute_log_likelihood`` compiles anew
   on every call and loops over the draws one at a time.
@@ -23,8 +26,9 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
+from pymc.backends import NDArray
 from pymc.blocking import DictToArrayBijection
-from pymc.sampling.mcmc import _init_jitter
+from pymc.initial_point import make_initial_point_fns_per_chain
 from pymc.step_methods.hmc import quadpotential
 from pymc.util import get_random_generator
 from pytensor.graph.replace import graph_replace, vectorize_graph
@@ -57,22 +61,69 @@ def chain_seeds(random_seed: int | None, chains: int) -> list[int]:
     return [int(rng.integers(2**30)) for rng in get_random_generator(random_seed).spawn(chains)]
 
 
+def jittered_starts(model: pm.Model, seeds: list[int], log_density, retries: int = 10) -> list[dict]:
+    """One start per seed as ``init_nuts(init="jitter")`` draws them: the model's initial point
+    jittered by U(-1, 1) on the unconstrained scale, redrawn with a new seed from
+    ``default_rng(seed)`` while ``log_density(point)`` is not finite (after ``retries`` redraws
+    ``model.check_start_vals`` says which variable is at fault). The jittered initial-point function
+    is compiled once per model (``pm.sample`` compiles one on every call)."""
+    def build():
+        return make_initial_point_fns_per_chain(model=model, overrides=None, jitter_rvs=set(model.free_RVs),
+                                                chains=1)[0]
+
+    start_at = _cached(model, ("jittered_start", tuple(model.free_RVs)), build)
+    starts = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        for attempt in range(retries + 1):
+            point = start_at(seed)
+            if np.isfinite(log_density(point)):
+                break
+            if attempt == retries:
+                model.check_start_vals(point)
+            seed = rng.integers(2**30, dtype=np.int64)
+        starts.append(point)
+    return starts
+
+
 def nuts_step(model: pm.Model, *, chains: int, random_seed: int | None, target_accept: float):
     """``(initial_points, step)`` as ``init_nuts(init="jitter+adapt_diag")`` makes them, on the cached
-    :func:`logp_dlogp`: each chain starts at the initial point jittered by U(-1, 1) (redrawn while the
-    log density is not finite), and the diagonal mass matrix adapts from the starts' mean."""
+    :func:`logp_dlogp`: each chain starts at :func:`jittered_starts`, and the diagonal mass matrix
+    adapts from the starts' mean."""
     function = logp_dlogp(model)
     seeds = chain_seeds(random_seed, chains)
 
     def log_density(point) -> float:
         return function([DictToArrayBijection.map(point).data], extra_vars={})[0]
 
-    starts = _init_jitter(model, None, seeds=seeds, jitter=True, jitter_max_retries=10, logp_fn=log_density)
+    starts = jittered_starts(model, seeds, log_density)
     mean = np.mean([DictToArrayBijection.map(point).data for point in starts], axis=0)
     potential = quadpotential.QuadPotentialDiagAdapt(mean.size, mean, np.ones_like(mean), 10, rng=seeds[0])
     step = pm.NUTS(potential=potential, model=model, rng=seeds[0], initial_point=starts[0],
                    logp_dlogp_func=function, target_accept=target_accept)
     return starts, step
+
+
+class _ChainTrace(NDArray):
+    """An empty NDArray recorder whose copies (``pm.sample`` copies the ``trace`` it is given, once
+    per chain) share its compiled point function but have arrays of their own."""
+
+    def __copy__(self):
+        return NDArray(model=self.model, vars=self.vars, fn=self.fn, var_shapes=self.var_shapes,
+                       var_dtypes=self.var_dtypes)
+
+
+def trace(model: pm.Model, start: dict) -> NDArray:
+    """The recorder ``pm.sample`` would make for each chain (``NDArray``: every free variable and
+    deterministic, shapes from ``start``), for its ``trace`` argument; its point function is compiled
+    once per model and shape of the data (a deterministic's shape can follow the data's)."""
+    def build():
+        template = NDArray(model=model, test_point=start)
+        return template.vars, template.fn, template.var_shapes, template.var_dtypes
+
+    shapes = tuple(np.shape(data.get_value()) for data in model.data_vars)
+    vars_, fn, var_shapes, var_dtypes = _cached(model, ("trace", tuple(model.value_vars), shapes), build)
+    return _ChainTrace(model=model, vars=vars_, fn=fn, var_shapes=var_shapes, var_dtypes=var_dtypes)
 
 
 def _log_likelihood_function(model: pm.Model):

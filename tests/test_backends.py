@@ -122,6 +122,22 @@ def test_a_seed_repeats_the_draws_of_each_back_end(fits, coin_model, backend):
     np.testing.assert_array_equal(first.posterior["p"].values, again.posterior["p"].values)
 
 
+def test_pymc_back_end_draws_what_pm_sample_draws_seed_for_seed(coin_model):
+    """The PyMC back end runs pm.sample with pieces compiled once per model (models.compiled: the NUTS
+    step, the jittered starts, the chains' recorder); its draws must be pm.sample()'s own, bit for
+    bit, on the first fit of a model and on a later one that reuses the pieces."""
+    settings = {"draws": 30, "tune": 30, "chains": 2, "cores": 1}
+    for seed in (4, 5):
+        ours = inference.sample(coin_model, sampler="pymc", random_seed=seed, log_likelihood=False,
+                                **settings)
+        theirs = pm.sample(model=coin_model, random_seed=seed, init="jitter+adapt_diag", progressbar=False,
+                           compute_convergence_checks=False, **settings)
+        for name in theirs.posterior.data_vars:
+            np.testing.assert_array_equal(ours.posterior[name], theirs.posterior[name])
+        for name in ("energy", "step_size", "tree_depth", "diverging"):
+            np.testing.assert_array_equal(ours.sample_stats[name], theirs.sample_stats[name])
+
+
 def test_log_likelihood_is_left_out_with_a_warning_when_too_large(coin_model, monkeypatch):
     monkeypatch.setattr(backends, "LOG_LIKELIHOOD_MAX_GIB", 1e-9)
     with pytest.warns(UserWarning, match="log_likelihood left out"):

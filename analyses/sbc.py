@@ -164,16 +164,24 @@ FAMILIES = ("coin", "classes", "policy")
 # --------------------------------------------------------------------------- fits
 
 
-def fit_scenario(scenario: Scenario, simulations: int, settings: Settings) -> list[dict]:
+def fit_scenario(scenario: Scenario, simulations: int, settings: Settings, models: dict | None = None
+                 ) -> list[dict]:
     """Simulate, fit and rank every simulation of one scenario, the fits in one batch on one compiled
-    model (``inference.sample_many``).
+    model (``inference.sample_many``). ``models``, when given, keeps the models built so far by family
+    and data shapes: scenarios that differ only in their weights fit the same compiled model (every
+    fit sets all of its data).
 
     One result per simulation and scalar parameter: the rank of the true value among L thinned
     draws and whether the central 50% and 90% intervals cover it.
     """
     simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data"))
                  for s in range(simulations)]
-    model = scenario.build_model(simulated[0][1], simulated[0][2])
+    models = {} if models is None else models
+    _, data, weights = simulated[0]
+    key = (scenario.family, np.shape(weights), *((name, np.shape(data[name])) for name in sorted(data)))
+    if key not in models:
+        models[key] = scenario.build_model(data, weights)
+    model = models[key]
     fits = inference.sample_many(
         model, [{**data, "weights": weights} for _, data, weights in simulated],
         random_seeds=[seed_for(settings.seed, scenario.name, s) for s in range(simulations)],
@@ -210,9 +218,9 @@ def check_settings(settings: Settings) -> None:
 
 
 def _run_all(settings: Settings, simulations: int) -> list[dict]:
-    results = []
+    results, models = [], {}
     for scenario in SCENARIOS:
-        results += fit_scenario(scenario, simulations, settings)
+        results += fit_scenario(scenario, simulations, settings, models)
     return sorted(results, key=lambda r: (r["scenario"], r["simulation"]))
 
 

@@ -58,11 +58,17 @@ def test_frequency_weighted_classes_rows_equal_the_samples_they_count():
     assert rows == pytest.approx(samples, rel=1e-12)
 
 
-def test_a_simulation_gives_the_same_rank_however_many_simulations_run():
+def test_a_simulation_gives_the_same_rank_however_many_simulations_run_and_on_a_shared_model():
     settings = Settings(draws=100, tune=100, chains=1, seed=5, sampler="auto", quick=True)
-    coin_scenario = scenario("key_toss_x10_as_given")
-    together = sbc.fit_scenario(coin_scenario, 3, settings)
+    coin_scenario, models = scenario("key_toss_x10_as_given"), {}
+    together = sbc.fit_scenario(coin_scenario, 3, settings, models)
     alone = sbc.fit_scenario(coin_scenario, 1, settings)
+    # Another scenario of the same family and data shapes fits the model built for the first.
+    shared = sbc.fit_scenario(scenario("key_toss_x10_sum_n"), 1, settings, models)
+    own = sbc.fit_scenario(scenario("key_toss_x10_sum_n"), 1, settings)
+    assert len(models) == 1
+    fields = ("scenario", "simulation", "parameter", "true_value", "rank", "covered_50", "covered_90")
+    assert [[r[f] for f in fields] for r in shared] == [[r[f] for f in fields] for r in own]
     ranked = sbc.fit_scenario(scenario("policy_frequency_weights"), 1, settings)
     assert [r["parameter"] for r in ranked] == [f"preference[{s},{a}]" for s in range(2) for a in range(3)]
     assert together[0]["rank"] == alone[0]["rank"] and together[0]["true_value"] == alone[0]["true_value"]

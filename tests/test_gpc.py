@@ -29,12 +29,15 @@ def test_covers_is_the_draws_own_credible_ellipsoid():
     assert covers(draws, np.array([0.0, 6.3]), 0.9) and not covers(draws, np.array([0.0, 6.6]), 0.9)
 
 
+@pytest.mark.slow   # a calibration run (tier 5): 100 bootstrap fits per step, 10-17 s per scale
 @needs_jax
 @pytest.mark.parametrize("scale", [1.0, 10.0])
 def test_gpc_undoes_the_weights_scale(scale):
     """Both runs end with omega x sum w within 35% of 60 (the coverage estimate from 100 bootstrap
     fits has a Monte Carlo sd of 0.03, about 0.12 in log omega near 0.9, and the stopping tolerance
-    adds as much again; a scale left uncorrected would be off by a factor of 10)."""
+    adds as much again; a scale left uncorrected would be off by a factor of 10). The default tier
+    runs GPC end to end in calibration --quick (tests/test_calibration_analysis.py) and checks its
+    pieces without MCMC below."""
     model = coin.build_model(FLIPS, np.full(FLIPS.size, scale))
     result = calibrate.gpc(model, level=0.9, random_seed=3, **SETTINGS)
     assert result.converged and abs(result.coverage - 0.9) <= 0.03

@@ -115,15 +115,18 @@ class _ChainTrace(NDArray):
 
 def trace(model: pm.Model, start: dict) -> NDArray:
     """The recorder ``pm.sample`` would make for each chain (``NDArray``: every free variable and
-    deterministic, shapes from ``start``), for its ``trace`` argument; its point function is compiled
-    once per model and shape of the data (a deterministic's shape can follow the data's)."""
+    deterministic), for its ``trace`` argument. Its point function is compiled once per model; the
+    shapes it records come from evaluating it at ``start`` on every call (a deterministic's shape can
+    follow the data's)."""
     def build():
         template = NDArray(model=model, test_point=start)
-        return template.vars, template.fn, template.var_shapes, template.var_dtypes
+        return template.vars, template.fn
 
-    shapes = tuple(np.shape(data.get_value()) for data in model.data_vars)
-    vars_, fn, var_shapes, var_dtypes = _cached(model, ("trace", tuple(model.value_vars), shapes), build)
-    return _ChainTrace(model=model, vars=vars_, fn=fn, var_shapes=var_shapes, var_dtypes=var_dtypes)
+    vars_, fn = _cached(model, ("trace", tuple(model.value_vars), tuple(model.deterministics)), build)
+    values = fn(**start)
+    return _ChainTrace(model=model, vars=vars_, fn=fn,
+                       var_shapes={var.name: value.shape for var, value in zip(vars_, values)},
+                       var_dtypes={var.name: value.dtype for var, value in zip(vars_, values)})
 
 
 def _log_likelihood_function(model: pm.Model):

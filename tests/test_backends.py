@@ -122,10 +122,11 @@ def test_a_seed_repeats_the_draws_of_each_back_end(fits, coin_model, backend):
     np.testing.assert_array_equal(first.posterior["p"].values, again.posterior["p"].values)
 
 
-def test_pymc_back_end_draws_what_pm_sample_draws_seed_for_seed(coin_model):
+def test_pymc_back_end_draws_what_pm_sample_draws_seed_for_seed():
     """The PyMC back end runs pm.sample with pieces compiled once per model (models.compiled: the NUTS
     step, the jittered starts, the chains' recorder); its draws must be pm.sample()'s own, bit for
-    bit, on the first fit of a model and on a later one that reuses the pieces."""
+    bit, on the first fit of a new model and on a later one that reuses the pieces."""
+    coin_model = coin.build_model([1, 0, 1, 1, 0], [1, 1, 10, 1, 1], prior=(2, 2))
     settings = {"draws": 30, "tune": 30, "chains": 2, "cores": 1}
     for seed in (4, 5):
         ours = inference.sample(coin_model, sampler="pymc", random_seed=seed, log_likelihood=False,

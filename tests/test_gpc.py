@@ -36,8 +36,7 @@ def test_gpc_undoes_the_weights_scale(scale):
     """Both runs end with omega x sum w within 35% of 60 (the coverage estimate from 100 bootstrap
     fits has a Monte Carlo sd of 0.03, about 0.12 in log omega near 0.9, and the stopping tolerance
     adds as much again; a scale left uncorrected would be off by a factor of 10). The default tier
-    runs GPC end to end in calibration --quick (tests/test_calibration_analysis.py) and checks its
-    pieces without MCMC below."""
+    runs the same driver for one step below, and GPC's pieces without MCMC further down."""
     model = coin.build_model(FLIPS, np.full(FLIPS.size, scale))
     result = calibrate.gpc(model, level=0.9, random_seed=3, **SETTINGS)
     assert result.converged and abs(result.coverage - 0.9) <= 0.03
@@ -47,6 +46,24 @@ def test_gpc_undoes_the_weights_scale(scale):
     np.testing.assert_allclose(result.idata.constant_data["weights"], result.scale * scale)
     assert result.idata.attrs["gpc_scale"] == result.scale
     np.testing.assert_allclose(model["weights"].get_value(), scale)   # the model keeps its own weights
+
+
+def test_one_gpc_step_records_its_path_and_leaves_the_model_its_weights():
+    """The MCMC driver for one Robbins-Monro step (10 bootstrap fits on PyMC, omega_1 = 1 only): the
+    coverage is the share of the 10 fits whose credible region covers the WMLE, and the final fit, at
+    the returned scale, is stamped with it; the model gets its own weights back."""
+    weights = np.full(FLIPS.size, 2.0)
+    model = coin.build_model(FLIPS, weights)
+    result = calibrate.gpc(model, level=0.9, random_seed=3, bootstrap=10, iterations=1, draws=100, tune=100,
+                           chains=1, sampler="pymc")
+    assert len(result.path) == 1 and result.path[0]["scale"] == result.scale == 1.0   # omega_1 = 1
+    assert result.coverage == result.path[0]["coverage"]
+    assert 10 * result.coverage == pytest.approx(round(10 * result.coverage), abs=1e-12)   # k of 10 fits
+    assert result.converged == (abs(result.coverage - 0.9) <= gpc.default_tolerance(0.9, 10))
+    assert result.effective_sample_size == pytest.approx(result.scale * weights.sum())
+    np.testing.assert_allclose(result.idata.constant_data["weights"], result.scale * weights)
+    assert result.idata.attrs["gpc_scale"] == result.scale and result.idata.attrs["gpc_bootstrap"] == 10
+    np.testing.assert_allclose(model["weights"].get_value(), weights)
 
 
 def test_gpc_refuses_what_it_cannot_calibrate():

@@ -1,7 +1,5 @@
 """The weighted coin model: exact log densities (tier 1), structure (tier 2), NUTS recovery (tier 3)."""
 
-import subprocess
-import sys
 
 import cloudpickle
 import numpy as np
@@ -165,27 +163,6 @@ def test_model_is_reusable_after_posterior_predictive_sampling(flips, key_weight
 
 
 @pytest.mark.skipif(inference.available_cores() < 2, reason="needs two cores")
-def test_sampling_runs_chains_in_parallel_processes():
-    # A fresh interpreter: once JAX has run in a process (the back-end tests), PyMC's chains stay in
-    # that process on purpose (forking it can deadlock), so this pytest process cannot show it.
-    script = """
-import logging, sys
-import numpy as np
-import models
-from models import coin, inference
-logging.basicConfig(level=logging.INFO, stream=sys.stdout)
-model = coin.build_model(np.array([1, 0, 1, 1]), np.array([1.0, 1.0, 10.0, 1.0]))
-idata = inference.sample(model, draws=50, tune=50, chains=2, random_seed=3)
-print("cores", idata.attrs["cores"])
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    output = done.stdout + done.stderr
-    assert "Could not pickle model" not in output
-    assert "Multiprocess sampling (2 chains in 2 jobs)" in output
-    assert "cores 2" in done.stdout
-
-
 @pytest.mark.slow
 @pytest.mark.default_mode
 def test_nuts_matches_exact_posterior_across_random_weightings():

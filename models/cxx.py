@@ -17,10 +17,11 @@ A model's first fit from an empty compile cache (``python -m benchmarks.first_co
 ``benchmarks/results/first_compile.csv``): the softmax policy 29.9 s instead of 51.6 s, a
 1000-row logistic regression 20.9 s instead of 31.3 s, the coin 18.4 s instead of 22.4 s, with the
 same modules. Where g++ finds the precompiled file unusable (an optimised compile with other flags),
-it reads ``modules.h`` as text: slower, same result. ``DIR`` is a folder of PyTensor's compile
-directory named by a hash of the compiler's version, the flags and the size and time of every header
-under the include folders, so a new NumPy, Python or PyTensor gets a new header instead of a stale
-one (system headers such as ``math.h`` are taken to change with the compiler).
+it reads ``modules.h`` as text: slower, same result. ``DIR`` is a folder of PyTensor's base compile
+directory (``~/.pytensor`` by default) named by a hash of the compiler's version, the flags and the
+size and time of every header under the include folders, so a new NumPy, Python or PyTensor gets a
+new header instead of a stale one (system headers such as ``math.h`` are taken to change with the
+compiler).
 
 Only ``-g0`` is added when the precompiled header cannot be built or is rejected by the compiler (it
 is then not GCC, or not this GCC) or when its path has a space (PyTensor splits the flags on spaces).
@@ -120,8 +121,10 @@ def _build(cxx: str, flags: list[str], folder: Path) -> bool:
 def configure(root: Path | None = None) -> list[str]:
     """Append ``-g0`` and, when g++ accepts it, ``-include`` of the precompiled header to
     ``gcc__cxxflags`` (once; call after PyMC is imported, which sets flags of its own). The header
-    is kept under ``root`` (default: PyTensor's compile directory). Returns the flags appended ([]
-    when nothing was changed, see the module docstring)."""
+    is kept under ``root`` (default: PyTensor's base compile directory, the parent of every compile
+    directory: its path is one of the flags, so processes compiling into different directories under
+    one base, such as the test workers, give a module the same flags and the same cache key). Returns
+    the flags appended ([] when nothing was changed, see the module docstring)."""
     import pytensor
 
     config = pytensor.config
@@ -131,7 +134,7 @@ def configure(root: Path | None = None) -> list[str]:
         return []   # configured already in this process
     added = list(_FLAGS)
     config.gcc__cxxflags = " ".join([config.gcc__cxxflags, *added]).strip()
-    root = Path(config.compiledir) if root is None else Path(root)
+    root = Path(config.base_compiledir) if root is None else Path(root)
     try:
         flags = module_flags()
         folder = root / "wmle_precompiled_header" / _fingerprint(config.cxx, flags)

@@ -41,6 +41,16 @@ def test_modules_compile_with_the_precompiled_header_and_without_debug_informati
 
 
 @needs_gcc
+def test_the_header_lies_in_the_base_compile_directory_shared_by_every_compile_directory():
+    """Its path is one of the flags in every module's cache key: kept under the base directory (not
+    the test worker's own compile directory) it gives every compile directory under one base the
+    same keys, so a worker can load a module another worker compiled (tests/conftest.py)."""
+    header = Path(_included_header())
+    assert header.parent.parent == Path(pytensor.config.base_compiledir) / "wmle_precompiled_header"
+    assert Path(pytensor.config.compiledir) not in header.parents
+
+
+@needs_gcc
 def test_a_function_compiled_with_the_header_computes_what_numpy_does():
     """The flags are part of a C module's cache key: the modules of this function were compiled with
     the header in front of their own includes (now or by an earlier test)."""

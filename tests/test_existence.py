@@ -148,8 +148,10 @@ def test_near_the_phase_transition_the_linear_program_is_right_and_the_ridge_pat
     and some do not. Every LP verdict is certified independently (a separating direction checked by
     its margins, or a Stiemke vector y >= 1 with S'y = 0 and a Newton maximiser with vanishing
     gradient); where the ridge path disagrees, that certificate says it is wrong: the MLE exists but
-    lies far out (|b| ~ 40), where the ridge path, judging convergence by the shape of its steps, had
-    not settled by lambda = 1e-8."""
+    lies far out (largest |b_j| 20 on seed 12, against 1-4 on most designs), where the ridge path,
+    judging convergence by the shape of its steps, had not settled by lambda = 1e-8. It never errs the
+    other way: along a separating direction the likelihood rises to its supremum at infinity, which
+    no finite point of the path reaches."""
     n, p = 80, 36
     rng = np.random.default_rng(0)
     model = classes.build_model(rng.normal(size=(n, p)), np.tile([0, 1], n // 2))
@@ -164,17 +166,22 @@ def test_near_the_phase_transition_the_linear_program_is_right_and_the_ridge_pat
             assert (S @ found.direction)[list(found.rows)].min() > 1e-3
             assert (S @ found.direction).min() > -1e-9 * np.abs(S).max() * np.abs(found.direction).max()
             assert not stiemke_certificate(S)
+            size = np.inf
         else:
             assert stiemke_certificate(S)
             b, gradient = newton_mle(S, np.zeros(p + 1))
             assert gradient < 1e-8 and np.all(np.isfinite(b))
+            size = np.abs(b).max()
         pm.set_data({"X": X, "y": y}, model=model)
         ridge, _ = maximise.ridge_path(objective, "weighted log-likelihood")
-        outcomes.append((found.separated, not ridge.exists))
-    verdicts = [lp for lp, _ in outcomes]
+        outcomes.append((found.separated, not ridge.exists, size))
+    verdicts = [lp for lp, _, _ in outcomes]
     assert 0 < sum(verdicts) < len(verdicts)   # both kinds of design occur
-    agreeing = sum(lp == ridge for lp, ridge in outcomes)
-    print(f"ridge path agrees with the certified LP on {agreeing} of {len(outcomes)} designs")
+    wrong = [(lp, ridge, size) for lp, ridge, size in outcomes if lp != ridge]
+    print(f"the ridge path agrees with the certified LP on {len(outcomes) - len(wrong)} of {len(outcomes)}")
+    # Its only errors: a runaway reported where a certified MLE lies far out.
+    assert all(not lp and ridge and size > 5 for lp, ridge, size in wrong), wrong
+    assert len(wrong) <= len(outcomes) // 4
 
 
 # --------------------------------------------------------------------------- the families' verdicts

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,9 @@ class _JaxModel:
     def __init__(self, model: pm.Model):
         from models.inference import available_cores
 
-        self.model = model
+        # No strong reference: the engines are cached per model in weak-keyed dictionaries
+        # (models.inference, models.calibrate), whose values must not keep their keys alive.
+        self._model = weakref.ref(model)
         self._jax = _configure_jax(available_cores())
         self.data_vars = list(model.data_vars)
         self.names = [d.name for d in self.data_vars]
@@ -179,6 +182,10 @@ class _JaxModel:
         self.output_names = [v.name for v in [*model.free_RVs, *model.deterministics]]
         outputs = model.replace_rvs_by_values([*model.free_RVs, *model.deterministics])
         self._outputs = _jaxified(model, outputs, self.data_vars)
+
+    @property
+    def model(self) -> pm.Model:
+        return self._model()
 
     def _unravel(self, z):
         parts, offset = [], 0

@@ -114,3 +114,19 @@ def test_batched_wlb_agrees_with_the_one_at_a_time_wlb():
         np.testing.assert_allclose(posterior["coef"][index], one.posterior["coef"].values[0], atol=1e-5)
         np.testing.assert_allclose(posterior["intercept"][index], one.posterior["intercept"].values[0],
                                    atol=1e-5)
+
+
+def test_an_engine_does_not_keep_its_model_alive():
+    """Engines are cached per model in weak-keyed dictionaries (``inference.sample_many``'s batched NUTS,
+    ``calibrate``'s batched WLB): an engine that held its model strongly would keep its own key, and
+    the model with its compiled programs, alive for good."""
+    import gc
+    import weakref
+
+    model = coin.build_model(FLIPS)
+    engines = [batched.BatchedNUTS(model, draws=10, tune=10, chains=1), batched.BatchedWLB(model)]
+    assert all(engine.model is model for engine in engines)
+    reference = weakref.ref(model)
+    del model
+    gc.collect()
+    assert reference() is None and all(engine.model is None for engine in engines)

@@ -42,10 +42,11 @@ def _take_modules_of_other_workers():
 
     PyTensor looks a module up in its cache and, on a miss, takes its compile directory's lock and
     re-reads the directory (``ModuleCache.refresh``) before compiling; a module directory copied in
-    by then is loaded instead of compiled. A finished module directory (its ``key.pkl`` readable; the
-    library exists before the key is written) is copied whole under the same ``tmp...`` name, which
+    by then is loaded instead of compiled. A finished module directory (one with a ``key.pkl``: the
+    library exists before the key is written) is copied whole, under the same ``tmp...`` name that
     PyTensor recognises as the same entry moved (``cmodule.is_same_entry``), to a staging folder
-    beside the compile directories and renamed into place, so no process ever sees half a copy.
+    beside the compile directories; once its copied key reads back whole it is renamed into place, so
+    no process ever sees half a copy.
     Nothing is written to another worker's directory, and no lock is shared. Any failure leaves the
     module to be compiled as before."""
     import glob
@@ -74,13 +75,13 @@ def _take_modules_of_other_workers():
                     files = os.listdir(source)
                     if "key.pkl" not in files or "delete.me" in files:
                         continue
-                    with open(os.path.join(source, "key.pkl"), "rb") as handle:
-                        pickle.load(handle)
                     os.makedirs(staging, exist_ok=True)
-                    copy = os.path.join(tempfile.mkdtemp(dir=staging), name)
-                    shutil.copytree(source, copy)
-                    os.rename(copy, target)
-                    os.rmdir(os.path.dirname(copy))
+                    with tempfile.TemporaryDirectory(dir=staging) as scratch:
+                        copy = os.path.join(scratch, name)
+                        shutil.copytree(source, copy)
+                        with open(os.path.join(copy, "key.pkl"), "rb") as handle:
+                            pickle.load(handle)   # the copy is whole (its owner may rewrite the key)
+                        os.rename(copy, target)
                     taken.add(name)
                 except Exception:  # being written or removed: compile it here if needed
                     continue

@@ -27,12 +27,7 @@ def _compile_directory_per_worker():
 _PER_WORKER = _compile_directory_per_worker()
 
 import numpy as np  # noqa: E402
-import pytensor  # noqa: E402
-import pytensor.tensor as pt  # noqa: E402
 import pytest  # noqa: E402
-
-import models  # noqa: E402, F401  (BLAS configuration before PyTensor compiles anything)
-from analyses import cli  # noqa: E402
 
 
 def _take_modules_of_other_workers():
@@ -54,6 +49,7 @@ def _take_modules_of_other_workers():
     import shutil
     import tempfile
 
+    import pytensor
     from pytensor.link.c import cmodule
 
     own = str(pytensor.config.compiledir)
@@ -94,8 +90,14 @@ def _take_modules_of_other_workers():
     cmodule.ModuleCache.refresh = refresh_with_others
 
 
-if _PER_WORKER:
-    _take_modules_of_other_workers()
+def pytest_configure(config):
+    """In a process that runs tests, import ``models`` (BLAS configuration before PyTensor compiles
+    anything) and share compiled modules with the other workers. pytest-xdist's controller runs no
+    test: it imports neither PyMC nor PyTensor (5 s), so the workers start that much sooner."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
+        import models  # noqa: F401
+        if _PER_WORKER:
+            _take_modules_of_other_workers()
 
 # The seed's example: 10 tosses, 7 heads, the 3rd toss (heads) weighted 10.
 SEED_FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])
@@ -128,6 +130,8 @@ def _python_mode(request):
             "default_mode") is not None:
         yield
         return
+    import pytensor
+
     with pytensor.config.change_flags(mode="FAST_COMPILE"):
         yield
 
@@ -147,6 +151,8 @@ def symbolic_hessian():
     """``symbolic_hessian(model, jacobian=True)(z)``: the Hessian of ``model.logp`` at the raveled
     value variables z, as rows of PyTensor's gradients of its gradient (``model.compile_d2logp``
     computes it through a scan whose inner function compiles C code even in Python mode)."""
+    import pytensor
+    import pytensor.tensor as pt
 
     def of(model, jacobian=True):
         values, point = model.value_vars, model.initial_point()
@@ -175,6 +181,7 @@ def run_quick(tmp_path_factory):
     ``(folder, completed process, summary rows)`` after asserting exit 0. The command line's ``main``
     runs in this process (standard output and error captured): a new interpreter would add seconds
     of imports to every run, and tests/test_cli.py runs ``python -m analyses`` as a user does."""
+    from analyses import cli
 
     def run(name: str):
         out = tmp_path_factory.mktemp(name)

@@ -185,7 +185,11 @@ class _JaxModel:
 
     @property
     def model(self) -> pm.Model:
-        return self._model()
+        model = self._model()
+        if model is None:
+            raise ReferenceError("the engine's model no longer exists: an engine holds its model weakly, "
+                                 "keep a reference to the model while using the engine")
+        return model
 
     def _unravel(self, z):
         parts, offset = [], 0
@@ -299,6 +303,7 @@ class BatchedNUTS(_JaxModel):
         ``progress(done, total)`` is called after each chunk of lanes with the fits done so far."""
         from models.inference import _check_count
 
+        model = self.model   # fails now, not after sampling, if the model was dropped
         datasets = [dict(d) for d in datasets]
         seeds = [_check_count("random_seed", s, 0) for s in random_seeds]
         if not datasets or len(datasets) != len(seeds):
@@ -337,12 +342,12 @@ class BatchedNUTS(_JaxModel):
         stats = {"diverging": diverging.astype(bool), "energy": energy, "n_steps": n_steps,
                  "tree_depth": np.floor(np.log2(n_steps)).astype(int) + 1, "step_size": step_size,
                  "acceptance_rate": accept}
-        free = [rv.name for rv in self.model.free_RVs]
+        free = [rv.name for rv in model.free_RVs]
         diagnostics = diagnose_draws({name: posterior[name] for name in free}, stats["diverging"], energy)
         settings = {"draws": self.draws, "tune": self.tune, "chains": chains,
                     "target_accept": self.target_accept, "max_tree_depth": self.max_tree_depth}
         per_fit = [dict(zip(self.names, (d[i] for d in data))) for i in range(fits)]
-        return BatchResult(self.model, posterior, stats, diagnostics, per_fit, seeds, settings,
+        return BatchResult(model, posterior, stats, diagnostics, per_fit, seeds, settings,
                            "numpyro (batched)")
 
 

@@ -36,14 +36,15 @@ def _take_modules_of_other_workers():
     both workers: from an empty cache, 94 of one worker's 116 were compiled by the other too).
 
     PyTensor looks a module up in its cache and, on a miss, takes its compile directory's lock and
-    re-reads the directory (``ModuleCache.refresh``) before compiling; a module directory copied in
-    by then is loaded instead of compiled. A finished module directory (one with a ``key.pkl``: the
-    library exists before the key is written) is copied whole, under the same ``tmp...`` name that
-    PyTensor recognises as the same entry moved (``cmodule.is_same_entry``), to a staging folder
-    beside the compile directories; once its copied key reads back whole it is renamed into place, so
-    no process ever sees half a copy.
-    Nothing is written to another worker's directory, and no lock is shared. Any failure leaves the
-    module to be compiled as before."""
+    re-reads the directory (``ModuleCache.refresh`` inside ``module_from_key``) before compiling; a
+    module directory copied in by then is loaded instead of compiled. A finished module directory
+    (one with a ``key.pkl``: the library exists before the key is written) is copied whole, under the
+    same ``tmp...`` name that PyTensor recognises as the same entry moved (``cmodule.is_same_entry``),
+    to a staging folder beside the compile directories; once its copied key reads back whole it is
+    renamed into place, so no process ever sees half a copy. Nothing is written to another worker's
+    directory, and no lock is shared. A module that fails to copy three times (being rewritten, or
+    removed) is compiled here as before."""
+    import collections
     import glob
     import pickle
     import shutil
@@ -54,39 +55,56 @@ def _take_modules_of_other_workers():
 
     own = str(pytensor.config.compiledir)
     worker = os.environ["PYTEST_XDIST_WORKER"]
-    others = own[: -len(worker)] + "gw*"
-    staging = os.path.join(str(pytensor.config.base_compiledir), f"staging-{worker}")
-    taken: set[str] = set()
-    refresh = cmodule.ModuleCache.refresh
+    if not own.endswith(f"-{worker}"):   # a compile directory of the user's own: left alone
+        return
+    others = glob.escape(own[: -len(worker)]) + "gw*"
+    staging = os.path.join(os.path.dirname(own), f"staging-{worker}")   # renames stay on one file system
+    shutil.rmtree(staging, ignore_errors=True)   # what a killed run left
+    taken, failures = set(), collections.Counter()
+    looking_up = [False]
 
     def take():
-        for other in glob.glob(others):
-            if other == own:
+        try:
+            found = [(other, name) for other in glob.glob(others) if other != own
+                     for name in os.listdir(other)]
+        except OSError:
+            return
+        for other, name in found:
+            source, target = os.path.join(other, name), os.path.join(own, name)
+            if (not name.startswith("tmp") or name in taken or failures[name] >= 3
+                    or os.path.exists(target)):
                 continue
-            for name in os.listdir(other):
-                source, target = os.path.join(other, name), os.path.join(own, name)
-                if not name.startswith("tmp") or name in taken or os.path.exists(target):
+            try:
+                files = os.listdir(source)
+                if "key.pkl" not in files or "delete.me" in files:
                     continue
-                try:
-                    files = os.listdir(source)
-                    if "key.pkl" not in files or "delete.me" in files:
-                        continue
-                    os.makedirs(staging, exist_ok=True)
-                    with tempfile.TemporaryDirectory(dir=staging) as scratch:
-                        copy = os.path.join(scratch, name)
-                        shutil.copytree(source, copy)
-                        with open(os.path.join(copy, "key.pkl"), "rb") as handle:
-                            pickle.load(handle)   # the copy is whole (its owner may rewrite the key)
-                        os.rename(copy, target)
-                    taken.add(name)
-                except Exception:  # being written or removed: compile it here if needed
-                    continue
+                os.makedirs(staging, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=staging) as scratch:
+                    copy = os.path.join(scratch, name)
+                    # Fresh file times: PyTensor neither uses nor deletes a module by its age.
+                    shutil.copytree(source, copy, copy_function=shutil.copy)
+                    with open(os.path.join(copy, "key.pkl"), "rb") as handle:
+                        pickle.load(handle)   # the copy is whole (its owner may rewrite the key)
+                    os.rename(copy, target)
+                taken.add(name)
+            except Exception:
+                failures[name] += 1
+
+    module_from_key, refresh = cmodule.ModuleCache.module_from_key, cmodule.ModuleCache.refresh
+
+    def module_from_key_with_others(self, *args, **kwargs):
+        looking_up[0] = str(self.dirname) == own
+        try:
+            return module_from_key(self, *args, **kwargs)
+        finally:
+            looking_up[0] = False
 
     def refresh_with_others(self, *args, **kwargs):
-        if str(self.dirname) == own:
+        if looking_up[0]:   # only before a compile, not at start-up or exit
             take()
         return refresh(self, *args, **kwargs)
 
+    cmodule.ModuleCache.module_from_key = module_from_key_with_others
     cmodule.ModuleCache.refresh = refresh_with_others
 
 

@@ -1,6 +1,5 @@
 """PyTensor links a BLAS once `models` is imported (a fresh interpreter: tests/test_fresh_interpreter.py)."""
 
-
 import numpy as np
 import pytensor
 import pytensor.tensor as pt

@@ -1,6 +1,5 @@
 """The weighted coin model: exact log densities (tier 1), structure (tier 2), NUTS recovery (tier 3)."""
 
-
 import cloudpickle
 import numpy as np
 import pytest
@@ -162,7 +161,6 @@ def test_model_is_reusable_after_posterior_predictive_sampling(flips, key_weight
     assert inference.mle(model)["p"] == pytest.approx(16 / 19, abs=1e-7)
 
 
-@pytest.mark.skipif(inference.available_cores() < 2, reason="needs two cores")
 @pytest.mark.slow
 @pytest.mark.default_mode
 def test_nuts_matches_exact_posterior_across_random_weightings():

@@ -97,7 +97,7 @@ def test_the_compilers_probes_still_link_programs():
 def test_a_header_lost_from_the_cache_is_built_again(tmp_path):
     with pytensor.config.change_flags(gcc__cxxflags="-Wno-unused-label"):
         path = cxx.configure(tmp_path)[2]
-    Path(path).unlink()   # e.g. a partly cleaned compile directory: the .gch and the marker remain
+    Path(path).unlink()   # e.g. a partly cleaned base compile directory: the .gch and the marker remain
     with pytensor.config.change_flags(gcc__cxxflags="-Wno-unused-label"):
         assert cxx.configure(tmp_path)[2] == path
     assert Path(path).is_file() and Path(f"{path}.gch").is_file()

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from models import inference
+
 SCRIPT = """
 import logging, sys
 sys.modules.update(dict.fromkeys(["jax", "jaxlib", "numpyro", "nutpie"]))  # None: import fails
@@ -46,6 +48,7 @@ def test_auto_samples_with_pymc_when_jax_numpyro_and_nutpie_cannot_be_imported(f
     assert lines["jax"] == "imported False"
 
 
+@pytest.mark.skipif(inference.available_cores() < 2, reason="needs two cores")
 def test_sampling_runs_chains_in_parallel_processes(fresh):
     done, lines = fresh
     assert "Could not pickle model" not in done.stdout + done.stderr

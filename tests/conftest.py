@@ -124,15 +124,20 @@ SEED_WEIGHTS = np.array([1, 1, 10, 1, 1, 1, 1, 1, 1, 1], dtype=float)
 
 @pytest.hookimpl(trylast=True)   # after -m has deselected the slow tests
 def pytest_collection_modifyitems(items):
-    """Files marked ``analysis_run`` (an analysis run end to end, tens of seconds) first, then
-    the others by their number of tests: with ``--dist loadfile --no-loadscope-reorder`` the two
-    workers then finish together instead of one waiting on a long file handed out last."""
+    """Files marked ``analysis_run(seconds=...)`` (an analysis run end to end; its cold seconds on
+    the reference machine) first, longest first, then the others by their number of tests: with
+    ``--dist loadfile --no-loadscope-reorder`` the workers take files in this order as they come free,
+    so they finish together instead of one waiting on a long file handed out last. Longest first
+    also keeps the policy analysis and policy iteration, which compile many of the same C modules,
+    from starting side by side: the later one copies the modules in (``_take_modules_of_other_workers``)."""
     by_file: dict[str, list] = {}
     for item in items:
         by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
 
     def cost(tests):
-        return any(test.get_closest_marker("analysis_run") for test in tests), len(tests)
+        runs = [marker.kwargs.get("seconds", 0) for test in tests
+                for marker in test.iter_markers("analysis_run")]
+        return max(runs, default=-1), len(tests)
 
     items[:] = [item for tests in sorted(by_file.values(), key=cost, reverse=True) for item in tests]
 

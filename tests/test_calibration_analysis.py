@@ -9,7 +9,7 @@ from scipy import integrate, special, stats
 from analyses import calibration, cli
 from models import calibrate, coin, gpc
 
-pytestmark = pytest.mark.analysis_run
+pytestmark = pytest.mark.analysis_run(seconds=26)   # cold, for the order (tests/conftest.py)
 
 COIN = calibration.SCENARIOS[0]  # truth p = 0.3
 

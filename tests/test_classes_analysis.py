@@ -9,7 +9,7 @@ from scipy import special
 
 from analyses import classes as analysis
 
-pytestmark = pytest.mark.analysis_run
+pytestmark = pytest.mark.analysis_run(seconds=32)   # cold, for the order (tests/conftest.py)
 
 FIGURES = {"decision_boundaries.png", "coefficients_forest.png", "metrics.png", "calibration.png",
            "focal_sweep.png"}

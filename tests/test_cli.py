@@ -14,7 +14,7 @@ import pytest
 from analyses import cli
 from models.errors import InputError
 
-pytestmark = pytest.mark.analysis_run
+pytestmark = pytest.mark.analysis_run(seconds=30)   # cold, for the order (tests/conftest.py)
 
 COIN_FIGURES = {"log_likelihood.png", "posteriors.png", "weight_sweep.png", "trace_rank.png"}
 COIN_POSTERIORS = {"unweighted.nc", "weights_as_given.nc", "weights_sum_n.nc", "weights_sum_ess.nc"}

@@ -9,7 +9,7 @@ from analyses import curriculum as analysis
 from models import classes, inference
 from models import weights as weights_lib
 
-pytestmark = pytest.mark.analysis_run
+pytestmark = pytest.mark.analysis_run(seconds=20)   # cold, for the order (tests/conftest.py)
 
 FIGURES = {"coefficient_paths.png", "weight_profiles.png", "decision_boundaries.png", "metrics.png"}
 QUICK_PHASES = ("0.00", "0.50", "1.00")

@@ -13,7 +13,7 @@ from analyses import rl_problems as problems
 from models import inference
 from models import policy as policy_model
 
-pytestmark = pytest.mark.analysis_run
+pytestmark = pytest.mark.analysis_run(seconds=45)   # cold, for the order (tests/conftest.py)
 
 FIGURES = {"policy_heatmaps.png", "expected_return.png", "weight_diagnostics.png", "unbounded_mle.png"}
 

@@ -235,7 +235,7 @@ def quick_run(run_quick):
     return out, {(r["model"], r["estimator"], r["quantity"]): r for r in rows}
 
 
-@pytest.mark.analysis_run
+@pytest.mark.analysis_run(seconds=18)   # cold, for the order (tests/conftest.py)
 def test_quick_run_writes_curves_figures_and_summary(quick_run):
     out, rows = quick_run
     assert {p.name for p in (out / "figures" / "policy_iteration").iterdir()} == {

@@ -9,7 +9,7 @@ from analyses import cli, sbc
 from analyses.study import Settings
 from models.inference import Diagnostics
 
-pytestmark = pytest.mark.analysis_run
+pytestmark = pytest.mark.analysis_run(seconds=22)   # cold, for the order (tests/conftest.py)
 
 
 def test_rank_counts_bins_ranks_0_to_99_in_20_bins_of_5():

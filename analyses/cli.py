@@ -25,7 +25,7 @@ from models.errors import InputError
 from models.inference import SAMPLERS
 
 FULL = {"draws": 1000, "tune": 1000, "chains": 4}
-QUICK = {"draws": 200, "tune": 200, "chains": 2}
+QUICK = {"draws": 100, "tune": 100, "chains": 2}
 DEFAULT_SEED = 2026
 
 

@@ -74,7 +74,7 @@ def test_saved_posterior_opens_with_arviz_and_carries_provenance(coin_quick):
     assert {"posterior", "log_likelihood", "posterior_predictive", "constant_data"} <= set(idata.groups())
     np.testing.assert_array_equal(idata.constant_data["weights"].values, [1, 1, 10, 1, 1, 1, 1, 1, 1, 1])
     attrs = idata.attrs
-    assert attrs["random_seed"] >= 0 and attrs["sampler"] == "pymc" and attrs["draws"] == 200
+    assert attrs["random_seed"] >= 0 and attrs["sampler"] == "pymc" and attrs["draws"] == cli.QUICK["draws"]
     assert attrs["version_pymc"].startswith("5.28") and "openblas" in attrs["pytensor_blas_ldflags"]
     assert "diagnostics_max_r_hat" in attrs and "diagnostics_ok" in attrs
 

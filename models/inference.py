@@ -151,7 +151,9 @@ def sample(
     groups (:mod:`models.backends`), and the same ``random_seed`` repeats the draws of a back end.
     ``attrs`` record the back end used (``sampler``), the one asked for (``sampler_requested``) and
     the other settings. Chains run in parallel, one per core (``cores``: at most that many at once;
-    1 runs them one after another, as inside a worker process of a pool). ``progressbar`` defaults to showing
+    1 runs them one after another, as inside a worker process of a pool); by default (None) a short
+    fit, one whose work is under :data:`IN_PROCESS_ITERATIONS`, runs its chains in turn in this process,
+    where starting chain processes would cost more than it saves. ``progressbar`` defaults to showing
     progress when standard error is a terminal. ``target_accept`` (NUTS's target acceptance rate,
     PyMC's default 0.8) buys smaller steps for curved posteriors when set nearer 1.
 
@@ -163,7 +165,11 @@ def sample(
     draws = _check_count("draws", draws, 1)
     tune = _check_count("tune", tune, 0)
     chains = _check_count("chains", chains, 1)
-    cores = min(chains, available_cores()) if cores is None else min(chains, _check_count("cores", cores, 1))
+    if cores is None:
+        short = chains * (tune + draws) * _iteration_cost(model) < IN_PROCESS_ITERATIONS
+        cores = 1 if short else min(chains, available_cores())
+    else:
+        cores = min(chains, _check_count("cores", cores, 1))
     if random_seed is not None:
         random_seed = _check_count("random_seed", random_seed, 0)
     if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float, np.floating)) \
@@ -402,10 +408,11 @@ def _iteration_cost(model: pm.Model) -> float:
 
 
 IN_PROCESS_ITERATIONS = 5_000
-"""One-at-a-time fits shorter than this (chains x (tune + draws)) run their chains one after another
-in this process: starting chain processes costs about 0.15 s a fit (the coin, 2 x 400 iterations:
-0.21 s in-process, 0.36 s in two processes, on the 2-core machine), about what running the chains in
-turn instead of side by side costs a small model at 5,000 iterations."""
+"""PyMC fits shorter than this (chains x (tune + draws) x :func:`_iteration_cost`) run their chains one
+after another in this process when :func:`sample` is not given ``cores`` (as in every fit of
+:func:`sample_many`'s loop): starting chain processes costs about 0.15 s a fit (the coin, 2 x 400
+iterations: 0.21 s in-process, 0.36 s in two processes, on the 2-core machine), about what running the
+chains in turn instead of side by side costs a small model at 5,000 iterations."""
 
 
 def _many_sampler(sampler: str, work: float) -> str:
@@ -445,11 +452,10 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
                                                target_accept=target_accept)
         return engines[key](datasets, seeds, progress=progress)
     fits = []
-    cores = 1 if chains * (tune + draws) < IN_PROCESS_ITERATIONS else None
     for data, seed in zip(datasets, seeds):
         pm.set_data(data, model=model)
         fits.append(sample(model, draws=draws, tune=tune, chains=chains, random_seed=seed, sampler=sampler,
-                           target_accept=target_accept, log_likelihood=False, cores=cores))
+                           target_accept=target_accept, log_likelihood=False))
         if progress is not None:
             progress(len(fits), len(datasets))
     names = [v.name for v in [*model.free_RVs, *model.deterministics]]

@@ -21,7 +21,7 @@ print("blas", pytensor.config.blas__ldflags)
 print("installed", *backends.installed())
 logging.basicConfig(level=logging.INFO, stream=sys.stdout)
 model = coin.build_model([1, 0, 1, 1], [1.0, 1.0, 10.0, 1.0])
-idata = inference.sample(model, draws=50, tune=50, chains=2, random_seed=3)
+idata = inference.sample(model, draws=50, tune=50, chains=2, cores=2, random_seed=3)
 print("sampler", idata.attrs["sampler"], "cores", idata.attrs["cores"])
 print("jax imported", sys.modules["jax"] is not None)
 """

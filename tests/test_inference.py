@@ -194,6 +194,31 @@ def test_sample_refuses_bad_arguments(flips, arguments, message):
         inference.sample(coin.build_model(flips), **arguments)
 
 
+class _CoresAskedFor(Exception):
+    pass
+
+
+def _record_cores(model, backend, *, cores, **settings):
+    raise _CoresAskedFor(cores)
+
+
+@pytest.mark.parametrize("tune_and_draws, cores, expected", [
+    (1000, None, 1),   # 2 chains x 2000 iterations x the coin's iteration cost (about 1.02) < 5000
+    (2000, None, 2),   # 2 x 4000 x 1.02 > 5000
+    (1000, 2, 2),      # cores given: as asked
+])
+def test_a_short_fit_keeps_its_chains_in_this_process_unless_told(flips, monkeypatch, tune_and_draws, cores,
+                                                                  expected):
+    """By default a fit whose work (chains x (tune + draws) x iteration cost) is under
+    IN_PROCESS_ITERATIONS runs its chains in turn here, a longer one one per core (4 available here)."""
+    monkeypatch.setattr(inference.backends, "draw", _record_cores)
+    monkeypatch.setattr(inference, "available_cores", lambda: 4)
+    with pytest.raises(_CoresAskedFor) as asked:
+        inference.sample(coin.build_model(flips), draws=tune_and_draws, tune=tune_and_draws, chains=2,
+                         sampler="pymc", cores=cores)
+    assert asked.value.args == (expected,)
+
+
 def test_sample_records_its_settings(flips):
     idata = inference.sample(coin.build_model(flips), draws=30, tune=30, chains=2, random_seed=5,
                              target_accept=0.9)

@@ -408,11 +408,12 @@ def _iteration_cost(model: pm.Model) -> float:
 
 
 IN_PROCESS_ITERATIONS = 5_000
-"""PyMC fits shorter than this (chains x (tune + draws) x :func:`_iteration_cost`) run their chains one
-after another in this process when :func:`sample` is not given ``cores`` (as in every fit of
-:func:`sample_many`'s loop): starting chain processes costs about 0.15 s a fit (the coin, 2 x 400
-iterations: 0.21 s in-process, 0.36 s in two processes, on the 2-core machine), about what running the
-chains in turn instead of side by side costs a small model at 5,000 iterations."""
+"""Fits shorter than this (chains x (tune + draws) x :func:`_iteration_cost`) get ``cores = 1`` when
+:func:`sample` is not given ``cores`` (as in every fit of :func:`sample_many`'s loop), so PyMC runs
+their chains one after another in this process: starting chain processes costs about 0.15 s a fit
+(the coin, 2 x 400 iterations: 0.21 s in-process, 0.36 s in two processes, on the 2-core machine),
+about what running the chains in turn instead of side by side costs a small model at 5,000
+iterations."""
 
 
 def _many_sampler(sampler: str, work: float) -> str:

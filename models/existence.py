@@ -55,8 +55,9 @@ class Existence:
     a formula for the point), ``"structure"`` (:func:`structural_map`) or ``"ridge path"`` (numerical).
     ``reason``: one sentence. ``diverging``: the free-variable elements that run off, each as
     ``"name[dim=coord] -> +inf"``. ``aliased``: elements along which the objective is flat (a maximiser
-    exists but is not unique there). ``maximiser``: the exact constrained values of the free variables
-    where the family knows them in closed form, else ``None``.
+    exists but is not unique there). ``maximiser``: the constrained values of the free variables at
+    the maximiser where the family computes them itself (in closed form; the policy's MAP state by
+    state, :func:`models.policy.map_preference`), else ``None``.
     """
 
     exists: bool

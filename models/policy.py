@@ -41,7 +41,9 @@ never taken there), its supremum has pi(a | s) = 0, on the boundary, at preferen
 finite maximiser. A state whose cells all weigh nothing leaves its row of the likelihood flat: every
 policy there is a maximiser (the uniform one is reported). :func:`mle_existence` names the cells; the
 MAP always exists: the prior's log density falls quadratically in the preferences while the weighted
-log-likelihood changes at most linearly, whatever the weights' signs.
+log-likelihood changes at most linearly, whatever the weights' signs. The log posterior separates over
+the states, so :func:`map_preference` finds it state by state in NumPy (the highest of each state's
+modes, :func:`state_modes`), and ``inference.map_estimate`` returns that, with nothing to compile.
 """
 
 from __future__ import annotations
@@ -129,8 +131,17 @@ def _model_mle_existence(model: pm.Model) -> existence.Existence:
 
 
 def _model_map_existence(model: pm.Model) -> existence.Existence:
-    return existence.Existence(True, "analytic", "the ZeroSumNormal prior falls quadratically in the "
-                               "preferences, the weighted log-likelihood changes at most linearly")
+    cells = _sum_cells(model["state_idx"].get_value(), model["action_idx"].get_value(),
+                       model["weights"].get_value(), len(model.coords["state"]), len(model.coords["action"]))
+    centred_mean = _centred(model["prior_mean"].get_value()) if "prior_mean" in model.named_vars else None
+    preference = map_preference(cells, preference_sd=float(model["preference_sd"].get_value()),
+                                prior_mean=centred_mean)
+    # The free variable is the step from the prior mean when there is one.
+    maximiser = ({"preference": preference} if centred_mean is None else {"step": preference - centred_mean})
+    return existence.Existence(
+        True, "analytic", "the ZeroSumNormal prior falls quadratically in the preferences, the weighted "
+        "log-likelihood changes at most linearly; per state, the highest mode of its log density",
+        maximiser=maximiser)
 
 
 def _centred(values: np.ndarray) -> np.ndarray:
@@ -189,64 +200,91 @@ def advantage_posterior_policies(cells, preference_sd: float, rng, draws: int, p
 _ALL_SUBSETS_UP_TO = 10  # state_modes: 2^10 - 1 starts per state at most
 
 
-def state_modes(cells, *, preference_sd=1.0) -> list[np.ndarray]:
+def state_modes(cells, *, preference_sd=1.0, prior_mean=None) -> list[np.ndarray]:
     """The local maxima of each state's log posterior density, highest first (nats, up to a constant).
 
     The log posterior separates over states. In state s, with cell weights W_s and their total
-    T_s = sum_a W_sa, it is, on the zero-sum subspace of the centred preferences theta_s,
+    T_s = sum_a W_sa, it is, on the zero-sum subspace of the centred preferences theta_s (prior mean
+    m_s, 0 unless ``build_model``'s ``prior_mean`` is given),
 
-        g_s(theta_s) = -|theta_s|^2 / (2 sd^2) + W_s . theta_s - T_s logsumexp(theta_s).
+        g_s(theta_s) = -|theta_s - m_s|^2 / (2 sd^2) + W_s . theta_s - T_s logsumexp(theta_s).
 
     The Hessian of logsumexp has eigenvalues in [0, 1/2], so g_s is strictly concave, one mode, when
     T_s > -2 / sd^2. Below that (signed weights: advantages, ratios times advantages) the convex term
     |T_s| logsumexp can give g_s a mode for each action that may dominate, and one near the uniform
-    policy. Every critical point solves theta = sd^2 (W_s - T_s pi(theta)), centred, so the search
-    starts from that fixed point with pi uniform over each non-empty set of actions (each single action
-    when there are more than 10 actions) and from the origin; a point counts as a mode when the
+    policy. Every critical point solves theta = m_s + sd^2 (W_s - T_s pi(theta)), centred, so the
+    search starts from that fixed point with pi uniform over each non-empty set of actions (each single
+    action when there are more than 10 actions) and from m_s; a point counts as a mode when the
     gradient there vanishes and the Hessian is negative definite. The gap between a state's first
     two values, in nats, says how high the next mode's peak is: e^-gap times the highest's. NUTS
     chains that settle in different modes show it in r-hat.
 
     ``cells`` is (n_states, n_actions), e.g. from :func:`cell_weights`; one array per state.
     """
+    return [np.array([value for value, _ in modes]) for modes in _modes(cells, preference_sd, prior_mean)]
+
+
+def map_preference(cells, *, preference_sd=1.0, prior_mean=None) -> np.ndarray:
+    """The MAP preferences (n_states, n_actions), centred, of cell weights ``W`` under the prior
+    centred at ``prior_mean`` (default 0; :func:`build_model`'s): in every state the highest of the
+    modes :func:`state_modes` finds, found by Newton's method (trust region, exact Hessian) to a
+    gradient of 1e-10 (1 + max |W_s|). Unique in the states with T_s > -2 / sd^2, where g_s is
+    concave; where two modes of a state are equally high, the MAP is not unique and one is returned.
+    What ``inference.map_estimate`` returns for the models :func:`build_model` makes."""
+    modes = _modes(cells, preference_sd, prior_mean)
+    lost = [s for s, state in enumerate(modes) if not state]
+    if lost:   # a search that stalls everywhere: not expected of a smooth function bounded above
+        raise RuntimeError(f"no mode found in state(s) {lost}: please report the cells and sd")
+    return np.array([state[0][1] for state in modes])
+
+
+def _modes(cells, preference_sd, prior_mean) -> list[list[tuple[float, np.ndarray]]]:
+    """Per state, ``(g_s, theta_s)`` at each local maximum, highest first."""
     W = np.asarray(cells, dtype=float)
     if W.ndim != 2 or W.shape[1] < 2 or not np.all(np.isfinite(W)):
         raise InputError(f"cells must be a finite (n_states, n_actions >= 2) array, got shape {W.shape}")
     sd = float(preference_sd)
     if not (np.isfinite(sd) and sd > 0):
         raise InputError(f"preference_sd must be finite and positive, got {preference_sd!r}")
+    centre = _check_centre(prior_mean, W.shape)
     n_actions = W.shape[1]
     basis = linalg.helmert(n_actions)  # orthonormal rows spanning the zero-sum subspace
     sizes = range(1, n_actions + 1) if n_actions <= _ALL_SUBSETS_UP_TO else (1,)
     subsets = np.array([np.isin(np.arange(n_actions), chosen) for size in sizes
                         for chosen in itertools.combinations(range(n_actions), size)], dtype=float)
     uniform_over = subsets / subsets.sum(axis=1, keepdims=True)
-    return [_modes_of_one_state(w, sd, basis, uniform_over) for w in W]
+    return [_modes_of_one_state(w, m, sd, basis, uniform_over) for w, m in zip(W, centre)]
 
 
-def _modes_of_one_state(w: np.ndarray, sd: float, basis: np.ndarray, uniform_over: np.ndarray) -> np.ndarray:
+def _modes_of_one_state(w: np.ndarray, m: np.ndarray, sd: float, basis: np.ndarray,
+                        uniform_over: np.ndarray) -> list[tuple[float, np.ndarray]]:
     total = w.sum()
 
     def negative(u):
         theta = basis.T @ u
-        value = -theta @ theta / (2 * sd**2) + w @ theta - total * special.logsumexp(theta)
-        gradient = -theta / sd**2 + w - total * special.softmax(theta)
+        value = -(theta - m) @ (theta - m) / (2 * sd**2) + w @ theta - total * special.logsumexp(theta)
+        gradient = -(theta - m) / sd**2 + w - total * special.softmax(theta)
         return -value, -(basis @ gradient)
 
-    starts = np.zeros((1, w.size))
-    if total <= -2 / sd**2:  # otherwise concave: the origin leads to the one mode
-        starts = np.vstack([starts, sd**2 * (w[None, :] - total * uniform_over)])
+    def hessian(theta):
+        pi = special.softmax(theta)
+        return basis @ (-np.eye(w.size) / sd**2 - total * (np.diag(pi) - np.outer(pi, pi))) @ basis.T
+
+    starts = m[None, :]
+    if total <= -2 / sd**2:  # otherwise concave: the prior mean leads to the one mode
+        starts = np.vstack([starts, m + sd**2 * (w[None, :] - total * uniform_over)])
+    gradient_tolerance = 1e-10 * (1 + np.abs(w).max())
     modes: list[tuple[float, np.ndarray]] = []
     for start in starts @ basis.T:
-        found = optimize.minimize(negative, start, jac=True, method="BFGS", options={"gtol": 1e-10})
-        theta, pi = basis.T @ found.x, special.softmax(basis.T @ found.x)
-        hessian = basis @ (-np.eye(w.size) / sd**2 - total * (np.diag(pi) - np.outer(pi, pi))) @ basis.T
+        found = optimize.minimize(negative, start, jac=True, hess=lambda u: -hessian(basis.T @ u),
+                                  method="trust-exact", options={"gtol": gradient_tolerance})
+        theta = basis.T @ found.x
         stationary = np.linalg.norm(found.jac) <= 1e-6 * (1 + np.abs(w).max())
-        if not stationary or np.max(np.linalg.eigvalsh(hessian)) >= 0:
+        if not stationary or np.max(np.linalg.eigvalsh(hessian(theta))) >= 0:
             continue  # the search stalled, or stopped at a saddle
         if not any(np.allclose(theta, other, atol=1e-5 * (1 + np.abs(other).max())) for _, other in modes):
             modes.append((-found.fun, theta))
-    return np.sort([value for value, _ in modes])[::-1]
+    return sorted(modes, key=lambda mode: -mode[0])
 
 
 def prepare(states, actions, weights=None, *, n_states, n_actions, preference_sd=1.0,
@@ -317,8 +355,11 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
             centred = centre - centre.mean(axis=-1, keepdims=True)   # also for values swapped in uncentred
             preference = pm.Deterministic("preference", centred + step, dims=("state", "action"))
         pm.Deterministic("policy", pm.math.softmax(preference, axis=-1), dims=("state", "action"))
-        # preference[state_idx] spelled with a second index: PyTensor 2.38's gradient of the
-        # one-index form refuses a single row (obs_id of length 1) as a "runtime broadcast".
-        logit_p = preference[state_idx[:, None], np.arange(n_actions)]
+        # Row i is preference[state_idx[i]], gathered from the flattened matrix: its gradient is then a
+        # one-dimensional AdvancedIncSubtensor1, which has C code. (Two index arrays run in Python, ~10%
+        # of a NUTS gradient; and PyTensor 2.38's gradient of preference[state_idx] refuses a single row
+        # as a "runtime broadcast".)
+        cells_of_rows = (state_idx[:, None] * n_actions + np.arange(n_actions)).ravel()
+        logit_p = preference.ravel()[cells_of_rows].reshape((state_idx.shape[0], n_actions))
         weighted_softmax("action", logit_p, weights_data, observed=action_idx, dims=dim)
     return existence.attach(model, "policy", _model_mle_existence, _model_map_existence)

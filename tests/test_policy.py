@@ -1,6 +1,8 @@
 """The tabular softmax policy: exact log densities and the REINFORCE gradient (tier 1), weighted MLE
 and its existence, structure (tier 2), NUTS recovery by quadrature (tier 3), and properties."""
 
+import dataclasses
+
 import arviz as az
 import numpy as np
 import pymc as pm
@@ -13,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from pytensor.graph.replace import graph_replace
 from scipy import integrate, linalg, special, stats
 
-from models import inference, policy
+from models import inference, maximise, policy
 
 pytestmark = pytest.mark.python_mode
 
@@ -210,6 +212,40 @@ def test_prior_centred_elsewhere_moves_the_map_not_the_mle():
                                atol=OPTIMISER_TOLERANCE)
     with pytest.raises(policy.InputError, match=r"prior_mean must be a finite array of shape \(3, 3\)"):
         policy.build_model(STATES, ACTIONS, n_states=N_STATES, n_actions=N_ACTIONS, prior_mean=np.zeros(3))
+
+
+@pytest.mark.parametrize("weights, centre", [(POSITIVE, None), (SIGNED, None), (SIGNED, "random"),
+                                             (SIGNED - 2.0, None)])
+def test_the_family_map_is_the_models_mode_found_by_lbfgs(weights, centre):
+    """``map_estimate`` returns ``policy.map_preference`` (Newton's method state by state, nothing
+    compiled); L-BFGS on the model's own compiled log density, from its initial point, is the oracle.
+    SIGNED - 2 gives every state a total T_s < -2 / sd^2: each has several modes, and the family's
+    MAP is the highest, so the oracle's mode is never above it."""
+    prior_mean = None if centre is None else np.random.default_rng(8).normal(0.0, 1.0, (N_STATES, N_ACTIONS))
+    model = policy.build_model(STATES, ACTIONS, weights, n_states=N_STATES, n_actions=N_ACTIONS,
+                               preference_sd=SD, allow_negative=True, collapse=True, prior_mean=prior_mean)
+    estimate = inference.map_estimate(model)
+    assert estimate.existence.method == "analytic" and estimate.existence.maximiser is not None
+    terms = [*model.free_RVs, *model.observed_RVs]
+    oracle = maximise.maximise(model, terms, "log posterior density",
+                               dataclasses.replace(estimate.existence, maximiser=None))
+    cells = policy.cell_weights(STATES, ACTIONS, weights, n_states=N_STATES, n_actions=N_ACTIONS)
+    modes = policy.state_modes(cells, preference_sd=SD, prior_mean=prior_mean)
+    if min(cells.sum(axis=1)) > -2 / SD**2:   # concave: one mode, found by both
+        assert [m.size for m in modes] == [1] * N_STATES
+        np.testing.assert_allclose(estimate["preference"], oracle["preference"], atol=OPTIMISER_TOLERANCE)
+    else:
+        assert all(m.size > 1 for m in modes)
+        centred_mean = 0.0 if prior_mean is None else centred(prior_mean)
+
+        def log_density(preference):   # the log posterior up to a constant (policy.state_modes)
+            return (np.sum(-(preference - centred_mean) ** 2) / (2 * SD**2) + np.sum(cells * preference)
+                    - cells.sum(axis=1) @ special.logsumexp(preference, axis=1))
+
+        assert log_density(estimate["preference"]) >= log_density(oracle["preference"]) - 1e-9
+        np.testing.assert_allclose(log_density(estimate["preference"]), sum(m[0] for m in modes), rtol=1e-12)
+    np.testing.assert_allclose(estimate["policy"], special.softmax(estimate["preference"], axis=1),
+                               rtol=1e-12)
 
 
 def test_advantage_map_needs_zero_state_totals():

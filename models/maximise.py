@@ -2,7 +2,9 @@
 
 Used by :func:`models.inference.mle` (likelihood terms only) and :func:`models.inference.map_estimate`
 (all terms). Works in the unconstrained space z that PyMC samples in, on the model's own compiled
-log density ``f`` and its gradient, with L-BFGS preconditioned by the curvature at the start.
+log density ``f`` and its gradient (for a model without transformed variables, NUTS's log density
+less the prior: nothing more to compile once the model has been sampled, or before it is), with
+L-BFGS preconditioned by the curvature at the start.
 
 Existence is decided first (:mod:`models.existence`): exactly, by the model's family or its
 structure, wherever they decide it; then :func:`maximise` returns the closed-form maximiser the
@@ -44,6 +46,7 @@ import pymc as pm
 import pytensor
 from scipy import optimize
 
+from models import compiled
 from models.errors import InputError
 from models.existence import Existence, UnboundedLikelihoodError
 
@@ -80,11 +83,19 @@ class Estimate(dict):
 
 
 class _Compiled:
-    """A model's weighted log-likelihood and log prior (no Jacobian), each with its gradient, in one
-    compiled function of the raveled unconstrained vector z, and the constrained point at z: what
-    the MLE and the MAP objectives of one model share."""
+    """A model's weighted log-likelihood and log prior (no Jacobian), each with its gradient, as
+    functions of the raveled unconstrained vector z, and the constrained point at z: what the MLE and
+    the MAP objectives of one model share.
 
-    def __init__(self, model: pm.Model):
+    With ``separate_likelihood`` (or a transformed free variable, whose Jacobian NUTS's log density
+    includes) both parts come from one function compiled for them. Otherwise NUTS's log density and
+    gradient (:func:`models.compiled.logp_dlogp`, compiled once per model and shared with sampling)
+    is their sum, and only the log prior has a function of its own (a few small terms): the
+    likelihood is the difference, to rounding of the prior's size. The ridge path asks for the
+    separate likelihood: far out along a runaway the prior is large and the difference would carry
+    its rounding."""
+
+    def __init__(self, model: pm.Model, separate_likelihood: bool):
         if model.discrete_value_vars:
             names = [v.name for v in model.discrete_value_vars]
             raise InputError(f"cannot optimise discrete free variables {names}")
@@ -101,9 +112,16 @@ class _Compiled:
         # A flat prior, or a variable only the prior informs, leaves one part without a gradient: zero.
         gradients = [pytensor.grad(part, self.value_vars, disconnected_inputs="ignore")
                      for part in (likelihood, prior)]
-        self._parts = model.compile_fn(
-            [likelihood, prior, *gradients[0], *gradients[1]],
-            inputs=self.value_vars, point_fn=False, on_unused_input="ignore")
+        transformed = any(model.rvs_to_transforms.get(rv) is not None for rv in model.free_RVs)
+        if separate_likelihood or transformed:
+            self._total = None
+            self._parts = model.compile_fn(
+                [likelihood, prior, *gradients[0], *gradients[1]],
+                inputs=self.value_vars, point_fn=False, on_unused_input="ignore")
+        else:
+            self._total = compiled.logp_dlogp(model)
+            self._parts = model.compile_fn([prior, *gradients[1]], inputs=self.value_vars, point_fn=False,
+                                           on_unused_input="ignore")
         outputs = [*model.free_RVs, *model.deterministics]
         self.output_names = [v.name for v in outputs]
         self._outputs = model.compile_fn(
@@ -116,11 +134,17 @@ class _Compiled:
         return [p.reshape(s) for p, s in zip(parts, self.shapes)]
 
     def parts(self, z):
-        likelihood, prior, *gradients = self._parts(*self.split(z))
-        half = len(gradients) // 2
-        likelihood_gradient, prior_gradient = (np.concatenate([np.ravel(g) for g in part])
-                                               for part in (gradients[:half], gradients[half:]))
-        return float(likelihood), float(prior), likelihood_gradient, prior_gradient
+        def raveled(gradients):
+            return np.concatenate([np.ravel(g) for g in gradients])
+
+        if self._total is None:
+            likelihood, prior, *gradients = self._parts(*self.split(z))
+            half = len(gradients) // 2
+            return float(likelihood), float(prior), raveled(gradients[:half]), raveled(gradients[half:])
+        total, total_gradient = self._total(np.asarray(z, dtype=float), extra_vars={})
+        prior, *prior_gradients = self._parts(*self.split(z))
+        prior_gradient = raveled(prior_gradients)
+        return float(total - prior), float(prior), total_gradient - prior_gradient, prior_gradient
 
     def outputs(self, z):
         return self._outputs(*self.split(z))
@@ -191,20 +215,21 @@ class Objective:
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def compiled_objective(model: pm.Model, terms) -> Objective:
+def compiled_objective(model: pm.Model, terms, *, separate_likelihood: bool = False) -> Objective:
     """The :class:`Objective` of ``terms``: the likelihood terms (observed variables and potentials),
     for the MLE, or those and every free variable, for the MAP. Compiled once per model object, for
     both, and kept while the model lives; values in ``pm.Data`` are read at every call, so changing
-    them needs no recompilation."""
+    them needs no recompilation. ``separate_likelihood``: the likelihood compiled on its own rather
+    than as NUTS's log density minus the prior (see :class:`_Compiled`), for values far out."""
     likelihood = {*model.observed_RVs, *model.potentials}
     chosen = set(terms)
     if chosen not in (likelihood, likelihood | set(model.free_RVs)):
         raise InputError("an objective is the likelihood terms (observed variables and potentials), "
                          "with or without every free variable's prior")
-    key = tuple(model.value_vars)
+    key = (tuple(model.value_vars), bool(separate_likelihood))
     per_model = _COMPILED.setdefault(model, {})
     if key not in per_model:
-        per_model[key] = _Compiled(model)
+        per_model[key] = _Compiled(model, bool(separate_likelihood))
     return Objective(per_model[key], model, with_prior=chosen != likelihood)
 
 
@@ -289,7 +314,8 @@ def _running(labels, path: np.ndarray) -> tuple[str, ...]:
 
 def ridge_path(objective: Objective, what: str) -> tuple[Existence, dict[str, np.ndarray] | None]:
     """The numerical verdict of the vanishing-ridge path (see the module docstring) and, when a
-    maximiser exists, the point there (on the boundary when only unconstrained coordinates run off)."""
+    maximiser exists, the point there (on the boundary when only unconstrained coordinates run off).
+    ``objective`` from ``compiled_objective(..., separate_likelihood=True)``: the path goes far out."""
     scale, metric = _start_scale_and_metric(objective, what)
     z = objective.x0
     values, unconstrained, constrained = [objective.value_and_grad(z)[0]], [z], [objective.free_values(z)]
@@ -336,10 +362,9 @@ def maximise(model: pm.Model, terms, what: str, verdict: Existence | None = None
         raise UnboundedLikelihoodError(verdict.describe(what), verdict)
     if verdict is not None and verdict.maximiser is not None:   # closed form: nothing to compile
         return Estimate(point_of(model, verdict.maximiser), verdict)
-    objective = compiled_objective(model, terms)
     if verdict is not None:
-        return Estimate(_optimum(objective, what), verdict)
-    verdict, point = ridge_path(objective, what)
+        return Estimate(_optimum(compiled_objective(model, terms), what), verdict)
+    verdict, point = ridge_path(compiled_objective(model, terms, separate_likelihood=True), what)
     if not verdict.exists:
         raise UnboundedLikelihoodError(verdict.describe(what), verdict)
     return Estimate(point, verdict)

@@ -155,7 +155,7 @@ def test_near_the_phase_transition_the_linear_program_is_right_and_the_ridge_pat
     n, p = 80, 36
     rng = np.random.default_rng(0)
     model = classes.build_model(rng.normal(size=(n, p)), np.tile([0, 1], n // 2))
-    objective = maximise.compiled_objective(model, model.observed_RVs)
+    objective = maximise.compiled_objective(model, model.observed_RVs, separate_likelihood=True)
     outcomes = []
     for seed in range(16):
         design = np.random.default_rng([seed, 1])

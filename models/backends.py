@@ -74,15 +74,10 @@ def installed() -> tuple[str, ...]:
     return tuple(backend for backend in BACKENDS if is_installed(backend))
 
 
-def observations(model: pm.Model) -> int:
-    """Number of pointwise terms in the ``log_likelihood`` group (all observed variables)."""
-    return sum(int(np.prod(model.rvs_to_values[rv].shape.eval())) for rv in model.observed_RVs)
-
-
 def log_likelihood_bytes(model: pm.Model, chains: int, draws: int) -> int:
     """Memory the ``log_likelihood`` and ``unweighted_log_likelihood`` groups take in float64:
     2 x observations x chains x draws x 8."""
-    return 2 * observations(model) * chains * draws * 8
+    return 2 * compiled.observations(model) * chains * draws * 8
 
 
 def data_size(model: pm.Model) -> int:

@@ -43,6 +43,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 
+from models import compiled
 from models.diagnostics import diagnose_draws
 from models.errors import InputError
 
@@ -175,7 +176,7 @@ class _JaxModel:
         self._jax = _configure_jax(available_cores())
         self.data_vars = list(model.data_vars)
         self.names = [d.name for d in self.data_vars]
-        start = model.initial_point()
+        start = compiled.initial_point(model)
         self.shapes = [tuple(np.shape(start[v.name])) for v in model.value_vars]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.x0 = np.concatenate([np.ravel(start[v.name]) for v in model.value_vars]).astype(float)

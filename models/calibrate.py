@@ -296,7 +296,7 @@ class SandwichAdjustment:
             names = [v.name for v in model.discrete_value_vars]
             raise InputError(f"cannot adjust discrete free variables {names}")
         self._weights = _weights_data(model)
-        start = model.initial_point()
+        start = compiled.initial_point(model)
         self.value_vars = list(model.value_vars)
         self.shapes = [np.shape(start[v.name]) for v in self.value_vars]
         sizes = [int(np.prod(s)) for s in self.shapes]

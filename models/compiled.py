@@ -28,10 +28,13 @@ import pytensor
 import pytensor.tensor as pt
 from pymc.backends import NDArray
 from pymc.blocking import DictToArrayBijection
-from pymc.initial_point import make_initial_point_fns_per_chain
+from pymc.initial_point import make_initial_point_fn, make_initial_point_fns_per_chain
+from pymc.model.core import Point
 from pymc.step_methods.hmc import quadpotential
 from pymc.util import get_random_generator
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.replace import graph_replace, vectorize_graph
+from pytensor.tensor.variable import TensorConstant
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -46,10 +49,24 @@ def _cached(model: pm.Model, key, build):
     return per_model[key]
 
 
+def initial_point(model: pm.Model) -> dict[str, np.ndarray]:
+    """``model.initial_point()``: the start of every unconstrained value variable, its function
+    compiled once per model (``model.initial_point()`` compiles one on every call) and per set of
+    initial values (``model.set_initval``); evaluated at each call, so it follows ``pm.Data``."""
+    initial_values = tuple(model.rvs_to_initial_values.get(rv) for rv in model.free_RVs)
+
+    def build():   # the initial values are kept with the function: their ids stay theirs
+        return make_initial_point_fn(model=model, return_transformed=True), initial_values
+
+    key = ("initial_point", tuple(model.free_RVs), tuple(id(value) for value in initial_values))
+    function, _ = _cached(model, key, build)
+    return Point(function(None), model=model)
+
+
 def logp_dlogp(model: pm.Model):
     """NUTS's log density (with Jacobian) and gradient on the raveled unconstrained vector."""
     def build():
-        function = model.logp_dlogp_function(ravel_inputs=True)
+        function = model.logp_dlogp_function(ravel_inputs=True, initial_point=initial_point(model))
         function.trust_input = True
         return function
 
@@ -147,6 +164,22 @@ def _log_likelihood_function(model: pm.Model):
     return _cached(model, key, build)
 
 
+def observations(model: pm.Model) -> int:
+    """Number of pointwise terms of all observed variables: the sizes of their observed values, read
+    from the data (``pm.Data`` or constants) without compiling anything, else evaluated."""
+    total = 0
+    for rv in model.observed_RVs:
+        value = model.rvs_to_values[rv]
+        if isinstance(value, SharedVariable):
+            shape = np.shape(value.get_value())
+        elif isinstance(value, TensorConstant):
+            shape = np.shape(value.data)
+        else:
+            shape = value.shape.eval()
+        total += int(np.prod(shape))
+    return total
+
+
 def pointwise_log_likelihood(model: pm.Model, posterior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The pointwise unweighted log-likelihood (every weight 1) of every observed variable at every
     draw; :func:`models.backends.add_log_likelihood` weights it.
@@ -159,7 +192,7 @@ def pointwise_log_likelihood(model: pm.Model, posterior: dict[str, np.ndarray]) 
     names = [rv.name for rv in model.free_RVs]
     chains, draws = np.shape(posterior[names[0]])[:2]
     flat = [np.reshape(posterior[name], (chains * draws, *np.shape(posterior[name])[2:])) for name in names]
-    per_draw = max(1, sum(int(np.prod(model.rvs_to_values[rv].shape.eval())) for rv in model.observed_RVs))
+    per_draw = max(1, observations(model))
     block = max(1, BLOCK_NUMBERS // per_draw)
     pieces = [function(*(values[start:start + block] for values in flat))
               for start in range(0, chains * draws, block)]

@@ -39,7 +39,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-from models import backends, batched, existence, summary
+from models import backends, batched, compiled, existence, summary
 from models.calibrate import sandwich_adjust, weighted_likelihood_bootstrap
 from models.diagnostics import Diagnostics, diagnose
 from models.errors import InputError
@@ -232,7 +232,7 @@ class RepeatedNUTS:
         self.chains = _check_count("chains", chains, 1)
         with model:
             self._step = pm.NUTS()
-        self._start = model.initial_point()
+        self._start = compiled.initial_point(model)
         self._constrain = model.compile_fn(model.replace_rvs_by_values(model.free_RVs),
                                            inputs=model.value_vars, point_fn=False)
 

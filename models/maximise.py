@@ -103,25 +103,22 @@ class _Compiled:
             raise InputError("the model has no free variables to estimate")
         self._model = weakref.ref(model)  # no strong reference: the compiled cache must not keep models alive
         self.value_vars = list(model.value_vars)
-        start = model.initial_point()
+        start = compiled.initial_point(model)
         self.shapes = [np.shape(start[v.name]) for v in self.value_vars]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.x0 = np.concatenate([np.ravel(start[v.name]) for v in self.value_vars]).astype(float)
-        likelihood = model.logp(vars=[*model.observed_RVs, *model.potentials], jacobian=False)
-        prior = model.logp(vars=model.free_RVs, jacobian=False)
-        # A flat prior, or a variable only the prior informs, leaves one part without a gradient: zero.
-        gradients = [pytensor.grad(part, self.value_vars, disconnected_inputs="ignore")
-                     for part in (likelihood, prior)]
+        def with_gradient(terms):
+            # A flat prior, or a variable only the prior informs, leaves a part without a gradient: zero.
+            log_density = model.logp(vars=terms, jacobian=False)
+            return [log_density, *pytensor.grad(log_density, self.value_vars, disconnected_inputs="ignore")]
+
         transformed = any(model.rvs_to_transforms.get(rv) is not None for rv in model.free_RVs)
-        if separate_likelihood or transformed:
-            self._total = None
-            self._parts = model.compile_fn(
-                [likelihood, prior, *gradients[0], *gradients[1]],
-                inputs=self.value_vars, point_fn=False, on_unused_input="ignore")
-        else:
-            self._total = compiled.logp_dlogp(model)
-            self._parts = model.compile_fn([prior, *gradients[1]], inputs=self.value_vars, point_fn=False,
-                                           on_unused_input="ignore")
+        self._total = None if separate_likelihood or transformed else compiled.logp_dlogp(model)
+        parts = with_gradient(model.free_RVs)   # the prior
+        if self._total is None:
+            parts = with_gradient([*model.observed_RVs, *model.potentials]) + parts
+        self._parts = model.compile_fn(parts, inputs=self.value_vars, point_fn=False,
+                                       on_unused_input="ignore")
         outputs = [*model.free_RVs, *model.deterministics]
         self.output_names = [v.name for v in outputs]
         self._outputs = model.compile_fn(
@@ -137,14 +134,13 @@ class _Compiled:
         def raveled(gradients):
             return np.concatenate([np.ravel(g) for g in gradients])
 
-        if self._total is None:
-            likelihood, prior, *gradients = self._parts(*self.split(z))
-            half = len(gradients) // 2
-            return float(likelihood), float(prior), raveled(gradients[:half]), raveled(gradients[half:])
+        values = self._parts(*self.split(z))
+        if self._total is None:   # [likelihood, its gradient..., prior, its gradient...]
+            half = len(values) // 2
+            return float(values[0]), float(values[half]), raveled(values[1:half]), raveled(values[half + 1:])
         total, total_gradient = self._total(np.asarray(z, dtype=float), extra_vars={})
-        prior, *prior_gradients = self._parts(*self.split(z))
-        prior_gradient = raveled(prior_gradients)
-        return float(total - prior), float(prior), total_gradient - prior_gradient, prior_gradient
+        prior, prior_gradient = float(values[0]), raveled(values[1:])
+        return float(total) - prior, prior, total_gradient - prior_gradient, prior_gradient
 
     def outputs(self, z):
         return self._outputs(*self.split(z))

@@ -189,6 +189,22 @@ def test_an_untransformed_model_estimates_on_the_nuts_log_density_minus_its_prio
     np.testing.assert_allclose(found["coef"], expected["coef"], atol=OPTIMISER_TOLERANCE)
 
 
+def test_the_cached_initial_point_follows_the_data_and_the_initial_values(flips):
+    """``compiled.initial_point`` is ``model.initial_point()`` with its function compiled once: it
+    reads ``pm.Data`` at each call and a new initial value (``set_initval``) gets a new function."""
+    from scipy import special
+
+    from models import compiled
+
+    model = coin.build_model(flips, prior=(2.0, 2.0))
+    assert compiled.initial_point(model)["p_logodds__"] == pytest.approx(0.0, abs=1e-12)   # Beta(2, 2)
+    pm.set_data({"prior_a": 6.0}, model=model)   # the Beta's support point is its mean, 6 / 8
+    assert compiled.initial_point(model)["p_logodds__"] == pytest.approx(special.logit(0.75), rel=1e-12)
+    model.set_initval(model["p"], 0.9)
+    assert compiled.initial_point(model)["p_logodds__"] == pytest.approx(special.logit(0.9), rel=1e-12)
+    assert compiled.initial_point(model).keys() == model.initial_point().keys() == {"p_logodds__"}
+
+
 def test_mle_needs_a_likelihood():
     with pm.Model() as model:
         pm.Normal("mu", 0.0, 1.0)

@@ -27,8 +27,8 @@ Update rules, each a weighted likelihood of that model:
   against ``inference.map_estimate`` of the collapsed model (``policy.map_preference``: each state's
   mode found by Newton's method, which assumes nothing of the totals), with two batches' cells and
   random centres swapped in, row ``map_step_check``: the largest difference of the preferences, to
-  optimiser tolerance. The loop
-  itself uses the closed forms: exact, and microseconds where a refit costs milliseconds.
+  optimiser tolerance. The loop itself uses the closed forms: exact, and microseconds where a refit
+  costs milliseconds.
 * ``thompson``: act with one draw of the same posterior, exactly Normal(m_k + sd^2 W, sd^2 I)
   centred (``policy.advantage_posterior_policies``); the centre moves to the posterior mean (the
   MAP). At k = 0 the draw is from the prior. Its curve is the return of the policy it acts with.

@@ -120,28 +120,37 @@ def mle_existence(cells) -> existence.Existence:
         maximiser={"preference": log_policy - log_policy.mean(axis=1, keepdims=True)})
 
 
+def _model_cells(model: pm.Model) -> np.ndarray:
+    """The net weight of every cell of a model :func:`build_model` made, from its current data."""
+    return _sum_cells(model["state_idx"].get_value(), model["action_idx"].get_value(),
+                      model["weights"].get_value(), len(model.coords["state"]), len(model.coords["action"]))
+
+
+def _model_prior_mean(model: pm.Model) -> np.ndarray | None:
+    return _centred(model["prior_mean"].get_value()) if "prior_mean" in model.named_vars else None
+
+
+def _free_values(model: pm.Model, preference: np.ndarray) -> dict:
+    """Centred preferences as the model's free variable: ``preference``, or the ``step`` from the
+    prior mean when the model has one."""
+    centre = _model_prior_mean(model)
+    return {"preference": preference} if centre is None else {"step": preference - centre}
+
+
 def _model_mle_existence(model: pm.Model) -> existence.Existence:
-    cells = _sum_cells(model["state_idx"].get_value(), model["action_idx"].get_value(),
-                       model["weights"].get_value(), len(model.coords["state"]), len(model.coords["action"]))
-    verdict = mle_existence(cells)
-    if verdict.maximiser is not None and "prior_mean" in model.named_vars:   # the free variable is the step
-        step = verdict.maximiser["preference"] - _centred(model["prior_mean"].get_value())
-        verdict = dataclasses.replace(verdict, maximiser={"step": step})
-    return verdict
+    verdict = mle_existence(_model_cells(model))
+    if verdict.maximiser is None:
+        return verdict
+    return dataclasses.replace(verdict, maximiser=_free_values(model, verdict.maximiser["preference"]))
 
 
 def _model_map_existence(model: pm.Model) -> existence.Existence:
-    cells = _sum_cells(model["state_idx"].get_value(), model["action_idx"].get_value(),
-                       model["weights"].get_value(), len(model.coords["state"]), len(model.coords["action"]))
-    centred_mean = _centred(model["prior_mean"].get_value()) if "prior_mean" in model.named_vars else None
-    preference = map_preference(cells, preference_sd=float(model["preference_sd"].get_value()),
-                                prior_mean=centred_mean)
-    # The free variable is the step from the prior mean when there is one.
-    maximiser = ({"preference": preference} if centred_mean is None else {"step": preference - centred_mean})
+    preference = map_preference(_model_cells(model), preference_sd=float(model["preference_sd"].get_value()),
+                                prior_mean=_model_prior_mean(model))
     return existence.Existence(
         True, "analytic", "the ZeroSumNormal prior falls quadratically in the preferences, the weighted "
         "log-likelihood changes at most linearly; per state, the highest mode of its log density",
-        maximiser=maximiser)
+        maximiser=_free_values(model, preference))
 
 
 def _centred(values: np.ndarray) -> np.ndarray:

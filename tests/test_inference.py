@@ -392,7 +392,7 @@ def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_s
     x = rng.normal(size=80)
     counts = rng.poisson(np.exp(0.5 + 0.4 * x))
     weights = rng.uniform(0.5, 2.0, 80)
-    result = inference.compare(weighted_poisson(x, counts, weights), draws=300, tune=300, chains=2,
+    result = inference.compare(weighted_poisson(x, counts, weights), draws=100, tune=100, chains=2,
                                random_seed=4)
 
     def negative(theta):
@@ -408,7 +408,7 @@ def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_s
     assert result.weights["sum"] == pytest.approx(weights.sum())
     assert result.weights["kish_ess"] == pytest.approx(weights.sum() ** 2 / np.sum(weights**2))
     attrs = result.idata.attrs
-    assert attrs["point_name"] == "wmle" and attrs["random_seed"] == 4 and attrs["draws"] == 300
+    assert attrs["point_name"] == "wmle" and attrs["random_seed"] == 4 and attrs["draws"] == 100
     assert attrs["diagnostics_divergences"] == result.diagnostics.divergences
     assert "structure" in attrs["map_verdict"] and "ridge path" in attrs["point_verdict"]
     rows = {(r["estimator"], r["quantity"]): r for r in result.rows("poisson")}

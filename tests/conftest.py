@@ -26,6 +26,19 @@ def _compile_directory_per_worker():
 
 _PER_WORKER = _compile_directory_per_worker()
 
+
+def _no_creation_backtraces():
+    """PyTensor records where every variable and node of a graph was created (the last
+    ``traceback__limit`` frames, read through ``linecache``) for its error messages: about 5% of
+    building and compiling a model, and no test reads them. Off for the tests and the processes they
+    start, unless ``PYTENSOR_FLAGS`` sets ``traceback__limit``."""
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    if "traceback__limit" not in flags:
+        os.environ["PYTENSOR_FLAGS"] = f"{flags},traceback__limit=0" if flags else "traceback__limit=0"
+
+
+_no_creation_backtraces()
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

@@ -172,3 +172,15 @@ def test_all_checks_every_analysis_before_writing_anything(tmp_path, capsys):
     assert cli.main(["all", "--quick", "--draws", "40", "--chains", "2", "--out", str(tmp_path)]) == 2
     assert "calibration needs at least" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_creation_backtraces_are_off_unless_the_user_sets_them(monkeypatch):
+    import pytensor
+
+    monkeypatch.setattr(pytensor.config, "traceback__limit", 8)
+    monkeypatch.setenv("PYTENSOR_FLAGS", "traceback__limit=8")
+    cli._no_creation_backtraces()
+    assert pytensor.config.traceback__limit == 8   # the user's setting is kept
+    monkeypatch.setenv("PYTENSOR_FLAGS", "")
+    cli._no_creation_backtraces()
+    assert pytensor.config.traceback__limit == 0

@@ -230,9 +230,10 @@ class RepeatedNUTS:
         self.draws = _check_count("draws", draws, 1)
         self.tune = _check_count("tune", tune, 0)
         self.chains = _check_count("chains", chains, 1)
-        with model:
-            self._step = pm.NUTS()
         self._start = compiled.initial_point(model)
+        # The log density and gradient inference.sample and the estimators of this model use too.
+        self._step = pm.NUTS(model=model, initial_point=self._start,
+                             logp_dlogp_func=compiled.logp_dlogp(model))
         self._constrain = model.compile_fn(model.replace_rvs_by_values(model.free_RVs),
                                            inputs=model.value_vars, point_fn=False)
 

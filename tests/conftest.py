@@ -26,19 +26,6 @@ def _compile_directory_per_worker():
 
 _PER_WORKER = _compile_directory_per_worker()
 
-
-def _no_creation_backtraces():
-    """PyTensor records where every variable and node of a graph was created (the last
-    ``traceback__limit`` frames, read through ``linecache``) for its error messages: about 5% of
-    building and compiling a model, and no test reads them. Off for the tests and the processes they
-    start, unless ``PYTENSOR_FLAGS`` sets ``traceback__limit``."""
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if "traceback__limit" not in flags:
-        os.environ["PYTENSOR_FLAGS"] = f"{flags},traceback__limit=0" if flags else "traceback__limit=0"
-
-
-_no_creation_backtraces()
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -124,9 +111,14 @@ def _take_modules_of_other_workers():
 def pytest_configure(config):
     """In a process that runs tests, import ``models`` (BLAS configuration before PyTensor compiles
     anything) and share compiled modules with the other workers. pytest-xdist's controller runs no
-    test: it imports neither PyMC nor PyTensor (5 s), so the workers start that much sooner."""
+    test: it imports neither PyMC nor PyTensor (5 s), so the workers start that much sooner. PyTensor's
+    record of where each graph variable was created is off, as on the command line (no test reads
+    it; about 5% of building and compiling a model)."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
         import models  # noqa: F401
+        from analyses import cli
+
+        cli._no_creation_backtraces()
         if _PER_WORKER:
             _take_modules_of_other_workers()
 

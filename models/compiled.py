@@ -64,11 +64,12 @@ def initial_point(model: pm.Model) -> dict[str, np.ndarray]:
 
 
 def logp_dlogp(model: pm.Model):
-    """NUTS's log density (with Jacobian) and gradient on the raveled unconstrained vector."""
+    """NUTS's log density (with Jacobian) and gradient on the raveled unconstrained vector. Its
+    PyTensor function trusts its input (no conversion or check of the float64 vector on each call;
+    ``ValueGradFunction.trust_input``, which PyMC's steps set, is not passed on to it)."""
     def build():
-        function = model.logp_dlogp_function(ravel_inputs=True, initial_point=initial_point(model))
-        function.trust_input = True
-        return function
+        return model.logp_dlogp_function(ravel_inputs=True, initial_point=initial_point(model),
+                                         trust_input=True)
 
     return _cached(model, ("logp_dlogp", tuple(model.value_vars)), build)
 

@@ -138,7 +138,7 @@ class _Compiled:
         if self._total is None:   # [likelihood, its gradient..., prior, its gradient...]
             half = len(values) // 2
             return float(values[0]), float(values[half]), raveled(values[1:half]), raveled(values[half + 1:])
-        total, total_gradient = self._total(np.asarray(z, dtype=float), extra_vars={})
+        total, total_gradient = self._total(np.ascontiguousarray(z, dtype=np.float64), extra_vars={})
         prior, prior_gradient = float(values[0]), raveled(values[1:])
         return float(total) - prior, prior, total_gradient - prior_gradient, prior_gradient
 

@@ -177,6 +177,7 @@ def test_an_untransformed_model_estimates_on_the_nuts_log_density_minus_its_prio
         shared = maximise.compiled_objective(model, terms)
         separate = maximise.compiled_objective(model, terms, separate_likelihood=True)
         assert shared._compiled._total is compiled.logp_dlogp(model) and separate._compiled._total is None
+        assert compiled.logp_dlogp(model)._pytensor_function.trust_input   # no per-call input checks
         for z in (shared.x0, shared.x0 + rng.normal(0.0, 2.0, shared.x0.size)):
             value, gradient = shared.value_and_grad(z)
             expected, expected_gradient = separate.value_and_grad(z)

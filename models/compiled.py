@@ -167,17 +167,23 @@ def _log_likelihood_function(model: pm.Model):
 
 def observations(model: pm.Model) -> int:
     """Number of pointwise terms of all observed variables: the sizes of their observed values, read
-    from the data (``pm.Data`` or constants) without compiling anything, else evaluated."""
-    total = 0
+    from the data (``pm.Data`` or constants), else evaluated by a function of their shapes compiled
+    once per model (in Python mode: no C module for a few integers) that reads the current data."""
+    total, computed = 0, []
     for rv in model.observed_RVs:
         value = model.rvs_to_values[rv]
         if isinstance(value, SharedVariable):
-            shape = np.shape(value.get_value())
+            total += int(np.prod(np.shape(value.get_value())))
         elif isinstance(value, TensorConstant):
-            shape = np.shape(value.data)
+            total += int(np.prod(np.shape(value.data)))
         else:
-            shape = value.shape.eval()
-        total += int(np.prod(shape))
+            computed.append(value)
+    if computed:
+        def build():
+            return pytensor.function([], [pt.prod(value.shape) for value in computed], mode="FAST_COMPILE")
+
+        sizes = _cached(model, ("observed_sizes", *computed), build)()
+        total += int(sum(sizes))
     return total
 
 

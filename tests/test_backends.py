@@ -128,6 +128,21 @@ def test_log_likelihood_is_left_out_with_a_warning_when_too_large(coin_model, mo
     assert "log_likelihood" not in idata.groups() and idata.attrs["log_likelihood"] == "left out"
 
 
+def test_log_likelihood_size_follows_the_data_on_a_shape_function_compiled_once():
+    """The coin's observed value is a cast of its ``pm.Data`` (not the data itself): its size comes from
+    a function of the shapes, compiled on the first call and read again after ``pm.set_data``."""
+    from models import compiled
+
+    model = coin.build_model([1, 0, 1], [1.0, 1.0, 2.0])
+    assert backends.log_likelihood_bytes(model, chains=2, draws=10) == 2 * 3 * 2 * 10 * 8
+    functions = dict(compiled._CACHE[model])
+    assert [key[0] for key in functions] == ["observed_sizes"]
+    with model:
+        pm.set_data({"flips": [1, 0, 1, 1, 0], "weights": np.ones(5)}, coords={"toss": np.arange(5)})
+    assert backends.log_likelihood_bytes(model, chains=2, draws=10) == 2 * 5 * 2 * 10 * 8
+    assert compiled._CACHE[model] == functions
+
+
 def test_the_command_line_offers_every_sampler_and_defaults_to_auto():
     assert cli.parser().parse_args(["coin"]).sampler == "auto"
     assert cli.parser().parse_args(["coin", "--sampler", "nutpie"]).sampler == "nutpie"

@@ -173,9 +173,9 @@ def observations(model: pm.Model) -> int:
     for rv in model.observed_RVs:
         value = model.rvs_to_values[rv]
         if isinstance(value, SharedVariable):
-            total += int(np.prod(np.shape(value.get_value())))
+            total += int(np.size(value.get_value()))
         elif isinstance(value, TensorConstant):
-            total += int(np.prod(np.shape(value.data)))
+            total += int(np.size(value.data))
         else:
             computed.append(value)
     if computed:

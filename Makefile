@@ -26,9 +26,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,jax]"
 	touch $@
 
-# PyTensor links OpenBLAS through models/blas.py; Debian's libopenblas-dev provides it.
+# PyTensor links OpenBLAS through models/_config/blas.py; Debian's libopenblas-dev provides it.
 blas:
-	@if $(PYTHON) models/blas.py; then \
+	@if $(PYTHON) models/_config/blas.py; then \
 		echo "OpenBLAS found: PyTensor will link it"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing libopenblas-dev so PyTensor can link a BLAS"; \

@@ -1,86 +1,23 @@
 """Calibration: which interval of a weighted fit covers the truth at its nominal rate?
 
-Question. Multiplying every weight by c leaves the weighted MLE where it is and narrows the weighted
-posterior by about 1 / sqrt(c). Under which weights are the weighted posterior's credible intervals
-calibrated, and do the remedies (normalising the weights, the sandwich adjustment, the weighted
-likelihood bootstrap) restore nominal coverage?
+Question. Scaling the weights by c leaves the WMLE alone and narrows the posterior by about 1 / sqrt(c).
+Under which weights are the weighted posterior's intervals calibrated, and which remedies restore
+nominal coverage?
 
-Method. Repeated simulation from a fixed, known truth: for s = 1..N simulate a data set, weight it,
-fit every method, and record whether each central 50% and 90% interval (equal-tailed quantiles)
-covers the true value. Empirical coverage with 95% Monte Carlo intervals (Jeffreys for one parameter;
-clustered by data set for the logistic model's two).
+Models: ``models.coin`` (p ~ Beta(1, 1)) and ``models.classes`` (one feature, coef ~ N(0, 2.5),
+intercept ~ N(0, 5)), both log p(theta | y, w) = log p(theta) + sum_i w_i log p(y_i | theta) + const.
 
-Scenarios (``SCENARIOS``):
+Design. Repeated simulation from a known truth (4000 coin, 600 logistic data sets per scenario).
+Scenarios: frequency weights (coin, logistic), noisy importance-type weights LogNormal(-1/2, 1)
+(coin, logistic), class-balanced weights (logistic), and the focal loss (gamma 2) in place of the
+log-likelihood. Methods: the weighted posterior as given (raw), summing to n, summing to Kish's ESS,
+sandwich-adjusted, the weighted likelihood bootstrap (WLB), generalised posterior calibration (GPC),
+and the unweighted posterior. Scored by the coverage of central 50% and 90% intervals (95% Monte Carlo
+intervals) and the implied scale, (width_raw / width_method)^2 of the 90% intervals.
 
-* ``coin_frequency``: 40 tosses with p = 0.3 stored as two rows, heads and tails, weighted by their
-  counts (frequency weights: the weighted posterior is the exact posterior).
-* ``coin_importance``: 50 tosses with p = 0.3, each weighted by noise LogNormal(-1/2, 1) (mean one,
-  independent of the data, as importance ratios of a behaviour policy near the target are;
-  Kish ESS about n / e = 18). The weighted MLE stays consistent for p; only its variance grows.
-* ``logistic_frequency``: 200 units, x on the grid {-1.5, -0.5, 0.5, 1.5}, logit P(y = 1) =
-  -0.5 + x, stored as 8 (x, y) rows weighted by their counts.
-* ``logistic_balanced``: 300 units, x ~ N(0, 1), logit P(y = 1) = -2.5 + x (10.5% positives), with
-  class-balanced weights n / (2 n_k). Their target is the population re-weighted to equal class
-  rates: the slope 1 and the intercept -2.5 - logit(0.105) = -0.36 (King & Zeng's prior correction).
-* ``logistic_importance``: 200 units, x ~ N(0, 1), logit P(y = 1) = -0.5 + x, LogNormal(-1/2, 1)
-  noise weights as for the coin; target (-0.5, 1).
-* ``focal_loss``: data simulated as for ``logistic_balanced`` (300 units, 10.5% positives; its own
-  random stream), weights 1, and the focal loss with gamma = 2 in place of the log-likelihood: the
-  Gibbs posterior ``prior x exp(-omega sum_i loss_i)`` at learning rate omega = 1 (``raw``). The focal
-  loss is not a proper scoring rule, so its target is not the data's law but the population risk
-  minimiser ``argmin E[loss]`` (the expectation over y exact, over x ~ N(0, 1) by Gauss-Hermite
-  quadrature; :func:`focal_risk_minimiser`): intercept -0.93, slope 0.37 (the loss's down-weighting
-  of easy rows, the many negatives, pulls its fit towards p = 1/2). With weights 1 the ``sum_n``,
-  ``sum_ess`` and ``unweighted`` posteriors are the raw one and are not repeated; the sandwich, WLB
-  and GPC calibrate the loss's scale as they do the weights'.
-
-The coin has no class-balanced scenario: balanced weights give heads and tails equal total weight,
-so its weighted MLE is 0.5 in every data set, and so is its target.
-
-Methods: the weighted posterior with the weights as given (``raw``), rescaled to sum to n
-(``sum_n``) and to Kish's ESS (``sum_ess``); the sandwich-adjusted raw posterior (``sandwich``,
-:func:`models.calibrate.sandwich_adjust`; the scale of the weights cancels in it); the weighted
-likelihood bootstrap (``wlb``, :func:`models.calibrate.weighted_likelihood_bootstrap`); generalised
-posterior calibration (``gpc``, Syring & Martin 2019, :mod:`models.gpc`): the weights' scale omega
-chosen per data set so that the omega-posterior's 90% regions cover the data set's WMLE in 90% of
-200 bootstrap resamples, then that omega-posterior's intervals (calibrated at 90% only: its 50% row
-shows whether one scale serves both; and calibrated on its own region, symmetric about the mean for
-the coin and the joint ellipsoid of both coefficients for the logistic model, while the table scores
-equal-tailed intervals of each parameter, as for every method); and the unweighted posterior
-(``unweighted``) for reference. The WLB and GPC need the WMLE (for the focal loss: its minimiser): a
-data set without one (separation; for GPC also a Newton run that ends where the focal loss's Hessian
-is not negative definite) has no WLB or GPC rows (``undefined_data_sets``; none in the default run).
-GPC resamples units, so frequency-weighted rows are expanded to their units first (the other methods
-take the rows as stored, as a user would). It runs without MCMC: the coin's omega-posteriors are
-Beta in closed form (:func:`models.gpc.coin_scale`); the logistic model's are Laplace
-approximations, for the bootstrap and for the final intervals (:func:`models.gpc.logistic_scale`,
-:func:`models.gpc.laplace_logistic`), so the logistic GPC column also carries the Laplace error,
-small for 2 parameters and 200-300 rows.
-
-Implied scale (``scales.png``): per data set, the factor on the weights as given that would give the
-raw posterior a method's 90% interval widths, ``(width_raw / width_method)^2`` (geometric mean over
-the parameters): ESS scaling's is about ESS / sum w, GPC's about its omega.
-
-Priors: the coin Beta(1, 1); the logistic model ``PRIOR_SD``, the ``models.classes`` defaults, coef ~
-N(0, 2.5), intercept ~ N(0, 5).
-
-Cost. The coin's weighted posterior is conjugate: raw, sum-n, sum-ESS and unweighted intervals are
-exact Beta quantiles; the sandwich adjusts 4000 exact Beta draws (in ``InferenceData`` form); the WLB
-uses its closed form, ``sum g w y / sum g w``, which is what ``weighted_likelihood_bootstrap`` computes
-by optimisation (a test checks they agree). The logistic model: NUTS, 2 chains x (500 tuning + 1000
-draws) per fit unless ``--chains/--tune/--draws`` say otherwise, every data set and weighting of a
-scenario in one batch (``inference.sample_many``, one compiled JAX program); the WLB with 200 draws
-of every data set in another (``calibrate.weighted_likelihood_bootstrap_many``). GPC: at most 30
-Robbins-Monro iterations of 200 bootstrap resamples per data set, closed form or Laplace (milliseconds
-each).
-
-Outputs: ``figures/calibration/{coverage,width_coverage,scales,wlb_vs_nuts}.png`` (drawn by
-``analyses.figures.calibration``); ``results/calibration/coverage.csv`` (one row per data set,
-method and parameter), ``gpc.csv`` (GPC's scale, effective sample size, bootstrap coverage and
-convergence per data set), ``example_{raw,sandwich,wlb}.nc`` (one logistic importance-weighted data
-set), ``summary.csv`` (``coverage`` and ``coverage_50`` rows: empirical coverage of the nominal 90% and
-50% intervals, with 95% Monte Carlo intervals; ``width_90``; ``implied_scale`` per remedy and GPC's
-``scale``, ``effective_sample_size`` (median and quartiles over data sets) and ``converged_share``).
+Outputs: ``figures/calibration/{coverage,width_coverage,scales,wlb_vs_nuts}.png``;
+``results/calibration/``: ``coverage.csv``, ``gpc.csv``, ``example_{raw,sandwich,wlb}.nc``, ``summary.csv``.
+Details and results: docs/analyses/calibration.md
 """
 
 from __future__ import annotations
@@ -94,8 +31,8 @@ import pymc as pm
 from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate, special, stats
 
-from analyses import plotting
 from analyses.figures import calibration as figures
+from analyses.figures import style as plotting
 from analyses.output import Output
 from analyses.study import (
     Report,
@@ -106,8 +43,11 @@ from analyses.study import (
     seed_for,
     summarise_fits,
 )
-from models import calibrate, classes, coin, gpc, inference, summary
+from models import classes, coin, inference, summary
 from models import weights as weights_lib
+from models.calibrate.posterior_calibration import GPCScale
+from models.calibrate.sandwich import SandwichAdjustment
+from models.calibrate.wlb import weighted_likelihood_bootstrap_many
 from models.errors import InputError
 
 SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
@@ -151,7 +91,7 @@ def focal_risk_minimiser(intercept: float, slope: float, gamma: float) -> tuple[
     design = np.column_stack([np.ones(2 * nodes.size), np.tile(nodes, 2)])
     labels = np.repeat([1.0, 0.0], nodes.size)
     weights = np.concatenate([node_weights * p, node_weights * (1 - p)])
-    minimiser, _ = gpc.laplace_logistic(design, labels, weights, np.zeros(2), focal_gamma=gamma)
+    minimiser, _ = classes.laplace_logistic(design, labels, weights, np.zeros(2), focal_gamma=gamma)
     return float(minimiser[0, 0]), float(minimiser[0, 1])
 
 
@@ -308,7 +248,7 @@ class ScenarioFits:
     gpc: list   # per data set: GPC's scale, effective sample size, bootstrap coverage, convergence
 
 
-def _gpc_record(scenario: Scenario, simulation: int, calibrated: gpc.GPCScale, unit_weights) -> dict:
+def _gpc_record(scenario: Scenario, simulation: int, calibrated: GPCScale, unit_weights) -> dict:
     return {"scenario": scenario.name, "simulation": simulation, "scale": calibrated.scale,
             "effective_sample_size": calibrated.scale * float(np.sum(unit_weights)),
             "coverage": calibrated.coverage, "converged": int(calibrated.converged),
@@ -321,7 +261,7 @@ def fit_coin(scenario: Scenario, count: int, settings: Settings, wlb_draws: int,
     every data set, on one compiled model."""
     simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data")) for s in range(count)]
     model = scenario.build_model(*simulated[0])
-    sandwich = calibrate.SandwichAdjustment(model)
+    sandwich = SandwichAdjustment(model)
     rows, scales = [], []
     for simulation, (data, weights) in enumerate(simulated):
         seed, flips = seed_for(settings.seed, scenario.name, simulation), data["flips"]
@@ -337,7 +277,7 @@ def fit_coin(scenario: Scenario, count: int, settings: Settings, wlb_draws: int,
         wlb = coin_wlb(flips, weights, wlb_draws, rng_for(seed, "wlb"))
         rows += interval_rows(scenario, simulation, "wlb", lambda _, __, q: np.quantile(wlb, q))
         units, unit_weights = scenario.units(data, weights)
-        calibrated = gpc.coin_scale(units["flips"], unit_weights, level=GPC_LEVEL, bootstrap=gpc_bootstrap,
+        calibrated = coin.gpc_scale(units["flips"], unit_weights, level=GPC_LEVEL, bootstrap=gpc_bootstrap,
                                     rng=rng_for(seed, "gpc"))
         posterior = coin.exact_posterior(units["flips"], calibrated.scale * unit_weights)
         rows += interval_rows(scenario, simulation, "gpc", lambda _, __, q, beta=posterior: beta.ppf(q))
@@ -353,12 +293,12 @@ def logistic_gpc(scenario: Scenario, simulation: int, data: dict, weights: np.nd
     design = np.column_stack([np.ones(units["y"].size), units["X"][:, 0]])
     precision = np.array([PRIOR_SD["intercept"] ** -2, PRIOR_SD["coef"] ** -2])
     try:
-        calibrated, _ = gpc.logistic_scale(design, units["y"], unit_weights, precision, level=GPC_LEVEL,
+        calibrated, _ = classes.gpc_scale(design, units["y"], unit_weights, precision, level=GPC_LEVEL,
                                            bootstrap=bootstrap, rng=rng_for(seed, "gpc"),
                                            focal_gamma=scenario.focal_gamma)
     except RuntimeError:   # no finite WMLE or loss minimiser (separation), or Newton stopped where the
         return [], None    # focal loss's Hessian is not negative definite: nothing to calibrate around
-    mode, hessian = gpc.laplace_logistic(design, units["y"], calibrated.scale * unit_weights, precision,
+    mode, hessian = classes.laplace_logistic(design, units["y"], calibrated.scale * unit_weights, precision,
                                          focal_gamma=scenario.focal_gamma)
     sd = np.sqrt(np.diag(np.linalg.inv(hessian[0])))
     index = {"intercept": 0, "coef": 1}
@@ -383,7 +323,7 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
         sampler=settings.sampler,
         progress=lambda done, total: progress("calibration", f"{scenario.name}: {done}/{total} NUTS fits"))
     rows, diagnostics, example = [], {method: [] for method in methods}, {}
-    sandwich = calibrate.SandwichAdjustment(model)
+    sandwich = SandwichAdjustment(model)
     for simulation in range(count):
         for k, method in enumerate(methods):
             index = simulation * len(methods) + k
@@ -392,14 +332,14 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
             rows += interval_rows(scenario, simulation, method, _array_quantiles(draws, names))
         first = simulation * len(methods)
         # idata() leaves the model holding that fit's data, which the sandwich reads.
-        raw = fits.idata(first + methods.index("raw"), log_likelihood=False)
+        raw = fits.idata_of(first + methods.index("raw"), log_likelihood=False)
         adjusted = sandwich(raw)
         rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, names))
         if scenario.name == EXAMPLE and simulation == 0:
-            sum_ess = fits.idata(first + methods.index("sum_ess"), log_likelihood=False)
+            sum_ess = fits.idata_of(first + methods.index("sum_ess"), log_likelihood=False)
             example = {"raw": raw, "sum_ess": sum_ess, "sandwich": adjusted}
     progress("calibration", f"{scenario.name}: weighted likelihood bootstrap of {count} data sets")
-    wlb = calibrate.weighted_likelihood_bootstrap_many(
+    wlb = weighted_likelihood_bootstrap_many(
         model, [{**data, "weights": weights} for data, weights in simulated], wlb_draws,
         [seed_for(settings.seed, scenario.name, s, "wlb") for s in range(count)])
     for simulation, idata in enumerate(wlb):

@@ -1,59 +1,22 @@
-"""Imbalanced classes: what class weights, focal loss and a prior correction do to the estimate
-and to its uncertainty, when the rare class has 10 (or 15) examples.
+"""Classes: what class weights, focal loss and a prior correction do to the fit when cats are rare.
 
-Question. A classifier of 1000 dogs and 10 cats that always says "dog" is 99% accurate. Weighting
-the cats' log-likelihood terms (inverse frequency, "effective number"), focusing on hard samples
-(focal loss), or fitting plainly and correcting the intercept afterwards (King & Zeng's prior
-correction) all move the decision boundary towards the dogs. Which does what to the coefficients,
-to minority recall and calibration, and how sure can one be of any of it with 10 cats?
+Question. 1000 dogs and 10 cats (and 285 benign, 15 malignant aspirates): which weighting moves the
+decision boundary how, what does it do to recall and calibration, and how sure is the posterior?
 
-Model (``models.classes``), features standardised here:
-
+Model (``models.classes``, features standardised; focal loss: each term (1 - p_i)^gamma log p_i):
     coef_j ~ Normal(0, 2.5),  intercept ~ Normal(0, 5)
     log p(theta | y, w) = log p(theta) + sum_i w_i log Bernoulli(y_i | sigmoid(intercept + x_i . coef))
 
-(focal: the Bernoulli term replaced by ``(1 - p_i)^gamma log p_i``, a generalised posterior).
+Design. Data: simulated dogs N(0, I) and cats N((2, 1), I) (truth known; 100,000 test animals) and
+scikit-learn's breast-cancer data, malignant subsampled to 5%. Schemes, class weights summing to n:
+none, balanced, balanced_sum_ess (the same summing to Kish's ESS), effective_number (beta 0.99),
+focal gamma 0, 1, 2, 5, and King & Zeng's prior_correction of the unweighted fit. Each by (W)MLE, MAP
+and NUTS, scored on the test set (recall, balanced accuracy, Brier, ECE). LOO: ``az.compare`` of the
+unweighted two- against a one-feature model; the schemes ranked for two stated populations.
 
-Data. (1) Simulated: dogs x ~ N(0, I), cats x ~ N((2, 1), I), 1000 and 10 of them; then the true
-log-odds of "cat" is linear, log(10/1000) + 2 x_1 + x_2 - 2.5, so the truth is a point of the model.
-Test set: 100,000 fresh animals at the same 1% rate (10,000 with ``--quick``). (2) Real: the
-Wisconsin diagnostic breast-cancer data shipped with scikit-learn
-(``sklearn.datasets.load_breast_cancer``: 357 benign, 212 malignant fine-needle aspirates, UCI),
-three features; training set 285 benign and 15 malignant (5%, drawn at random: the subsampling makes
-malignant rare); test set the other 72 benign and 197 malignant,
-weighted so that malignant are 5% of it for the rate-dependent metrics (Brier, calibration).
-
-Schemes: none; ``balanced`` (n / (K n_k)), rescaled to sum to n, and ``balanced_sum_ess``, the same
-weights rescaled to sum to their Kish effective sample size; ``effective_number`` (Cui et al.,
-beta = 0.99: cat:dog weight 10.5 here, against 63.5 at beta = 0.999 and 100 balanced); focal gamma in
-{0, 1, 2, 5} (its point estimate, the maximiser of the focal pseudo-likelihood, is ``pseudo_mle``);
-``prior_correction``:
-the unweighted fit with its intercept shifted by logit(0.5) - logit(ybar), i.e. moved to a population
-with equal class rates, the target balanced weights aim at (King & Zeng's weighting with tau = 0.5
-is exactly the balanced scheme). Class weights are rescaled to sum to n so that the schemes differ in
-direction, not in total weight, except ``balanced_sum_ess``, which shows what the scale alone does to
-the posterior. Every scheme gets its (W)MLE, MAP and NUTS posterior.
-
-Metrics on the test set, at threshold 0.5: minority recall, balanced accuracy, Brier score, expected
-calibration error (10 equal-width bins); for the posterior per draw (mean and 94% HDI) and for the
-posterior predictive probability (the draws' average).
-
-LOO. ``az.compare`` ranks models by the expected log predictive density of the data they were fitted
-to, so it is meaningful only among models with the same, unweighted likelihood: here the simulated
-data's unweighted two-feature model against a one-feature model (``loo_compare.csv``). Across
-weighting schemes it is not: each scheme's ``log_likelihood`` holds w_i log p(y_i | theta), a
-different target per scheme. Stating the target makes them comparable (``inference.loo`` with
-``weights="population", population=u``: each row is left out of the fit as that fit holds it, and
-its elpd_i counts u_i): ``population_loo.csv`` ranks the schemes with a likelihood (not focal: its
-terms are not log densities; not the prior correction: a shifted posterior, no likelihood of its
-own) for two populations, the sample's (u = 1, 1% or 5% minority) and one with equal class rates
-(u = the balanced weights), by ``inference.loo_compare`` with paired standard errors. With 10 (15)
-minority rows carrying half the equal-rates population, its standard errors are wide.
-
-Outputs (``figures/classes/``, drawn by ``analyses.figures.classes``): ``decision_boundaries.png``,
-``coefficients_forest.png``, ``metrics.png``, ``calibration.png``, ``focal_sweep.png``;
-(``results/classes/``): one NetCDF posterior per (data set, scheme), ``summary.csv``,
-``loo_compare.csv``, ``population_loo.csv``.
+Outputs: ``figures/classes/{decision_boundaries,coefficients_forest,metrics,calibration,focal_sweep}.png``;
+``results/classes/``: one NetCDF per (data set, scheme), summary.csv, loo_compare.csv, population_loo.csv.
+Details and results: docs/analyses/classes.md
 """
 
 from __future__ import annotations
@@ -64,14 +27,14 @@ import arviz as az
 import numpy as np
 from scipy import special
 
-from analyses import plotting
 from analyses.figures import classes as figures
+from analyses.figures import style as plotting
 from analyses.output import Output
 from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import classes, inference, summary
 from models import weights as weights_lib
-from models.inference import Estimate
-from models.loo import COMPARE_COLUMNS
+from models.elpd import COMPARE_COLUMNS
+from models.estimation.maximise import Estimate
 
 THRESHOLD = 0.5
 TARGET_RATE = 0.5  # the prior correction's population: equal class rates

@@ -16,13 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-import models  # noqa: F401  (configures PyTensor's BLAS before anything compiles)
+import models
 from analyses import ANALYSES
 from analyses.output import Output
 from analyses.study import Report, Settings
 from models import summary
 from models.errors import InputError
-from models.inference import SAMPLERS
+from models.sampling.dispatch import SAMPLERS
 
 FULL = {"draws": 1000, "tune": 1000, "chains": 4}
 QUICK = {"draws": 100, "tune": 100, "chains": 2}
@@ -79,18 +79,6 @@ def settings_for(args: argparse.Namespace, module) -> Settings:
     return Settings(**chosen, seed=args.seed, sampler=args.sampler, quick=args.quick)
 
 
-def _no_creation_backtraces() -> None:
-    """PyTensor records where each variable of a graph was created, for its error messages (the last
-    ``traceback__limit`` frames, read through ``linecache``): about 5% of building and compiling a
-    model, which the analyses do hundreds of times. Off here unless ``PYTENSOR_FLAGS`` sets
-    ``traceback__limit`` (``PYTENSOR_FLAGS=traceback__limit=8`` gives PyTensor's default back to debug
-    an error inside a graph)."""
-    import pytensor  # after models, which configures it
-
-    if "traceback__limit" not in os.environ.get("PYTENSOR_FLAGS", ""):
-        pytensor.config.traceback__limit = 0
-
-
 def run(name: str, module, settings: Settings, root: Path) -> Report:
     output = Output(root, name)
     started = time.perf_counter()
@@ -113,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m analyses: error: --out {root} is not a writable directory", file=sys.stderr)
         return 2
     logging.getLogger("pymc").setLevel(logging.WARNING)
-    _no_creation_backtraces()
+    models.configure(creation_backtraces=False)
     names = ANALYSES if args.name == "all" else (args.name,)
     modules = {name: importlib.import_module(f"analyses.{name}") for name in names}
     settings = {name: settings_for(args, module) for name, module in modules.items()}

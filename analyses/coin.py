@@ -29,8 +29,8 @@ import numpy as np
 import pymc as pm
 from scipy import optimize
 
-from analyses import plotting
 from analyses.figures import coin as figures
+from analyses.figures import style as plotting
 from analyses.output import Output
 from analyses.study import Report, Settings, progress, seed_for
 from models import coin, inference, summary

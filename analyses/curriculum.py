@@ -1,53 +1,23 @@
-"""Curriculum weighting: easy samples first and hard ones later (or the reverse, or self-paced), and
-what the schedule does to the estimate, to the posterior and to the classifier along the way.
+"""Curriculum: easy samples first and hard ones later (or the reverse, or self-paced), phase by phase.
 
-Question. Curriculum learning weights samples by how hard they are and shifts the weight from easy
-to hard ones as training progresses. Fitting the same weighted logistic regression at each phase of
-such a schedule, which path do the WMLE, MAP and posterior take, where do they end compared with
-the unweighted MLE and the truth, and how sure is the posterior at each phase?
+Question. Refitting a weighted logistic regression at each phase of a curriculum schedule, which path
+do the WMLE, MAP and posterior take, where do they end against the unweighted MLE and the truth, and
+how sure is the posterior at each phase?
 
-Model (``models.classes``, built once and compiled once; each phase's weights swapped in with
-``pm.set_data``):
-
+Model (``models.classes``, compiled once; each phase's weights swapped in with ``pm.set_data``):
     coef_j ~ Normal(0, 2.5),  intercept ~ Normal(0, 5)
     log p(theta | y, w) = log p(theta) + sum_i w_i log Bernoulli(y_i | sigmoid(intercept + x_i . coef))
 
-Data (simulated, so that easy and hard are defined by the truth). n = 500 samples x_i ~ N(0, I_2),
-true log-odds eta_i = -4 + 3 x_i1 - 2 x_i2 (17% minority with seed 2026), labels
-y_i ~ Bernoulli(sigmoid(eta_i)). The label noise of this model sits at the boundary: a label falls
-on the wrong side of eta = 0 with probability sigmoid(-|eta_i|), about a half on the boundary and
-under 2% beyond |eta| = 4. The truth is a point of the model. Test set: 10,000 fresh samples of the
-same process.
+Design. 500 simulated samples x ~ N(0, I_2), true log-odds -4 + 3 x_1 - 2 x_2; 10,000 test samples.
+Difficulty: rank of closeness to the true boundary (``weights.margin_difficulty``). Schedules
+(``weights.curriculum``, sharpness 4, weights of mean 1) at 7 phases t = 0, 1/6, ..., 1:
+easy_to_hard (w ~ exp(4 (2t - 1) d)), hard_to_easy (the reverse; shared weight vectors fitted once)
+and self_paced (samples whose loss under the previous fit ranks below t admitted, softly). Per
+(schedule, phase): WMLE, MAP and NUTS in one batch, scored by minority recall and Brier score.
 
-Difficulty (``weights.margin_difficulty``): the distance to the true boundary, |eta_i| / ||coef||,
-turned into a rank, ``d_i = 1 - rank(|eta_i|) / (n - 1)``: 1 for the sample nearest the boundary, 0
-for the farthest. On real data, where the boundary is unknown, a reference model's per-sample loss
-takes its place (``weights.loss_difficulty``), as in the ``self_paced`` schedule here.
-
-Schedules (``weights.curriculum``, sharpness s = 4; weights normalised to mean 1, so every phase
-has total weight n and phases differ in shape only), at progress t = 0, 1/6, ..., 1 (7 phases;
-``--quick``: 0, 1/2, 1):
-
-* ``easy_to_hard``: w_i proportional to exp(s (2t - 1) d_i): easy samples weigh most at t = 0, flat
-  weights at t = 1/2 (exactly the unweighted fit), hard samples most at t = 1.
-* ``hard_to_easy``: the same tilt run backwards, exp(s (1 - 2t) d_i). Its weights at progress t are
-  those of ``easy_to_hard`` at 1 - t, so each distinct weight vector is fitted once and reused
-  (equal to within 1e-12 relative: ``SAME_WEIGHTS_RTOL``).
-* ``self_paced``: d_i is the rank of sample i's loss -log p(y_i | x_i, theta_current) under the
-  current fit (the unweighted MLE before the first phase, then the previous phase's WMLE, or its MAP
-  where no WMLE exists); samples whose rank is below the threshold t are admitted, softly
-  (weight floor + (1 - floor) sigmoid(s (t - d_i)), floor 0.01), so the admitted share grows with
-  progress. Its phases depend on each other; every other phase is a fit on its own weights alone.
-
-Per (schedule, phase): WMLE, MAP and the NUTS posterior (``inference.compare_many`` on the one model,
-4 chains x (500 + 1000) by default, every posterior in one batch), each scored on the test set by
-minority recall at P = 0.5 and Brier score (the posterior per draw: mean and 94% HDI over 400 thinned
-draws).
-
-Outputs (``figures/curriculum/``, drawn by ``analyses.figures.curriculum``):
-``coefficient_paths.png``, ``weight_profiles.png``, ``decision_boundaries.png``, ``metrics.png``;
-(``results/curriculum/``): one NetCDF posterior per (schedule, phase) with its weights in
-``constant_data`` and the pointwise weighted log-likelihood, ``summary.csv``.
+Outputs: ``figures/curriculum/{coefficient_paths,weight_profiles,decision_boundaries,metrics}.png``;
+``results/curriculum/``: one NetCDF posterior per (schedule, phase), ``summary.csv``.
+Details and results: docs/analyses/curriculum.md
 """
 
 from __future__ import annotations
@@ -59,8 +29,8 @@ import numpy as np
 import pymc as pm
 from scipy import special
 
-from analyses import plotting
 from analyses.figures import curriculum as figures
+from analyses.figures import style as plotting
 from analyses.output import Output
 from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import classes, inference, summary

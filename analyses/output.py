@@ -19,7 +19,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytensor
 
-from models.inference import diagnose
+from models.diagnostics import diagnose
 
 COLUMNS = ("model", "estimator", "quantity", "value", "lower", "upper")
 _STALE_SECONDS = 3600

@@ -1,106 +1,23 @@
-"""Reward-weighted action preferences: behaviour cloning, policy gradient, AWR and off-policy ratios
-as weighted likelihoods of one softmax policy, in a contextual bandit and in FrozenLake.
+"""Policy: behaviour cloning, REINFORCE, advantages, AWR and off-policy ratios as weights of one policy.
 
-Question. Logged steps (state, action, reward) of a known behaviour policy beta. Behaviour cloning,
-REINFORCE, advantage (baseline) weights, advantage-weighted regression (AWR) and importance-weighted
-(off-policy) advantages all fit the same tabular softmax policy; they differ only in the weight each
-logged step gets. Which policies do their WMLE, MAP and posterior give, and how good are they? Both
-problems are solved exactly, so every fitted policy (each posterior draw included) is scored by its
-exact expected return against the optimum, not by simulated episodes. When does the WMLE not exist?
+Question. Logged steps of a known behaviour policy beta, weighted eight ways: which policies do the
+WMLE, MAP and posterior give, how good are they, and when does the WMLE not exist?
 
-Model (``models.policy``, ``collapse=True``: one row per (state, action) cell with net weight W_sa;
-one compiled model per problem, each scheme's cell weights swapped in with ``pm.set_data``):
-
-    preference_s ~ ZeroSumNormal(1) (centred i.i.d. Normal(0, 1)),   pi(a | s) = softmax_a(preference_s)
+Model (``models.policy``, collapsed to one row per (state, action) cell with net weight W_sa):
+    preference_s ~ ZeroSumNormal(1),   pi(a | s) = softmax_a(preference_s)
     log p(preference | D, w) = sum_s log ZSN(preference_s | 1) + sum_i w_i log pi(a_i | s_i) + const
 
-Weights, per logged step i (G_i the discounted return-to-go, ``weights.returns_to_go``; A_i = G_i
-minus the mean return of its state, ``weights.advantages``):
+Design. Two exactly solved problems (``analyses.environments.rl_problems``): a contextual bandit (3
+states, 5 actions, 300 steps) and slippery FrozenLake 4x4 (3000 episodes, gamma 0.99). Weights per
+step, used as given: 1 (behavior_cloning), return-to-go G (reinforce), advantage A = G - state mean
+(advantage), min(exp(A / T), 20) (awr), rho A with rho the ratio to the uniform target: ordinary,
+clipped at 0.2, truncated at 1 or self-normalised per state (offpolicy_*). Each by (W)MLE (existence
+in closed form), MAP and NUTS; every posterior draw scored by its exact expected return against the
+yardsticks (optimal, behavior, two one-step improvements); multimodal states by ``policy.state_modes``.
 
-* ``behavior_cloning``: w = 1. The MLE is the empirical action frequencies: it copies beta.
-* ``reinforce``: w = G_i. The WMLE is the return-weighted action frequencies.
-* ``advantage``: w = A_i, signed. Each state's weights sum to zero (the baseline is its mean return),
-  so the weighted log-likelihood is linear, ``sum_sa W_sa preference_sa``: the WMLE never exists and
-  the posterior of each state's centred preferences is exactly Normal(W_s, I - 11' / n_actions), the
-  centred part of i.i.d. Normal(W_sa, 1) (its expected return is also computed from 4000 exact
-  draws, row ``exact_posterior``; NUTS is checked against it in the tests). Since
-  W_sa = n_sa x (mean advantage of the cell), the fit favours what beta does often, not what is best.
-* ``awr``: w = min(exp(A_i / T), 20) (``weights.awr``; T = 0.5 in the bandit, whose rewards have sd 1,
-  and 0.1 in FrozenLake, whose advantages have sd 0.2). Its WMLE is proportional to beta x mean exp(A / T).
-* ``offpolicy_*``: w = rho_i A_i with rho_i = pi_target(a_i | s_i) / beta(a_i | s_i), ordinary,
-  clipped to [0.8, 1.2] (PPO-style ratio clipping, eps = 0.2; PPO's surrogate also takes the minimum
-  with the unclipped term), truncated at 1 (V-trace, rho_bar = 1) or self-normalised per state
-  (divided by the mean ratio of the state's logged steps). The target is the uniform policy, the one
-  at the prior mean (preferences 0) from which every fit starts: its ratios make the logged actions
-  count as if each had been tried equally often, so a cell's weight follows its mean advantage
-  instead of beta's frequency. It is stated, not fitted, and uses nothing the data do not (no
-  oracle). The ratios correct the choice of the logged action only; the advantage remains the
-  behaviour's (as in PPO). Where a state's weights sum to a negative number, the convex term
-  ``+|sum_a W_sa| logsumexp(preference_s)`` can make the log density non-concave in that state's
-  preferences (possible only for totals below -2 / sd^2): the pseudo-posterior can be multimodal
-  (a mode per action that may dominate, and one near the uniform policy), and NUTS chains that
-  settle in different modes show it in r_hat. The count of such states is the row ``weights,
-  negative_state_totals``; ``policy.state_modes`` finds their modes, rows ``weights,
-  multimodal_states`` and ``weights, second_mode_gap`` (the smallest gap, in nats, between a state's
-  highest mode and its next: that mode's peak density is e^-gap times the main one's).
-
-Weights are used as given (frequency weights, ``normalize="none"``): a weight of 20 counts as 20
-steps. Signed weights have no natural scale: the prior alone keeps MAP and posterior finite, and
-how far they move from the uniform policy is set by the prior's sd and the weights' overall size.
-
-Existence of the WMLE is decided in closed form by the model (``models.policy.mle_existence``: every
-cell of a visited state must have positive weight), so ``inference.mle`` returns the normalised
-weighted counts or raises naming the cells that run off. ``unbounded_mle.png`` follows the
-advantage-weighted fit through the MAP under ever wider priors (ridge 1 / sd^2): the preferences run
-off while the MAP and the posterior at sd = 1 stay finite.
-
-Problems (``analyses.rl_problems``: their definitions and exact solutions).
-
-1. Contextual bandit (numpy): 3 equally likely states, 5 actions, reward ~ Normal(mu[s, a], 1) with
-   the table ``rl_problems.BANDIT_MEANS``; beta puts 0.6 on a deliberately imperfect guess (``BANDIT_GUESS``:
-   second best in every state) and 0.1 on every other action; 300 logged steps, each its own
-   episode (G_i = r_i). Exact expected return: sum_s p(s) sum_a pi(a | s) mu[s, a]; optimum
-   sum_s p(s) max_a mu[s, a].
-2. FrozenLake-v1 (gymnasium toy text, 4x4 map, ``is_slippery=True``: the intended move and each
-   perpendicular one happen with probability 1/3), discount gamma = 0.99, reward 1 at the goal.
-   Chosen over CliffWalking because its dynamics are stochastic, so exact evaluation differs from
-   replaying one path, and its reward is sparse, so most return weights are zero. The exact table
-   ``env.unwrapped.P[s][a] = [(prob, next, reward, terminated), ...]`` gives r(s, a) and the
-   transitions; value iteration gives the optimum, and a policy's expected return V_pi(start) solves
-   (I - gamma P_pi) V = r_pi exactly (batched over 500 thinned posterior draws). Logged data: 3000
-   episodes (500 with ``--quick``) of beta = 0.5 uniform + 0.5 the shortest-path policy of the
-   *ice-free* map (a naive planner, poor on ice), simulated from the table with gymnasium's own
-   ``categorical_sample`` and the same order of random draws as ``env.reset`` / ``env.step``: exactly
-   the episodes gymnasium produces from that random stream (tested). No time limit: FrozenLake-v1's
-   100 steps are a wrapper, the discounted problem value iteration solves has none, and beta's
-   episodes end far sooner (at most about 40 steps).
-
-Yardsticks per problem (``summary.csv``, estimator): ``optimal``; ``behavior``; ``behavior_greedy``,
-one step of policy improvement (greedy in beta's exact Q); ``greedy_logged_advantage``, the same step
-estimated from the log (greedy in each cell's mean logged advantage), a plug-in that gambles on
-noisy estimates (in FrozenLake its return ranges from 0.07 to 0.52 over seeds 1-5 and 2026: a few
-wrong choices next to holes are costly). The on-policy weightings keep beta's frequencies in the
-fit; the signed ones take a step whose size the prior and the weights' scale set, large in the bandit
-and small in FrozenLake.
-
-Weight diagnostics: Kish ESS and PSIS k-hat of |w| per scheme (how many steps inform the fit,
-whether a few dominate it; AWR: k-hat of the uncapped A / T); for the importance ratios, Kish ESS
-per step and per-episode products (raw ratios also their k-hat). PSIS k-hat of per-step ratios is
-undefined here (one value per cell: ties), and so is that of clipped or truncated ratios (ties at
-the cap); ``weight_diagnostics.png`` shows instead the k-hat of the likelihood weights |rho_i A_i|
-against clip and truncation levels.
-
-The problems, their weighting schemes and yardsticks live in ``analyses.rl_problems``, the figures in
-``analyses.figures.policy``.
-
-Outputs (``figures/policy/``): ``policy_heatmaps.png`` (posterior mean pi(a | s) per scheme and the
-posterior probability that an action is the fitted policy's most probable one), ``expected_return.png``
-(posterior of the exact expected return per scheme, (W)MLE and MAP marked, against the yardsticks),
-``weight_diagnostics.png``, ``unbounded_mle.png`` (the advantage-weighted fit running off as the
-ridge vanishes, against the finite MAP and posterior); (``results/policy/``): one NetCDF posterior
-per (problem, scheme) with provenance, and ``summary.csv``: per scheme the expected return of the
-(W)MLE where it exists, the MAP and the posterior (mean, 94% HDI), whether the WMLE exists, weight
-and sampler diagnostics; per problem the yardsticks, raw-ratio diagnostics and data sizes.
+Outputs: ``figures/policy/{policy_heatmaps,expected_return,weight_diagnostics,unbounded_mle}.png``;
+``results/policy/``: one NetCDF posterior per (problem, weighting), ``summary.csv``.
+Details and results: docs/analyses/policy.md
 """
 
 from __future__ import annotations
@@ -111,10 +28,7 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-from analyses import plotting
-from analyses.figures import policy as figures
-from analyses.output import Output
-from analyses.rl_problems import (
+from analyses.environments.rl_problems import (
     AWR_MAX_WEIGHT,
     OFFPOLICY,
     Problem,
@@ -126,6 +40,9 @@ from analyses.rl_problems import (
     returns,
     scheme_weights,
 )
+from analyses.figures import policy as figures
+from analyses.figures import style as plotting
+from analyses.output import Output
 from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
 from models import inference, policy, summary
 from models import weights as weights_lib

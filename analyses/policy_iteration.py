@@ -1,77 +1,23 @@
-"""Learning a policy by repeated weighted likelihood: act, weight what happened, refit, act again.
+"""Policy iteration: learning a policy by repeated weighted refits (act, weight, refit, act again).
 
-Question. In reinforcement learning the data come from the policy being learned, so "policy gradient
-= weighted MLE" makes learning a loop. Which weighted refit learns fastest, what does a prior centred
-at the current policy add (a trust region), does acting with a posterior draw (Thompson sampling)
-beat acting with the MAP, and what does the weighted MLE do when advantages are signed? Every
-iteration's policy is scored by its exact expected return on the environment's table.
+Question. When the data come from the policy being learned, which weighted refit learns fastest, what
+does a prior centred at the current policy add, does Thompson sampling beat the MAP, and what does
+the WMLE of signed advantages do?
 
-Loop, per iteration k: play N episodes with the acting policy (:func:`analyses.toy_text.play`: the
-discount played as termination, so a return-to-go G_i is an unbiased estimate of the exact Q that
-is scored), take each step's advantage A_i = G_i minus the mean return of its state in the batch
-(``weights.advantages``; each state's advantages sum to zero), refit, move on.
-Ten seeds run side by side as lanes of one vectorised program; every rule starts from the uniform
-policy (preferences 0).
-
-Model: the tabular softmax policy of :mod:`models.policy` (``collapse=True``: one row per cell, net
-weight W_sa = sum of w_i over the cell's steps) with the prior centred at the current preferences m_k:
-
+Model (``models.policy``, collapsed; prior centred at the current preferences m_k, sd the step size):
     preference_s = m_k,s + step_s,   step_s ~ ZeroSumNormal(sd),   pi(a | s) = softmax_a(preference_s)
     log p(preference | D_k, w) = sum_s log ZSN(preference_s - m_k,s | sd) + sum_i w_i log pi(a_i | s_i)
 
-Update rules, each a weighted likelihood of that model:
+Design. FrozenLake 4x4 and 8x8 (slippery), CliffWalking (``analyses.environments.toy_text``), gamma
+0.99; 10 seeds x 60 iterations x 100 episodes; advantages A = G - state mean. Rules: ``map`` (w = A:
+the MAP m + sd^2 W in closed form), ``thompson`` (act with a draw of that posterior), ``reinforce``
+(step sd^2 sum_i G_i grad log pi), ``awr`` (WMLE of min(exp(A / T), 20)), ``wmle_signed`` (no WMLE:
+the limit of softmax(m + sd^2 W) as sd -> inf), ``exact_pi`` (exact policy iteration). Each at its sd
+(or T) with the largest area under the curve, rerun on fresh streams; scored by exact expected return.
 
-* ``map``: w = A, the MAP. A state's weights sum to zero, so its log-normaliser drops out and the log
-  density is Gaussian: the MAP is m_k + sd^2 W in closed form (``policy.advantage_map``), a
-  proximal policy-gradient step whose size the prior's sd sets. Every run checks it, per environment,
-  against ``inference.map_estimate`` of the collapsed model (``policy.map_preference``: each state's
-  mode found by Newton's method, which assumes nothing of the totals), with two batches' cells and
-  random centres swapped in, row ``map_step_check``: the largest difference of the preferences, to
-  optimiser tolerance. The loop itself uses the closed forms: exact, and microseconds where a refit
-  costs milliseconds.
-* ``thompson``: act with one draw of the same posterior, exactly Normal(m_k + sd^2 W, sd^2 I)
-  centred (``policy.advantage_posterior_policies``); the centre moves to the posterior mean (the
-  MAP). At k = 0 the draw is from the prior. Its curve is the return of the policy it acts with.
-* ``reinforce``: plain REINFORCE by stochastic gradient on the same N episodes, returns without
-  baseline: preference += sd^2 sum_i G_i grad log pi(a_i | s_i) = sd^2 (W^G_s - T^G_s pi_s), learning
-  rate sd^2 (the MAP step's size) in the same units.
-* ``awr``: iterated advantage-weighted regression, the WMLE with w = min(exp(A / T), 20): positive
-  weights, so the WMLE is pi(a | s) = W_sa / sum_b W_sb in every visited state, finite
-  (``policy.mle_existence``) where every action of a visited state was taken; where one was not, the
-  supremum lies on the boundary, probability 0, and the rule takes it (that action is never tried
-  again). Unvisited states keep their policy (the WMLE is flat there).
-* ``wmle_signed``: the WMLE with w = A. The weighted log-likelihood of a state is linear, W_s . theta_s,
-  so no WMLE exists wherever a visited state has a non-zero cell: it rises for ever along every
-  direction d with W_s . d > 0. The rule takes the limit of the MAP step as the prior widens,
-  softmax(m + sd^2 W) as sd -> infinity: the greedy policy uniform over argmax_a W_sa (states whose
-  cells are all zero keep their policy), and records the verdict of every batch (``wmle_exists``).
-* ``exact_pi``: exact policy iteration (knows the table): greedy in the exact Q of the current policy.
-  It plays no episodes; its curve is drawn at the same iteration index.
-
-Step sizes: the prior's sd (``STEP_SIZES``, in the units of the returns: FrozenLake rewards 1 at the
-goal, CliffWalking -1 a step and -100 for the cliff) for ``map``, ``thompson`` and ``reinforce``; the
-temperature T (``TEMPERATURES``) for ``awr``. The learning curves show each rule at its setting with
-the largest area under the curve (mean over seeds), then run again at that setting on fresh random
-streams: the curves and the rule rows come from that second run, so choosing the best of several
-settings does not flatter them (the sweep's own rows, ``rule[sd=...]``, and ``step_size.png`` are the
-tuning runs).
-
-Environments (:mod:`analyses.toy_text`): FrozenLake 4x4 and 8x8 slippery and CliffWalking
-(deterministic; the cliff costs -100 and sends back to the start), discount 0.99. Exact expected
-returns: ``rl_problems.expected_return`` solves (I - gamma P_pi) V = r_pi; the optimum V* from value
-iteration. "90% of the optimum" is a return of at
-least 0.9 V* (FrozenLake) or, for CliffWalking's costs, at least V* / 0.9 (at most 1/0.9 of the optimal
-cost: only a nearly deterministic shortest path along the cliff gets there; the safe detour costs more).
-
-Outputs (``figures/policy_iteration/``): ``learning_curves.png`` (exact return against episodes
-played, mean and 95% band over seeds, optimum and start marked), ``step_size.png`` (area under the
-curve against the step size), ``weights_ess.png`` (per-iteration Kish ESS of the weights, as a share
-of the steps); (``results/policy_iteration/``): ``summary.csv``, per (environment, rule) the final
-return, the area under the curve (mean return over the iterations), episodes to 90% of the optimum
-(median over seeds, with the earliest and the latest seed; exact policy iteration: iterations), the
-share of seeds that reach it, the chosen setting, the Kish ESS share and the WMLE verdicts; per
-environment the optimum and the start; the sweep; ``curves.csv``, every seed's curve (``run``:
-``report`` for the curves shown, ``sweep`` for the tuning runs).
+Outputs: ``figures/policy_iteration/{learning_curves,step_size,weights_ess}.png``;
+``results/policy_iteration/``: ``summary.csv``, ``curves.csv`` (every seed's curve).
+Details and results: docs/analyses/policy_iteration.md
 """
 
 from __future__ import annotations
@@ -83,10 +29,8 @@ import numpy as np
 import pymc as pm
 from scipy import special
 
-from analyses import toy_text
-from analyses.figures import policy_iteration as figures
-from analyses.output import Output
-from analyses.rl_problems import (
+from analyses.environments import toy_text
+from analyses.environments.rl_problems import (
     AWR_MAX_WEIGHT,
     action_values,
     expected_return,
@@ -94,6 +38,8 @@ from analyses.rl_problems import (
     state_values,
     value_iteration,
 )
+from analyses.figures import policy_iteration as figures
+from analyses.output import Output
 from analyses.study import Report, Settings, mean_interval, progress, rng_for
 from models import inference, policy
 from models import weights as weights_lib

@@ -1,37 +1,22 @@
 """Simulation-based calibration: do the (weighted) posteriors recover the truth they came from?
 
-Question. Is the sampler, with the suite's weighted likelihood, calibrated when the weights are
-frequency weights, and how far from calibrated is a weighted pseudo-posterior when they are not?
+Question. Is the sampler, with the suite's weighted likelihood, calibrated under frequency weights,
+and how far from calibrated is a weighted pseudo-posterior when the weights are not frequencies?
 
-Method (Talts et al. 2018). For s = 1..N: draw theta_s from the prior, simulate data y_s from the
-generative model (a numpy simulator, independent of the PyMC code under test), fit the weighted
-model by NUTS and take L = 99 draws evenly spaced through the pooled chains; rank_s is the number of
-draws below theta_s. If the fitted posterior is the true posterior of the process that made the data,
-rank_s is uniform on {0, ..., 99}: a U shape means intervals too narrow, a hump too wide, a slope a
-bias. Uniformity is tested with a chi-square test on 20 bins per scalar parameter (a scenario's
-p-value: the smallest times the number of parameters, Bonferroni); the empirical coverage of central
-50% and 90% intervals says the same in interval terms (95% Monte Carlo intervals: Jeffreys for one
-parameter, clustered by simulation for several).
+Models: ``models.coin`` (p ~ Beta(2, 2)), ``models.classes`` (two features, coef and intercept ~
+N(0, 1)), ``models.policy`` (2 states x 3 actions, ZeroSumNormal(1) preferences), each with
+log p(theta | y, w) = log p(theta) + sum_i w_i log p(y_i | theta) + const.
 
-Scenarios, each with frequency weights (the weighted posterior is the true posterior: SBC must pass)
-and with weights that are not frequencies (a pseudo-posterior: SBC shows how far off it is):
+Design (Talts et al. 2018). 1000 times per scenario: draw theta from the prior, simulate data with
+numpy, fit by NUTS, rank the truth among L = 99 thinned draws; test the ranks' uniformity (chi-square,
+20 bins, Bonferroni over parameters) and the coverage of central 50% and 90% intervals. Scenarios:
+frequency weights for each model (must pass), and weights that are not frequencies: one coin toss
+weighted 10 (as given, summing to n, summing to Kish's ESS), balanced class weights summing to n,
+log-normal importance-type policy weights as given.
 
-* coin (``models.coin``, prior Beta(2, 2)): ``frequency_weights``, 20 tosses stored as two rows,
-  heads and tails, weighted by their counts; ``key_toss_x10_as_given`` / ``_sum_n`` / ``_sum_ess``,
-  10 tosses, the 3rd weighted 10, with the weights as given, summing to n, or to Kish's ESS.
-* classes (``models.classes``, two features on a 3 x 3 grid, coef and intercept ~ N(0, 1), 60
-  samples): ``classes_frequency_weights``, the samples stored as 18 (pattern, label) rows weighted by
-  their counts; ``classes_balanced_sum_n``, one row per sample with balanced class weights.
-* policy (``models.policy``, 2 states x 3 actions, centred preferences ~ ZeroSumNormal(1), 40 logged
-  steps, collapsed cells): ``policy_frequency_weights``, cell counts;
-  ``policy_lognormal_weights_as_given``, noisy importance-type weights per step, LogNormal with
-  mean 1 and sd of log 1.5 (Kish ESS about n / 9.5), used as given, as raw importance ratios would be.
-
-Each fit: 2 chains x (500 tuning + 1000 draws) unless ``--chains/--tune/--draws`` say otherwise; the
-fits of a scenario in one batch (``inference.sample_many``: one compiled JAX program, every fit with
-its own warm-up and jittered starts).
-Outputs: ``figures/sbc/{coin,classes,policy}_ranks.png`` (drawn by ``analyses.figures.sbc``);
-``results/sbc/summary.csv``, ``results/sbc/ranks.csv`` (one row per simulation and parameter).
+Outputs: ``figures/sbc/{coin,classes,policy}_ranks.png``; ``results/sbc/``: ``summary.csv``,
+``ranks.csv`` (one row per simulation and parameter).
+Details and results: docs/analyses/sbc.md
 """
 
 from __future__ import annotations
@@ -41,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from analyses import plotting
 from analyses.figures import sbc as figures
+from analyses.figures import style as plotting
 from analyses.output import Output
 from analyses.study import (
     FitsSummary,

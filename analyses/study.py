@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from models.inference import Diagnostics
+from models.diagnostics import Diagnostics
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ Ways of running them, each in a fresh Python process (imports and simulation not
 building, compilation, sampling and the per-fit diagnostics timed):
 
 * ``batched``: :func:`models.inference.sample_many` with ``sampler="numpyro"``, one XLA program
-  (:mod:`models.batched`), with an empty JAX compilation cache: compilation is included;
+  (:mod:`models.sampling.batched`), with an empty JAX compilation cache: compilation is included;
 * ``one_at_a_time``: the same call with ``sampler="pymc"``: PyMC's NUTS fit by fit on the model
   compiled once (PyTensor's C cache is warm: each structure is compiled once before timing);
 * ``simuk``: simuk 0.2's ``SBC`` (ArviZ's SBC package, PyMC back end, ``pm.sample`` per simulation)

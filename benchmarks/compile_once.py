@@ -6,12 +6,12 @@ PyTensor C cache in ``~/.pytensor`` is warm for both, as on a user's second run)
 
 * ``rebuild``: ``build_model(...)`` then the estimator, every time (graph rewriting and the compile
   cache lookup each time);
-* ``reuse``: one model; ``pm.set_data({"weights": w})`` then the estimator. For ``mle`` and
-  ``map_estimate`` the compiled objective is cached per model object; for NUTS,
-  ``inference.RepeatedNUTS`` keeps one compiled step.
+* ``reuse``: one model; ``pm.set_data({"weights": w})`` then the estimator. The compiled objective
+  of ``mle`` and ``map_estimate`` and NUTS's log density and gradient are cached per model object
+  (:mod:`models.compiled`).
 
-NUTS settings: 2 chains x (500 tune + 500 draws). ``rebuild`` uses ``inference.sample`` (chains in
-parallel processes, as a single fit would), ``reuse`` runs the chains one after another in-process.
+NUTS settings: 2 chains x (500 tune + 500 draws), through ``inference.sample`` both ways (chains in
+parallel processes, as a single fit would).
 
     python -m benchmarks.compile_once [--fits 10]
 
@@ -66,10 +66,10 @@ def measure(fits: int, seed: int = 0) -> list[dict]:
     for name, build, n in _cases(rng):
         weights_list = [n * rng.dirichlet(np.ones(n)) for _ in range(fits + 1)]
         model = build(weights_list[0])
-        repeated = inference.RepeatedNUTS(model, **NUTS)
 
-        def reuse_nuts(w, model=model, repeated=repeated):
-            repeated({"weights": w}, random_seed=1)
+        def reuse_nuts(w, model=model):
+            pm.set_data({"weights": w}, model=model)
+            inference.sample(model, **NUTS, random_seed=1, progressbar=False)
 
         def reuse_optimiser(estimator, model=model):
             def fit(w):

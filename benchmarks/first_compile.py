@@ -1,5 +1,5 @@
 """A model's first fit from an empty PyTensor compile cache, with and without the precompiled header
-and ``-g0`` of :mod:`models.cxx`.
+and ``-g0`` of :mod:`models._config.cxx`.
 
     python -m benchmarks.first_compile [--repeats 2]
 

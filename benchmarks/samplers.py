@@ -128,7 +128,8 @@ def measure(fit: Fit) -> dict:
     import warnings
 
     import models  # noqa: F401  (links PyTensor to OpenBLAS)
-    from models import backends, inference
+    from models import inference
+    from models.sampling import dispatch
 
     make = build(fit)
     started = time.perf_counter()
@@ -141,7 +142,7 @@ def measure(fit: Fit) -> dict:
     result = {
         "wall_s": wall,
         "log_likelihood": idata.attrs["log_likelihood"],
-        "default": backends.resolve("auto", model) == fit.sampler,
+        "default": dispatch.resolve("auto", model) == fit.sampler,
         "peak_rss_gib": peak_memory_gib(idata.attrs.get("cores", 1)),
     }
     if fit.draws > 1:  # the 1-draw run only times the fixed costs: no ESS from one draw
@@ -432,11 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print("RESULT " + json.dumps(measure(Fit(**json.loads(args.child)))), flush=True)
         return 0
-    from models import backends
+    from models.sampling import dispatch
 
     if args.quick:
         args.draws, args.tune, args.sizes = 100, 100, args.sizes or (1_000,)
-    available = backends.installed()
+    available = dispatch.installed()
     samplers = [s.strip() for s in args.samplers.split(",")] if args.samplers else list(available)
     missing = [s for s in samplers if s not in available]
     if missing:

@@ -1,22 +1,64 @@
-"""wmle models: one weighted log density, ``log p(theta) + sum_i w_i log p(y_i | theta)``.
+"""wmle: MLE, weighted MLE, MAP and full posteriors of the same PyMC model, side by side.
 
-Importing this package first points PyTensor at OpenBLAS (see :mod:`models.blas`), so every
-model compiles against a BLAS, then makes its C compilation cheaper (:mod:`models.cxx`: a
-precompiled header, no debug information).
+One log density runs through the suite, ``log p(theta) + sum_i w_i log p(y_i | theta)``: with
+``w_i = 1`` and no prior its maximiser is the MLE, with weights the weighted MLE, with the prior the
+MAP, and sampled it is the (pseudo-)posterior. This package is the public interface:
+
+* the families, each a small factory from data to ``pm.Model``: :mod:`~models.coin`,
+  :mod:`~models.classes`, :mod:`~models.policy`; the weights' tools, :mod:`~models.weights`; the one
+  weighted term for a model of your own, :func:`weighted_likelihood` and :func:`weighted_softmax`;
+* the estimators of any such model: :func:`mle`, :func:`map_estimate`, :func:`sample`,
+  :func:`sample_many`, :func:`compare`, :func:`compare_many`, :func:`diagnose`;
+* what the weights do to uncertainty: :func:`loo`, :func:`loo_compare`, :func:`gpc`,
+  :func:`weighted_likelihood_bootstrap`, :func:`sandwich_adjust`.
+
+Importing it first runs :func:`configure`: PyTensor linked to OpenBLAS and a cheaper C compilation.
+
+Examples
+--------
+>>> import models
+>>> model = models.coin.build_model([1, 0, 1, 1, 0, 1, 1, 0, 1, 1], [1, 1, 10, 1, 1, 1, 1, 1, 1, 1])
+>>> result = models.compare(model, random_seed=1)
+>>> result.point_name, round(float(result.point["p"]), 3)
+('wmle', 0.842)
 """
 
-import warnings
+from models._config import configure
 
-from models import blas
+configure()
 
-blas.configure()
-# ArviZ 0.23 announces its 1.0 refactor on every import; this suite pins 0.23 on purpose.
-warnings.filterwarnings("ignore", message="ArviZ is undergoing a major refactor", category=FutureWarning)
+from models import classes, coin, inference, likelihood, policy, summary, weights  # noqa: E402
+from models.calibrate import (  # noqa: E402
+    GPCResult,
+    gpc,
+    sandwich_adjust,
+    weighted_likelihood_bootstrap,
+    weighted_likelihood_bootstrap_many,
+)
+from models.comparison import Comparison, compare, compare_many  # noqa: E402
+from models.diagnostics import Diagnostics, diagnose  # noqa: E402
+from models.elpd import LooResult, loo, loo_compare  # noqa: E402
+from models.errors import InputError  # noqa: E402
+from models.estimation.estimators import compile_log_likelihood, map_estimate, mle  # noqa: E402
+from models.estimation.existence import Existence, UnboundedLikelihoodError  # noqa: E402
+from models.estimation.maximise import Estimate  # noqa: E402
+from models.likelihood import estimator_name, weighted_likelihood, weighted_softmax, weights_summary  # noqa: E402
+from models.sampling.batched import BatchResult  # noqa: E402
+from models.sampling.many import sample_many  # noqa: E402
+from models.sampling.nuts import sample  # noqa: E402
 
-import pymc  # noqa: E402, F401  (sets PyTensor compiler flags of its own, which cxx builds on)
-
-from models import cxx  # noqa: E402
-
-cxx.configure()
-
-__all__ = ["blas", "cxx"]
+__all__ = [
+    # set-up
+    "configure",
+    # the families, the weights and the weighted term
+    "coin", "classes", "policy", "weights", "likelihood", "weighted_likelihood", "weighted_softmax",
+    # estimators
+    "mle", "map_estimate", "Estimate", "Existence", "UnboundedLikelihoodError", "compile_log_likelihood",
+    "sample", "sample_many", "BatchResult", "compare", "compare_many", "Comparison", "estimator_name",
+    "weights_summary", "diagnose", "Diagnostics",
+    # uncertainty and prediction
+    "loo", "loo_compare", "LooResult", "gpc", "GPCResult", "weighted_likelihood_bootstrap",
+    "weighted_likelihood_bootstrap_many", "sandwich_adjust",
+    # the rest
+    "inference", "summary", "InputError",
+]

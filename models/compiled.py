@@ -1,11 +1,10 @@
 """What a model compiles once and every later fit of it reuses: NUTS's log density and gradient, and
 the pointwise weighted log-likelihood evaluated for many draws at once.
 
-Compilation, not sampling, is most of the cost of a fit of this suite's small models (a coin: 1.7 s
-for a new model, 0.3 s for a compiled one), and every value a refit changes (weights, data, prior
-scales) lives in ``pm.Data``, which compiled functions read when called. So the pieces are kept per
-model object, for as long as the model lives (a weak reference: the cache never keeps a model
-alive), and a sweep that calls ``pm.set_data`` between fits compiles once.
+Compilation, not sampling, is most of the cost of a fit of this suite's small models, and every
+value a refit changes (weights, data, prior scales) lives in ``pm.Data``, which compiled functions read
+when called. So the pieces are kept per model object, for as long as the model lives (a weak reference:
+the cache never keeps a model alive), and a sweep that calls ``pm.set_data`` between fits compiles once.
 
 * :func:`logp_dlogp` is the function PyMC's ``init_nuts`` compiles; :func:`nuts_step` repeats
   ``init_nuts``'s ``"jitter+adapt_diag"`` initialisation around it, on a jittered initial-point
@@ -36,13 +35,42 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.replace import graph_replace, vectorize_graph
 from pytensor.tensor.variable import TensorConstant
 
+__all__ = ["cached", "chain_seeds", "initial_point", "jittered_starts", "logp_dlogp", "nuts_step",
+           "observations", "pointwise_log_likelihood", "trace"]
+
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # Draws per call of the vectorised log-likelihood: at most this many float64 numbers per block.
 BLOCK_NUMBERS = 2**24
 
 
-def _cached(model: pm.Model, key, build):
+def cached(model: pm.Model, key, build):
+    """``build()``'s result, made once per model object and ``key`` and kept while the model lives.
+
+    The one per-model cache of the suite: compiled functions, optimisers, batched engines. The cache
+    holds the model by a weak reference: it never keeps a model alive.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    key : hashable
+        What is cached, within the model.
+    build : callable
+        ``build()`` makes the value, called only when it is not cached yet.
+
+    Returns
+    -------
+    object
+        The cached value.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.compiled import cached
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> cached(model, "answer", lambda: 42), cached(model, "answer", lambda: 0)
+    (42, 42)
+    """
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         per_model[key] = build()
@@ -50,46 +78,133 @@ def _cached(model: pm.Model, key, build):
 
 
 def initial_point(model: pm.Model) -> dict[str, np.ndarray]:
-    """``model.initial_point()``: the start of every unconstrained value variable, its function
-    compiled once per model (``model.initial_point()`` compiles one on every call) and per set of
-    initial values (``model.set_initval``); evaluated at each call, so it follows ``pm.Data``."""
+    """``model.initial_point()``, its function compiled once per model.
+
+    Compiled once per model (``model.initial_point()`` compiles one on every call) and per set of
+    initial values (``model.set_initval``); evaluated at each call, so it follows ``pm.Data``.
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Returns
+    -------
+    dict
+        The start of every unconstrained value variable, name -> array.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.compiled import initial_point
+    >>> initial_point(models.coin.build_model([1, 0, 1, 1]))
+    {'p_logodds__': array(0.)}
+    """
     initial_values = tuple(model.rvs_to_initial_values.get(rv) for rv in model.free_RVs)
 
     def build():   # the initial values are kept with the function: their ids stay theirs
         return make_initial_point_fn(model=model, return_transformed=True), initial_values
 
     key = ("initial_point", tuple(model.free_RVs), tuple(id(value) for value in initial_values))
-    function, _ = _cached(model, key, build)
+    function, _ = cached(model, key, build)
     return Point(function(None), model=model)
 
 
 def logp_dlogp(model: pm.Model):
-    """NUTS's log density (with Jacobian) and gradient on the raveled unconstrained vector. Its
-    PyTensor function trusts its input (no conversion or check of the float64 vector on each call;
-    ``ValueGradFunction.trust_input``, which PyMC's steps set, is not passed on to it)."""
+    """NUTS's log density (with Jacobian) and gradient on the raveled unconstrained vector.
+
+    The function PyMC's ``init_nuts`` compiles, compiled once per model. Its PyTensor function trusts
+    its input (no conversion or check of the float64 vector on each call;
+    ``ValueGradFunction.trust_input``, which PyMC's steps set, is not passed on to it): pass a
+    contiguous float64 array.
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Returns
+    -------
+    pymc.model.core.ValueGradFunction
+        ``f(z, extra_vars={}) -> [log density, gradient]``.
+
+    Examples
+    --------
+    >>> import numpy as np, models
+    >>> from models.compiled import logp_dlogp
+    >>> log_density, gradient = logp_dlogp(models.coin.build_model([1, 0, 1, 1]))(np.zeros(1), extra_vars={})
+    >>> round(float(log_density), 4), gradient
+    (-4.1589, array([1.]))
+    """
     def build():
         return model.logp_dlogp_function(ravel_inputs=True, initial_point=initial_point(model),
                                          trust_input=True)
 
-    return _cached(model, ("logp_dlogp", tuple(model.value_vars)), build)
+    return cached(model, ("logp_dlogp", tuple(model.value_vars)), build)
 
 
 def chain_seeds(random_seed: int | None, chains: int) -> list[int]:
-    """The per-chain seeds ``pm.sample`` derives from ``random_seed``."""
+    """The per-chain seeds ``pm.sample`` derives from ``random_seed``.
+
+    Parameters
+    ----------
+    random_seed : int or None
+    chains : int
+
+    Returns
+    -------
+    list of int
+        One per chain.
+
+    Examples
+    --------
+    >>> from models.compiled import chain_seeds
+    >>> chain_seeds(1, 2)
+    [16503759, 1010599358]
+    """
     return [int(rng.integers(2**30)) for rng in get_random_generator(random_seed).spawn(chains)]
 
 
 def jittered_starts(model: pm.Model, seeds: list[int], log_density, retries: int = 10) -> list[dict]:
-    """One start per seed as ``init_nuts(init="jitter")`` draws them: the model's initial point
-    jittered by U(-1, 1) on the unconstrained scale, redrawn with a new seed from
-    ``default_rng(seed)`` while ``log_density(point)`` is not finite (after ``retries`` redraws
-    ``model.check_start_vals`` says which variable is at fault). The jittered initial-point function
-    is compiled once per model (``pm.sample`` compiles one on every call)."""
+    """One start per seed as ``init_nuts(init="jitter")`` draws them.
+
+    The model's initial point jittered by U(-1, 1) on the unconstrained scale, redrawn with a new
+    seed from ``default_rng(seed)`` while ``log_density(point)`` is not finite. The jittered
+    initial-point function is compiled once per model (``pm.sample`` compiles one on every call).
+
+    Parameters
+    ----------
+    model : pymc.Model
+    seeds : list of int
+        One per start (:func:`chain_seeds`).
+    log_density : callable
+        ``log_density(point) -> float`` of a point (name -> unconstrained value).
+    retries : int, default 10
+        Redraws at most.
+
+    Returns
+    -------
+    list of dict
+        One point per seed, name -> unconstrained value.
+
+    Raises
+    ------
+    pymc.exceptions.SamplingError
+        From ``model.check_start_vals`` when a start is still not finite after ``retries`` redraws:
+        it says which variable is at fault.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.compiled import chain_seeds, jittered_starts
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> starts = jittered_starts(model, chain_seeds(1, 2), lambda point: 0.0)
+    >>> len(starts), sorted(starts[0])
+    (2, ['p_logodds__'])
+    """
     def build():
         return make_initial_point_fns_per_chain(model=model, overrides=None, jitter_rvs=set(model.free_RVs),
                                                 chains=1)[0]
 
-    start_at = _cached(model, ("jittered_start", tuple(model.free_RVs)), build)
+    start_at = cached(model, ("jittered_start", tuple(model.free_RVs)), build)
     starts = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -105,9 +220,35 @@ def jittered_starts(model: pm.Model, seeds: list[int], log_density, retries: int
 
 
 def nuts_step(model: pm.Model, *, chains: int, random_seed: int | None, target_accept: float):
-    """``(initial_points, step)`` as ``init_nuts(init="jitter+adapt_diag")`` makes them, on the cached
-    :func:`logp_dlogp`: each chain starts at :func:`jittered_starts`, and the diagonal mass matrix
-    adapts from the starts' mean."""
+    """``(initial_points, step)`` as ``init_nuts(init="jitter+adapt_diag")`` makes them.
+
+    On the cached :func:`logp_dlogp`: each chain starts at :func:`jittered_starts`, and the diagonal
+    mass matrix adapts from the starts' mean. ``pm.sample(step=step, initvals=...)`` then draws
+    exactly what ``pm.sample()`` would, seed for seed.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    chains : int
+    random_seed : int or None
+        The seed ``pm.sample`` is given.
+    target_accept : float
+        NUTS's target acceptance rate.
+
+    Returns
+    -------
+    tuple of (list of dict, pymc.NUTS)
+        One start per chain and the NUTS step.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.compiled import nuts_step
+    >>> starts, step = nuts_step(models.coin.build_model([1, 0, 1, 1]), chains=2, random_seed=1,
+    ...                          target_accept=0.8)
+    >>> len(starts), type(step).__name__, step.target_accept
+    (2, 'NUTS', 0.8)
+    """
     function = logp_dlogp(model)
     seeds = chain_seeds(random_seed, chains)
 
@@ -132,15 +273,37 @@ class _ChainTrace(NDArray):
 
 
 def trace(model: pm.Model, start: dict) -> NDArray:
-    """The recorder ``pm.sample`` would make for each chain (``NDArray``: every free variable and
-    deterministic), for its ``trace`` argument. Its point function is compiled once per model; the
-    shapes it records come from evaluating it at ``start`` on every call (a deterministic's shape can
-    follow the data's)."""
+    """The recorder ``pm.sample`` would make for each chain, for its ``trace`` argument.
+
+    Its point function is compiled once per model; the shapes it records come from evaluating it at
+    ``start`` on every call (a deterministic's shape can follow the data's). Its copies (one per
+    chain) share the point function and have arrays of their own.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    start : dict
+        A point, name -> unconstrained value (e.g. a start of :func:`nuts_step`).
+
+    Returns
+    -------
+    pymc.backends.NDArray
+        Recording every free variable and deterministic (and the transformed value variables, as
+        PyMC records them).
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.compiled import initial_point, trace
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> trace(model, initial_point(model)).varnames
+    ['p_logodds__', 'p']
+    """
     def build():
         template = NDArray(model=model, test_point=start)
         return template.vars, template.fn
 
-    vars_, fn = _cached(model, ("trace", tuple(model.value_vars), tuple(model.deterministics)), build)
+    vars_, fn = cached(model, ("trace", tuple(model.value_vars), tuple(model.deterministics)), build)
     values = fn(**start)
     return _ChainTrace(model=model, vars=vars_, fn=fn,
                        var_shapes={var.name: value.shape for var, value in zip(vars_, values)},
@@ -162,13 +325,31 @@ def _log_likelihood_function(model: pm.Model):
         return pytensor.function(batched, vectorised, on_unused_input="ignore")
 
     key = ("log_likelihood", tuple(model.free_RVs), tuple(model.observed_RVs))
-    return _cached(model, key, build)
+    return cached(model, key, build)
 
 
 def observations(model: pm.Model) -> int:
-    """Number of pointwise terms of all observed variables: the sizes of their observed values, read
-    from the data (``pm.Data`` or constants), else evaluated by a function of their shapes compiled
-    once per model (in Python mode: no C module for a few integers) that reads the current data."""
+    """Number of pointwise terms of all observed variables.
+
+    The sizes of their observed values, read from the data (``pm.Data`` or constants), else
+    evaluated by a function of their shapes compiled once per model (in Python mode: no C module for
+    a few integers) that reads the current data.
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.compiled import observations
+    >>> observations(models.coin.build_model([1, 0, 1, 1]))
+    4
+    """
     total, computed = 0, []
     for rv in model.observed_RVs:
         value = model.rvs_to_values[rv]
@@ -182,18 +363,37 @@ def observations(model: pm.Model) -> int:
         def build():
             return pytensor.function([], [pt.prod(value.shape) for value in computed], mode="FAST_COMPILE")
 
-        sizes = _cached(model, ("observed_sizes", *computed), build)()
+        sizes = cached(model, ("observed_sizes", *computed), build)()
         total += int(sum(sizes))
     return total
 
 
 def pointwise_log_likelihood(model: pm.Model, posterior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The pointwise unweighted log-likelihood (every weight 1) of every observed variable at every
-    draw; :func:`models.backends.add_log_likelihood` weights it.
+    """The pointwise unweighted log-likelihood of every observed variable at every draw.
 
-    ``posterior`` maps each free variable's name to its draws, shape ``(chain, draw, *shape)``; the
-    result maps each observed variable's name to ``(chain, draw, *observed shape)``, in blocks of
-    draws of at most :data:`BLOCK_NUMBERS` numbers.
+    Every weight 1 (:func:`models.sampling.idata.add_log_likelihood` weights it), evaluated in one
+    call of a vectorised graph (the draws as a leading axis) per block of draws of at most
+    :data:`BLOCK_NUMBERS` numbers.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    posterior : dict
+        Each free variable's name -> its draws, shape ``(chain, draw, *shape)``.
+
+    Returns
+    -------
+    dict
+        Each observed variable's name -> ``(chain, draw, *observed shape)``.
+
+    Examples
+    --------
+    >>> import numpy as np, models
+    >>> from models.compiled import pointwise_log_likelihood
+    >>> model = models.coin.build_model([1, 0, 1, 1], [1, 1, 2, 0])   # the weights are left out
+    >>> pointwise_log_likelihood(model, {"p": np.full((1, 2), 0.5)})["heads"].round(4)
+    array([[[-0.6931, -0.6931, -0.6931, -0.6931],
+            [-0.6931, -0.6931, -0.6931, -0.6931]]])
     """
     function = _log_likelihood_function(model)
     names = [rv.name for rv in model.free_RVs]

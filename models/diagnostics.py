@@ -15,14 +15,53 @@ from scipy.fft import next_fast_len
 
 from models.errors import InputError
 
+__all__ = ["BFMI_MIN", "Diagnostics", "ESS_MIN", "R_HAT_MAX", "diagnose", "diagnose_draws",
+           "rank_diagnostics"]
+
 R_HAT_MAX = 1.01
+"""Default bound on the rank-normalised split r-hat (Vehtari et al. 2021)."""
 ESS_MIN = 400.0
+"""Default bound on bulk and tail ESS (100 per chain for 4 chains, Vehtari et al. 2021)."""
 BFMI_MIN = 0.3
+"""Default bound on the energy Bayesian fraction of missing information (Betancourt 2016)."""
+
+
+def _compared(value: float, bound: float) -> str:
+    """``value`` with at least three significant digits, and as many more as it takes to print on the
+    side of ``bound`` it lies on (r-hat 1.0104 against 1.01, ESS 399.6 against 400: never "400 < 400")."""
+    if not np.isfinite(value):
+        return str(value)
+    decimals = max(0, 2 - int(np.floor(np.log10(abs(value))))) if value else 0
+    for decimals in range(decimals, decimals + 12):
+        text = f"{value:.{decimals}f}"
+        if float(text) != bound and (float(text) > bound) == (value > bound):
+            return text
+    return repr(value)
 
 
 @dataclass(frozen=True)
 class Diagnostics:
-    """Convergence summary of one set of draws; ``ok`` when every check passes."""
+    """Convergence summary of one set of draws, with the bounds it is judged by.
+
+    Attributes
+    ----------
+    max_r_hat, min_ess_bulk, min_ess_tail, min_bfmi : float
+        The worst value over every varying element of the posterior (NaN when undefined).
+    divergences : int
+        Divergent transitions after warm-up.
+    chains, draws : int
+        What the statistics were computed from.
+    nonfinite_draws : int
+        Draws that are NaN or infinite.
+    r_hat_bound, ess_bound, bfmi_bound : float
+        The checks: r-hat at most ``r_hat_bound``, both ESS at least ``ess_bound``, BFMI at least
+        ``bfmi_bound``, no divergence, every draw finite, at least 2 chains.
+
+    Examples
+    --------
+    >>> print(Diagnostics(1.0104, 812.0, 399.6, 0, 0.9, 4, 1000))
+    not ok: r_hat 1.0104 > 1.01; tail ESS 399.6 < 400
+    """
 
     max_r_hat: float
     min_ess_bulk: float
@@ -32,6 +71,9 @@ class Diagnostics:
     chains: int
     draws: int
     nonfinite_draws: int = 0
+    r_hat_bound: float = R_HAT_MAX
+    ess_bound: float = ESS_MIN
+    bfmi_bound: float = BFMI_MIN
 
     @property
     def problems(self) -> list[str]:
@@ -41,32 +83,70 @@ class Diagnostics:
             found.append(f"{self.nonfinite_draws} non-finite draw(s)")
         if self.chains < 2:
             found.append("r_hat needs at least 2 chains")
-        elif not self.max_r_hat <= R_HAT_MAX:
-            found.append(f"r_hat {self.max_r_hat:.3f} > {R_HAT_MAX}")
-        if not self.min_ess_bulk >= ESS_MIN:
-            found.append(f"bulk ESS {self.min_ess_bulk:.0f} < {ESS_MIN:.0f}")
-        if not self.min_ess_tail >= ESS_MIN:
-            found.append(f"tail ESS {self.min_ess_tail:.0f} < {ESS_MIN:.0f}")
+        elif not self.max_r_hat <= self.r_hat_bound:
+            found.append(f"r_hat {_compared(self.max_r_hat, self.r_hat_bound)} > {self.r_hat_bound:g}")
+        if not self.min_ess_bulk >= self.ess_bound:
+            found.append(f"bulk ESS {_compared(self.min_ess_bulk, self.ess_bound)} < {self.ess_bound:g}")
+        if not self.min_ess_tail >= self.ess_bound:
+            found.append(f"tail ESS {_compared(self.min_ess_tail, self.ess_bound)} < {self.ess_bound:g}")
         if self.divergences:
             found.append(f"{self.divergences} divergent transition(s)")
-        if not self.min_bfmi >= BFMI_MIN:
-            found.append(f"BFMI {self.min_bfmi:.2f} < {BFMI_MIN}")
+        if not self.min_bfmi >= self.bfmi_bound:
+            found.append(f"BFMI {_compared(self.min_bfmi, self.bfmi_bound)} < {self.bfmi_bound:g}")
         return found
 
     @property
     def ok(self) -> bool:
+        """Whether every check passes."""
         return not self.problems
 
     def as_dict(self) -> dict:
+        """The fields and ``ok``, for ``InferenceData.attrs`` (``diagnostics_*``)."""
         return {**asdict(self), "ok": self.ok}
 
+    def __str__(self) -> str:
+        if not self.ok:
+            return "not ok: " + "; ".join(self.problems)
+        return (f"ok: r_hat {self.max_r_hat:.3f}, bulk ESS {self.min_ess_bulk:.0f}, tail ESS "
+                f"{self.min_ess_tail:.0f}, BFMI {self.min_bfmi:.2f}, no divergence "
+                f"({self.chains} chains x {self.draws} draws)")
 
-def diagnose(idata: az.InferenceData) -> Diagnostics:
+
+def diagnose(idata: az.InferenceData, *, r_hat_max: float = R_HAT_MAX, ess_min: float = ESS_MIN,
+             bfmi_min: float = BFMI_MIN) -> Diagnostics:
     """Worst-case r_hat, bulk/tail ESS and BFMI over all posterior variables, and divergences.
 
     Elements that are constant across draws (e.g. a fixed reference category) are skipped: their
     r_hat and ESS are undefined, not bad. Anything else that is undefined counts as a failure: a
     non-finite r_hat or ESS of a varying element, and draws that are NaN or infinite.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        With a ``posterior`` group; ``sample_stats`` (``diverging``, ``energy``) when there is one.
+    r_hat_max, ess_min, bfmi_min : float
+        The bounds the checks use (defaults :data:`R_HAT_MAX`, :data:`ESS_MIN`, :data:`BFMI_MIN`).
+
+    Returns
+    -------
+    Diagnostics
+        ``ok`` when every check passes; ``problems`` (and ``print``) say which do not.
+
+    Raises
+    ------
+    InputError
+        When ``idata`` has no posterior group, or a bound is not a positive number.
+
+    Examples
+    --------
+    >>> import models
+    >>> idata = models.sample(models.coin.build_model([1, 0, 1, 1]), draws=200, tune=200, chains=2,
+    ...                       random_seed=1)
+    >>> found = models.diagnose(idata)
+    >>> found.chains, found.draws, found.divergences
+    (2, 200, 0)
+    >>> models.diagnose(idata, ess_min=100, r_hat_max=1.05).ok
+    True
     """
     if not isinstance(idata, az.InferenceData) or "posterior" not in idata.groups():
         raise InputError(f"idata must be an InferenceData with a posterior group, got {type(idata).__name__}")
@@ -75,14 +155,15 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     diverging = stats["diverging"].values[None] if stats is not None and "diverging" in stats else None
     energy = stats["energy"].values[None] if stats is not None and "energy" in stats else None
     draws = {name: posterior[name].values[None] for name in posterior.data_vars}
-    return diagnose_draws(draws, diverging, energy)[0]
+    bounds = {"r_hat_max": r_hat_max, "ess_min": ess_min, "bfmi_min": bfmi_min}
+    return diagnose_draws(draws, diverging, energy, **bounds)[0]
 
 
 # --------------------------------------------------------------------------- many series at once
 #
 # ArviZ's rank-normalised split r-hat and bulk and tail ESS (Vehtari et al. 2021; ``az.rhat``,
 # ``az.ess(method="bulk" | "tail")``), computed for many series at once: ArviZ evaluates them one
-# element at a time, about a millisecond each, which dominated batches of a thousand fits. Each step
+# element at a time, which dominated batches of a thousand fits. Each step
 # is ArviZ's, with its floating-point operations (ranks with ties averaged, Blom's offsets, R's type 7
 # quantile, FFT autocovariance, Geyer's initial positive then monotone sequence), so the numbers agree
 # with ArviZ's to rounding (tests/test_diagnostics.py checks them). Arrays are (series, chain, draw).
@@ -173,8 +254,28 @@ def _type7(ordered: np.ndarray, probability: float) -> np.ndarray:
 
 
 def rank_diagnostics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(r_hat, ess_bulk, ess_tail)`` of every (chain, draw) series in ``values`` (series, chain,
-    draw), as ``az.rhat`` and ``az.ess(method="bulk" | "tail")`` give them; r_hat is NaN for one chain."""
+    """Rank-normalised split r-hat, bulk ESS and tail ESS of many series at once.
+
+    As ``az.rhat`` and ``az.ess(method="bulk" | "tail")`` give them (Vehtari et al. 2021), with
+    ArviZ's steps, so the numbers agree with ArviZ's to rounding.
+
+    Parameters
+    ----------
+    values : array_like, shape (series, chain, draw)
+
+    Returns
+    -------
+    r_hat, ess_bulk, ess_tail : numpy.ndarray, shape (series,)
+        One number per series; r_hat is NaN for one chain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from models.diagnostics import rank_diagnostics
+    >>> r_hat, ess_bulk, ess_tail = rank_diagnostics(np.random.default_rng(0).normal(size=(3, 4, 500)))
+    >>> r_hat.shape, bool(np.all(r_hat < 1.01)), bool(np.all(ess_bulk > 1000))
+    ((3,), True, True)
+    """
     values = np.asarray(values, dtype=float)
     series = values.shape[0]
     split = _split(values)   # an odd chain length loses its middle draw: ranks are of what remains
@@ -193,10 +294,48 @@ def rank_diagnostics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return r_hat, ess_bulk, ess_tail
 
 
-def diagnose_draws(draws: dict, diverging=None, energy=None) -> list[Diagnostics]:
-    """:func:`diagnose` for many fits at once: ``draws`` maps each variable to (fits, chains, draws,
-    *shape), ``diverging`` and ``energy`` are (fits, chains, draws) or None. r_hat and ESS come from
-    :func:`rank_diagnostics`, all elements of all fits at once."""
+def diagnose_draws(draws: dict, diverging=None, energy=None, *, r_hat_max: float = R_HAT_MAX,
+                   ess_min: float = ESS_MIN, bfmi_min: float = BFMI_MIN) -> list[Diagnostics]:
+    """:func:`diagnose` for many fits at once.
+
+    r_hat and ESS come from :func:`rank_diagnostics`, all elements of all fits at once. Elements
+    constant across draws are skipped (undefined, not bad); non-finite draws fail their fit
+    (``nonfinite_draws``), as does a varying element whose statistic is undefined.
+
+    Parameters
+    ----------
+    draws : dict
+        Each variable -> ``(fits, chains, draws, *shape)``.
+    diverging, energy : array_like, shape (fits, chains, draws), optional
+        Sampler statistics; without ``energy`` the BFMI is NaN (a failed check).
+    r_hat_max, ess_min, bfmi_min : float
+        The bounds the checks use (defaults :data:`R_HAT_MAX`, :data:`ESS_MIN`, :data:`BFMI_MIN`).
+
+    Returns
+    -------
+    list of Diagnostics
+        One per fit.
+
+    Raises
+    ------
+    InputError
+        When a bound is not a finite positive number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from models.diagnostics import diagnose_draws
+    >>> rng = np.random.default_rng(0)
+    >>> draws = rng.normal(size=(2, 4, 500))   # 2 fits, 4 chains of 500 draws
+    >>> draws[1, :2] += 3                      # fit 1: two chains elsewhere
+    >>> energy = rng.normal(size=(2, 4, 500))
+    >>> [found.ok for found in diagnose_draws({"mu": draws}, energy=energy)]
+    [True, False]
+    """
+    for name, bound in (("r_hat_max", r_hat_max), ("ess_min", ess_min), ("bfmi_min", bfmi_min)):
+        if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)) \
+                or not (np.isfinite(bound) and bound > 0):
+            raise InputError(f"{name} must be a finite positive number, got {bound!r}")
     fits, chains, length = np.shape(next(iter(draws.values())))[:3]
     blocks = [np.moveaxis(np.asarray(v, dtype=float).reshape(fits, chains, length, -1), 3, 1)
               for v in draws.values()]
@@ -232,5 +371,6 @@ def diagnose_draws(draws: dict, diverging=None, energy=None) -> list[Diagnostics
     return [Diagnostics(max_r_hat=float(worst_r_hat[i]), min_ess_bulk=float(worst_bulk[i]),
                         min_ess_tail=float(worst_tail[i]), divergences=int(divergences[i]),
                         min_bfmi=float(bfmi[i]), chains=int(chains), draws=int(length),
-                        nonfinite_draws=int(nonfinite[i]))
+                        nonfinite_draws=int(nonfinite[i]), r_hat_bound=float(r_hat_max),
+                        ess_bound=float(ess_min), bfmi_bound=float(bfmi_min))
             for i in range(fits)]

@@ -1,4 +1,4 @@
-"""The weighted log-likelihood term every model in the suite is built with, in two forms:
+"""The weighted log-likelihood term every model in the suite is built with, in two forms::
 
     weighted_likelihood(name, D, weights, observed=y, p=theta)   adds   sum_i w_i log D(y_i | theta)
     weighted_softmax(name, logits, weights, observed=y)          adds   sum_i w_i log softmax(logits_i)[y_i]
@@ -14,7 +14,7 @@ loss as an option). Each is a ``pm.CustomDist`` whose
 
 Each term carries a :class:`WeightedTerm` marker (``term.tag.weighted_term``): its weights, and
 whether every unweighted term is at most zero (the log of a probability mass function, or the focal
-loss), so that :mod:`models.existence` can tell from the structure alone that the weighted
+loss), so that :mod:`models.estimation.existence` can tell from the structure alone that the weighted
 log-likelihood is bounded above.
 
 The weights are an input of the term, so the caller's ``pm.Data("weights", ...)`` travels into
@@ -32,15 +32,48 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from models._graph import value_of
+
+__all__ = ["POINT_NAMES", "WeightedTerm", "estimator_name", "term_weights", "weighted_likelihood",
+           "weighted_softmax", "weights_summary"]
+
 
 @dataclass(frozen=True)
 class WeightedTerm:
-    """What a weighted term is: its ``weights`` (a tensor), whether each unweighted term is
-    ``at_most_zero`` (a probability mass function's log, or the focal loss), the ``multipliers``
-    (tensors, such as the focal loss's alpha) that must also be non-negative for the weighted term to
-    be bounded above by 0 wherever the weights are, and ``likelihood_when``: pairs (tensor, value)
-    that make the term a log-likelihood when every tensor holds its value (the focal loss at gamma = 0
-    and alpha = 1); empty for a term that always is one."""
+    """What a weighted term is: the marker ``term.tag.weighted_term``.
+
+    :func:`weighted_likelihood` and :func:`weighted_softmax` attach it; :mod:`models.estimation.existence`
+    reads it to tell from the structure alone that the weighted log-likelihood is bounded above.
+
+    Parameters
+    ----------
+    weights : TensorVariable
+        The term's weights (a tensor, normally ``pm.Data``).
+    at_most_zero : bool
+        Whether each unweighted term is at most zero (a probability mass function's log, or the focal
+        loss).
+    multipliers : tuple of TensorVariable, default ()
+        Tensors, such as the focal loss's alpha, that must also be non-negative for the weighted term
+        to be bounded above by 0 wherever the weights are.
+    likelihood_when : tuple of (TensorVariable, float), default ()
+        Pairs (tensor, value) that make the term a log-likelihood when every tensor holds its value
+        (the focal loss at gamma = 0 and alpha = 1); empty for a term that always is one.
+
+    Attributes
+    ----------
+    weights, at_most_zero, multipliers, likelihood_when
+        The parameters, as given (a frozen dataclass).
+
+    Examples
+    --------
+    >>> import pymc as pm
+    >>> with pm.Model(coords={"toss": range(3)}):
+    ...     p = pm.Beta("p", 1.0, 1.0)
+    ...     weights = pm.Data("weights", [1.0, 2.0, 0.5], dims="toss")
+    ...     heads = weighted_likelihood("heads", pm.Bernoulli, weights, observed=[1, 0, 1], dims="toss", p=p)
+    >>> heads.tag.weighted_term
+    WeightedTerm(weights=weights, at_most_zero=True, multipliers=(), likelihood_when=())
+    """
 
     weights: object
     at_most_zero: bool
@@ -67,13 +100,48 @@ def _weighted_logp(value, *inputs, distribution, parameter_names):
 
 
 def weighted_likelihood(name, distribution, weights, *, observed, dims, signature=None, **parameters):
-    """Add the observed term ``name`` with log density ``sum_i weights_i log distribution(y_i | ...)``.
+    """Add an observed term with log density ``sum_i w_i log distribution(y_i | ...)``.
 
-    ``distribution`` is a PyMC distribution class (``pm.Bernoulli``, ``pm.Categorical``, ...),
-    ``parameters`` its keyword parameters, ``weights`` a tensor (normally ``pm.Data``) broadcastable
-    to ``observed``. ``signature`` is the gufunc signature of (parameters..., weights) -> value when
-    a parameter has core dimensions, e.g. ``"(k),()->()"`` for a categorical with probabilities;
-    by default every input is scalar per observation.
+    The term ``name`` has log density ``sum_i weights_i log distribution(y_i | ...)``. Call it inside a model
+    context. The term is a ``pm.CustomDist`` (module docstring): its logp is
+    ``w_i * log distribution(y_i | ...)``, exactly 0 where ``w_i = 0``, and its draws come from the plain,
+    unweighted distribution.
+
+    Parameters
+    ----------
+    name : str
+        The name of the observed term.
+    distribution : type
+        A PyMC distribution class (``pm.Bernoulli``, ``pm.Categorical``, ...).
+    weights : TensorVariable or array_like
+        A tensor (normally ``pm.Data``) broadcastable to ``observed``.
+    observed : array_like or TensorVariable
+        The observations y.
+    dims : str or tuple of str
+        The term's dims.
+    signature : str, optional
+        The gufunc signature of (parameters..., weights) -> value when a parameter has core
+        dimensions, e.g. ``"(k),()->()"`` for a categorical with probabilities; by default every input
+        is scalar per observation.
+    **parameters
+        The distribution's keyword parameters (``p=theta``).
+
+    Returns
+    -------
+    TensorVariable
+        The observed random variable, marked with a :class:`WeightedTerm` (``term.tag.weighted_term``;
+        ``at_most_zero`` for a discrete distribution).
+
+    Examples
+    --------
+    >>> import pymc as pm
+    >>> with pm.Model(coords={"toss": range(3)}) as model:
+    ...     p = pm.Beta("p", 1.0, 1.0)
+    ...     weights = pm.Data("weights", [1.0, 2.0, 0.5], dims="toss")
+    ...     heads = weighted_likelihood("heads", pm.Bernoulli, weights, observed=[1, 0, 1], dims="toss", p=p)
+    >>> logp = model.compile_logp(vars=[heads], sum=False)
+    >>> logp({"p_logodds__": 0.0})[0].round(4)  # w_i log 0.5
+    array([-0.6931, -1.3863, -0.3466])
     """
     parameter_names = tuple(parameters)
     if signature is None:
@@ -124,21 +192,61 @@ def _softmax_logp(value, logits, alpha, gamma, weights, *, focal):
 
 
 def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=None):
-    """Add ``sum_i w_i alpha_{y_i} (1 - p_i)^gamma log p_i`` with ``p_i = softmax(logits_i)[y_i]``.
+    """Add a weighted softmax (or focal loss) term of class codes given logits.
 
+    The term is ``sum_i w_i alpha_{y_i} (1 - p_i)^gamma log p_i`` with ``p_i = softmax(logits_i)[y_i]``.
     With ``gamma = 0`` and no ``alpha`` this is the weighted categorical log-likelihood of class codes
     ``y`` given logits (two classes: logits ``(0, eta)`` give the logistic model), computed through
     ``log_softmax`` so that its gradient stays finite at any logit (PyMC's ``Categorical`` and
     ``Bernoulli`` with ``logit_p`` return NaN gradients once a logit passes about 40, which the
-    existence check of the MLE and separated data reach). ``logits`` has the classes on its last axis.
+    existence check of the MLE and separated data reach).
 
     With ``gamma > 0`` or ``alpha`` it is the focal loss of Lin et al. (2017), one positive ``alpha``
     per class: not the log density of any distribution. Used in place of the log-likelihood it makes
     the posterior a generalised (Gibbs) posterior, ``prior x exp(-loss)``. It stays a ``pm.CustomDist``
     (rather than a bare ``pm.Potential``) so that the pointwise terms still land in ``log_likelihood``
     (as pseudo-log-likelihoods: ``az.loo`` on them is not an expected log predictive density) and
-    predictive draws come from the plain categorical model. ``gamma`` and ``alpha`` may be tensors
-    (``pm.Data``): the focal term is then compiled once for every value they are set to.
+    predictive draws come from the plain categorical model.
+
+    Parameters
+    ----------
+    name : str
+        The name of the observed term.
+    logits : TensorVariable or array_like
+        The logits, with the classes on the last axis.
+    weights : TensorVariable or array_like
+        One weight per observation (normally ``pm.Data``).
+    observed : array_like or TensorVariable
+        The class codes y, 0..K-1; a code outside them has log density -inf.
+    dims : str or tuple of str
+        The term's dims.
+    gamma : float or TensorVariable, default 0.0
+        The focal loss's exponent, >= 0.
+    alpha : array_like or TensorVariable, optional
+        The focal loss's positive multiplier of each class; default all ones. ``gamma`` and ``alpha``
+        may be tensors (``pm.Data``): the focal term is then compiled once for every value they are
+        set to.
+
+    Returns
+    -------
+    TensorVariable
+        The observed random variable, marked with a :class:`WeightedTerm` (``at_most_zero``; for the
+        focal loss, ``alpha`` as a multiplier and gamma = 0, alpha = 1 as what makes it a likelihood).
+
+    Examples
+    --------
+    >>> import pymc as pm
+    >>> import pytensor.tensor as pt
+    >>> with pm.Model(coords={"obs_id": range(3)}) as model:
+    ...     eta = pm.Normal("eta", 0.0, 1.0)
+    ...     logits = pt.stack([pt.zeros(3), pt.zeros(3) + eta], axis=-1)  # logistic: (0, eta)
+    ...     weights = pm.Data("weights", [1.0, 1.0, 3.0], dims="obs_id")
+    ...     label = weighted_softmax("label", logits, weights, observed=[0, 1, 1], dims="obs_id")
+    >>> estimator_name(model)
+    'wmle'
+    >>> logp = model.compile_logp(vars=[label], sum=False)
+    >>> logp({"eta": 0.0})[0].round(4)  # w_i log 0.5
+    array([-0.6931, -0.6931, -2.0794])
     """
     logits = pt.as_tensor_variable(logits)
     focal = not (isinstance(gamma, (int, float, np.number)) and gamma == 0 and alpha is None)
@@ -159,3 +267,94 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
     # log p <= 0 and (1 - p)^gamma in [0, 1]: each term is at most 0 while alpha >= 0.
     return _mark(term, weights, at_most_zero=True, multipliers=(alpha,),
                  likelihood_when=((gamma, 0.0), (alpha, 1.0)) if focal else ())
+
+
+# --------------------------------------------------------------------------- what a model's terms say
+
+
+def term_weights(model: pm.Model) -> np.ndarray:
+    """Every weight of the model's weighted terms, concatenated (empty when it has none).
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model whose observed terms may carry a :class:`WeightedTerm` marker.
+
+    Returns
+    -------
+    numpy.ndarray
+        The weights' current values, flattened, in the order of ``model.observed_RVs``.
+
+    Examples
+    --------
+    >>> from models import coin
+    >>> term_weights(coin.build_model([1, 0, 1], [1, 1, 10]))
+    array([ 1.,  1., 10.])
+    """
+    found = [np.ravel(value_of(term.tag.weighted_term.weights, model))
+             for term in model.observed_RVs if getattr(term.tag, "weighted_term", None) is not None]
+    return np.concatenate(found) if found else np.zeros(0)
+
+
+POINT_NAMES = ("mle", "wmle", "pseudo_mle")
+
+
+def estimator_name(model: pm.Model) -> str:
+    """What maximising the model's likelihood terms estimates.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model built with :func:`weighted_likelihood` or :func:`weighted_softmax` terms (or with
+        potentials).
+
+    Returns
+    -------
+    str
+        One of ``POINT_NAMES``: ``"mle"`` when every weight is 1 and every term a log-likelihood,
+        ``"wmle"`` when some weight is not 1, ``"pseudo_mle"`` when a term is a loss rather than a
+        log-likelihood (the focal loss with gamma > 0 or alpha != 1, a potential).
+
+    Examples
+    --------
+    >>> from models import coin
+    >>> estimator_name(coin.build_model([1, 0, 1], [1, 1, 10]))
+    'wmle'
+    """
+    if model.potentials:
+        return "pseudo_mle"
+    for term in model.observed_RVs:
+        marker = getattr(term.tag, "weighted_term", None)
+        for tensor, value in (marker.likelihood_when if marker is not None else ()):
+            if np.any(np.asarray(value_of(tensor, model)) != value):
+                return "pseudo_mle"
+    return "mle" if np.all(term_weights(model) == 1) else "wmle"
+
+
+def weights_summary(model: pm.Model) -> dict[str, float]:
+    """The weights' ``sum``, Kish ESS and share of negative weights.
+
+    As every comparison records them.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model whose observed terms may carry a :class:`WeightedTerm` marker (:func:`term_weights`).
+
+    Returns
+    -------
+    dict
+        ``sum``, ``kish_ess`` (of the weights' magnitudes when some are negative; NaN when there are
+        no weights or all are zero) and ``negative_share``.
+
+    Examples
+    --------
+    >>> from models import coin
+    >>> weights_summary(coin.build_model([1, 0, 1], [1, 1, 10]))
+    {'sum': 12.0, 'kish_ess': 1.411764705882353, 'negative_share': 0.0}
+    """
+    w = term_weights(model)
+    if w.size == 0 or not np.any(w):
+        return {"sum": float(np.sum(w)), "kish_ess": float("nan"), "negative_share": 0.0}
+    return {"sum": float(w.sum()), "kish_ess": float(np.sum(np.abs(w)) ** 2 / np.sum(w**2)),
+            "negative_share": float(np.mean(w < 0))}

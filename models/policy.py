@@ -1,7 +1,7 @@
 """Reward-weighted action preferences: a tabular softmax policy fitted to logged (state, action) steps.
 
 Each state s has one preference theta_sa per action a, centred over the actions, and the policy
-is their softmax:
+is their softmax::
 
     theta_s ~ ZeroSumNormal(sd)   for every state s: theta_s = u_s - mean(u_s), u_sa ~ Normal(0, sd)
     pi(a | s) = exp(theta_sa) / sum_b exp(theta_sb)
@@ -32,7 +32,7 @@ common shift, pinned by the prior alone: with it, NUTS had to cross a ridge that
 the data grow (mean leapfrog steps per draw 30 at 1e3 logged steps, the cap of 1023 at 1e7).
 The estimand to compare across estimators is ``policy``.
 
-Existence, in closed form (carried by the model, :mod:`models.existence`). Per state the weighted
+Existence, in closed form (carried by the model, :mod:`models.estimation.existence`). Per state the weighted
 log-likelihood is ``sum_a W_sa log pi(a | s)``. When every W_sa of a state is positive it is maximised
 at ``pi(a | s) = W_sa / sum_b W_sb``, the normalised weighted counts (unchanged when all weights are
 multiplied by c > 0). When some cell has net negative weight, W_sa < 0, it is unbounded above
@@ -55,10 +55,13 @@ import numpy as np
 import pymc as pm
 from scipy import linalg, optimize, special
 
-from models import existence
 from models import weights as weights_lib
 from models.errors import InputError
+from models.estimation import existence
 from models.likelihood import weighted_softmax
+
+__all__ = ["advantage_map", "advantage_posterior_policies", "build_model", "cell_weights", "map_preference",
+           "mle_existence", "prepare", "state_modes"]
 
 
 def _check_size(value, name: str, minimum: int) -> int:
@@ -84,10 +87,38 @@ def _sum_cells(s, a, w, n_states: int, n_actions: int) -> np.ndarray:
 
 
 def cell_weights(states, actions, weights=None, *, n_states, n_actions) -> np.ndarray:
-    """The net weight ``W_sa = sum_{i: s_i = s, a_i = a} w_i`` of every cell, shape (n_states, n_actions).
+    """The net weight ``W_sa`` of every (state, action) cell.
 
-    ``weights`` default to ones (then W holds the counts); negative weights are allowed. The weighted
-    MLE policy, where it exists, is ``W / W.sum(axis=1, keepdims=True)`` for the states with data.
+    ``W_sa = sum_{i: s_i = s, a_i = a} w_i``, shape (n_states, n_actions). The weighted MLE policy, where it
+    exists, is ``W / W.sum(axis=1, keepdims=True)`` for the states with data.
+
+    Parameters
+    ----------
+    states, actions : array_like
+        Integer codes of the logged steps, 0 .. n_states - 1 and 0 .. n_actions - 1, one each per step.
+    weights : array_like, optional
+        One per step; default ones (then W holds the counts). Negative weights are allowed.
+    n_states : int
+        The number of states, at least 1.
+    n_actions : int
+        The number of actions, at least 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        W, shape (n_states, n_actions).
+
+    Raises
+    ------
+    InputError
+        For sizes or codes out of range, states and actions of different lengths, or weights that
+        :func:`models.weights.check` refuses (other than negative ones).
+
+    Examples
+    --------
+    >>> cell_weights([0, 0, 0, 1], [0, 1, 1, 0], n_states=2, n_actions=2)
+    array([[1., 2.],
+           [1., 0.]])
     """
     s, a = _check_steps(states, actions, n_states, n_actions)
     w = weights_lib.check(weights, s.size, allow_negative=True)
@@ -95,9 +126,34 @@ def cell_weights(states, actions, weights=None, *, n_states, n_actions) -> np.nd
 
 
 def mle_existence(cells) -> existence.Existence:
-    """The verdict on the weighted MLE of cell weights ``W`` (n_states, n_actions), in closed form
-    (module docstring), with the maximiser ``preference`` (centred log W_s / sum_a W_sa; zeros in
-    states without weight) when it exists, and the cells whose preferences run off when it does not."""
+    """The weighted MLE's verdict for cell weights ``W``, in closed form (module docstring).
+
+    Parameters
+    ----------
+    cells : array_like
+        W, finite, shape (n_states, n_actions) with n_actions >= 2 (:func:`cell_weights`).
+
+    Returns
+    -------
+    models.estimation.existence.Existence
+        The verdict (method ``"closed form"``), with the maximiser ``preference`` (centred
+        log W_s / sum_a W_sa; zeros in states without weight, which are reported as ``aliased``) when
+        it exists, and the cells whose preferences run off (``diverging``) when it does not.
+
+    Raises
+    ------
+    InputError
+        When ``cells`` is not a finite (n_states, n_actions >= 2) array.
+
+    Examples
+    --------
+    >>> verdict = mle_existence([[1.0, 2.0], [0.0, 0.0]])
+    >>> verdict.exists, verdict.maximiser["preference"].round(4)
+    (True, array([[-0.3466,  0.3466],
+           [ 0.    ,  0.    ]]))
+    >>> mle_existence([[1.0, -0.5], [0.0, 2.0]]).diverging
+    ('preference[state=0, action=1] -> -inf',)
+    """
     W = np.asarray(cells, dtype=float)
     if W.ndim != 2 or W.shape[1] < 2 or not np.all(np.isfinite(W)):
         raise InputError(f"cells must be a finite (n_states, n_actions >= 2) array, got shape {W.shape}")
@@ -179,27 +235,83 @@ def _zero_total_cells(cells) -> np.ndarray:
 
 
 def advantage_map(cells, preference_sd: float, prior_mean=None) -> np.ndarray:
-    """The MAP preferences when every state's cell weights sum to zero (advantages with a state
-    baseline), under the prior centred at ``prior_mean`` (default 0; :func:`build_model`'s
-    ``prior_mean``): ``prior_mean + sd^2 W``, centred over the actions.
+    """The MAP preferences when every state's cell weights sum to zero.
 
-    With a zero total the log-normaliser drops out and the log density of state s is
-    ``-|theta_s - m_s|^2 / (2 sd^2) + W_s . theta_s``: a Gaussian in the centred preferences, whose
-    mode is one gradient step of size sd^2 from m_s along the policy gradient W_s. This is the
-    proximal (trust-region) policy-gradient step: the prior's sd is its step size.
+    Such as advantages with a state baseline. Under the prior centred at ``prior_mean`` the MAP is
+    ``prior_mean + sd^2 W``, centred over the actions. With a zero total the log-normaliser drops out and the
+    log density of state s is ``-|theta_s - m_s|^2 / (2 sd^2) + W_s . theta_s``: a Gaussian in the centred
+    preferences, whose mode is one gradient step of size sd^2 from m_s along the policy gradient W_s. This is
+    the proximal (trust-region) policy-gradient step: the prior's sd is its step size.
+
+    Parameters
+    ----------
+    cells : array_like
+        W, finite, shape (n_states, n_actions), every row summing to zero.
+    preference_sd : float
+        The prior's sd.
+    prior_mean : array_like, optional
+        m, shape (n_states, n_actions), finite; only its centred part counts. Default 0
+        (:func:`build_model`'s ``prior_mean``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The MAP preferences, shape (n_states, n_actions).
+
+    Raises
+    ------
+    InputError
+        When ``cells`` is not a finite two-dimensional array whose rows sum to zero, or ``prior_mean``
+        is not finite and of its shape.
+
+    Examples
+    --------
+    >>> advantage_map([[0.5, -0.5], [1.0, -1.0]], 0.5, prior_mean=[[0.0, 0.0], [1.0, 0.0]])
+    array([[ 0.125, -0.125],
+           [ 0.75 , -0.75 ]])
     """
     W = _zero_total_cells(cells)
     return _check_centre(prior_mean, W.shape) + preference_sd**2 * _centred(W)
 
 
 def advantage_posterior_policies(cells, preference_sd: float, rng, draws: int, prior_mean=None) -> np.ndarray:
-    """Policies drawn from the exact posterior when every state's cell weights sum to zero (advantages
-    with a state baseline), shape (draws, n_states, n_actions).
+    """Policies drawn from the exact posterior when every state's cell weights sum to zero.
 
-    Then ``sum_a W_sa log pi(a | s) = sum_a W_sa theta_sa`` (the log-normaliser's coefficient, the
-    state's total weight, is 0), so the log posterior is Gaussian: the centred part of independent
-    Normal(m_sa + sd^2 W_sa, sd) cells (m the ``prior_mean``, default 0; :func:`advantage_map` is
-    its mode), whose softmax is the policy (the centring does not change it).
+    With a zero total in every state (advantages with a state baseline),
+    ``sum_a W_sa log pi(a | s) = sum_a W_sa theta_sa`` (the log-normaliser's coefficient, the state's
+    total weight, is 0), so the log posterior is Gaussian: the centred part of independent
+    Normal(m_sa + sd^2 W_sa, sd) cells (m the ``prior_mean``, default 0; :func:`advantage_map` is its
+    mode), whose softmax is the policy (the centring does not change it). Direct draws, no MCMC.
+
+    Parameters
+    ----------
+    cells : array_like
+        W, finite, shape (n_states, n_actions), every row summing to zero.
+    preference_sd : float
+        The prior's sd.
+    rng : numpy.random.Generator
+        Draws the preferences.
+    draws : int
+        The number of draws.
+    prior_mean : array_like, optional
+        m, shape (n_states, n_actions); default 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        Policies, shape (draws, n_states, n_actions).
+
+    Raises
+    ------
+    InputError
+        As :func:`advantage_map`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> policies = advantage_posterior_policies([[0.5, -0.5]], 1.0, np.random.default_rng(0), draws=1000)
+    >>> policies.shape, policies.mean(axis=0).round(2)
+    ((1000, 1, 2), array([[0.67, 0.33]]))
     """
     mean = advantage_map(cells, preference_sd, prior_mean)
     preference = rng.normal(mean, preference_sd, size=(draws, *mean.shape))
@@ -210,17 +322,17 @@ _ALL_SUBSETS_UP_TO = 10  # state_modes: 2^10 - 1 starts per state at most
 
 
 def state_modes(cells, *, preference_sd=1.0, prior_mean=None) -> list[np.ndarray]:
-    """The local maxima of each state's log posterior density, highest first (nats, up to a constant).
+    """The local maxima of each state's log posterior density, highest first.
 
     The log posterior separates over states. In state s, with cell weights W_s and their total
     T_s = sum_a W_sa, it is, on the zero-sum subspace of the centred preferences theta_s (prior mean
-    m_s, 0 unless ``build_model``'s ``prior_mean`` is given),
+    m_s, 0 unless ``build_model``'s ``prior_mean`` is given)::
 
         g_s(theta_s) = -|theta_s - m_s|^2 / (2 sd^2) + W_s . theta_s - T_s logsumexp(theta_s).
 
     The Hessian of logsumexp has eigenvalues in [0, 1/2], so g_s is strictly concave, one mode, when
     T_s > -2 / sd^2. Below that (signed weights: advantages, ratios times advantages) the convex term
-    |T_s| logsumexp can give g_s a mode for each action that may dominate, and one near the uniform
+    ``|T_s| logsumexp`` can give g_s a mode for each action that may dominate, and one near the uniform
     policy. Every critical point solves theta = m_s + sd^2 (W_s - T_s pi(theta)), centred, so the
     search starts from that fixed point with pi uniform over each non-empty set of actions (each single
     action when there are more than 10 actions) and from m_s; a point counts as a mode when the
@@ -228,18 +340,71 @@ def state_modes(cells, *, preference_sd=1.0, prior_mean=None) -> list[np.ndarray
     two values, in nats, says how high the next mode's peak is: e^-gap times the highest's. NUTS
     chains that settle in different modes show it in r-hat.
 
-    ``cells`` is (n_states, n_actions), e.g. from :func:`cell_weights`; one array per state.
+    Parameters
+    ----------
+    cells : array_like
+        W, finite, (n_states, n_actions) with n_actions >= 2, e.g. from :func:`cell_weights`.
+    preference_sd : float, default 1.0
+        The prior's sd, finite and positive.
+    prior_mean : array_like, optional
+        m, shape (n_states, n_actions), finite; default 0.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One array per state: the values of g_s at its modes, highest first (nats, up to a constant).
+
+    Raises
+    ------
+    InputError
+        When ``cells``, ``preference_sd`` or ``prior_mean`` is not as above.
+
+    Examples
+    --------
+    >>> [values.round(3) for values in state_modes([[1.0, 2.0], [-3.0, -3.0]])]
+    [array([-1.979]), array([9.015, 9.015])]
+
+    The second state's total weight, -6, is below -2 / sd^2: it has two equally high modes.
     """
     return [np.array([value for value, _ in modes]) for modes in _modes(cells, preference_sd, prior_mean)]
 
 
 def map_preference(cells, *, preference_sd=1.0, prior_mean=None) -> np.ndarray:
-    """The MAP preferences (n_states, n_actions), centred, of cell weights ``W`` under the prior
-    centred at ``prior_mean`` (default 0; :func:`build_model`'s): in every state the highest of the
-    modes :func:`state_modes` finds, found by Newton's method (trust region, exact Hessian) to a
-    gradient of 1e-10 (1 + max |W_s|). Unique in the states with T_s > -2 / sd^2, where g_s is
-    concave; where two modes of a state are equally high, the MAP is not unique and one is returned.
-    What ``inference.map_estimate`` returns for the models :func:`build_model` makes."""
+    """The MAP preferences (n_states, n_actions), centred, of cell weights ``W``.
+
+    Under the prior centred at ``prior_mean`` (default 0; :func:`build_model`'s): in every state the
+    highest of the modes :func:`state_modes` finds, found by Newton's method (trust region, exact
+    Hessian) to a gradient of ``1e-10 (1 + max |W_s|)``. Unique in the states with T_s > -2 / sd^2,
+    where g_s is concave; where two modes of a state are equally high, the MAP is not unique and one
+    is returned. What ``inference.map_estimate`` returns for the models :func:`build_model` makes.
+
+    Parameters
+    ----------
+    cells : array_like
+        W, finite, (n_states, n_actions) with n_actions >= 2 (:func:`cell_weights`).
+    preference_sd : float, default 1.0
+        The prior's sd, finite and positive.
+    prior_mean : array_like, optional
+        The prior's centre, shape (n_states, n_actions), finite; default 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        The MAP preferences, shape (n_states, n_actions), centred over the actions.
+
+    Raises
+    ------
+    InputError
+        When ``cells``, ``preference_sd`` or ``prior_mean`` is not as above.
+    RuntimeError
+        When the search finds no mode in some state (not expected of a smooth function bounded above).
+
+    Examples
+    --------
+    >>> map_preference([[1.0, 2.0], [0.0, 0.0]]).round(4)
+    array([[-0.2016,  0.2016],
+           [ 0.    ,  0.    ]])
+    """
     modes = _modes(cells, preference_sd, prior_mean)
     lost = [s for s, state in enumerate(modes) if not state]
     if lost:   # a search that stalls everywhere: not expected of a smooth function bounded above
@@ -298,7 +463,32 @@ def _modes_of_one_state(w: np.ndarray, m: np.ndarray, sd: float, basis: np.ndarr
 
 def prepare(states, actions, weights=None, *, n_states, n_actions, preference_sd=1.0,
             allow_negative=False, normalize="none"):
-    """Validated ``(states, actions, weights, preference_sd)`` exactly as the model uses them."""
+    """Validated ``(states, actions, weights, preference_sd)`` exactly as the model uses them.
+
+    Parameters
+    ----------
+    states, actions, weights, n_states, n_actions, preference_sd, allow_negative, normalize
+        As for :func:`build_model`.
+
+    Returns
+    -------
+    states, actions : numpy.ndarray
+        The codes as int64.
+    weights : numpy.ndarray
+        The checked weights, rescaled by ``normalize``.
+    preference_sd : float
+        The prior's sd.
+
+    Raises
+    ------
+    InputError
+        As :func:`build_model`.
+
+    Examples
+    --------
+    >>> prepare([0, 1], [1, 0], [1.0, 3.0], n_states=2, n_actions=2, normalize="n")
+    (array([0, 1]), array([1, 0]), array([0.5, 1.5]), 1.0)
+    """
     s, a = _check_steps(states, actions, n_states, n_actions)
     try:
         if isinstance(preference_sd, bool):
@@ -319,8 +509,14 @@ def prepare(states, actions, weights=None, *, n_states, n_actions, preference_sd
 
 def build_model(states, actions, weights=None, *, n_states, n_actions, preference_sd=1.0,
                 allow_negative=False, normalize="none", collapse=False, prior_mean=None) -> pm.Model:
-    """The weighted tabular softmax policy; free variable ``preference`` (dims ``state``, ``action``),
-    summing to zero over ``action`` in every state.
+    """The weighted tabular softmax policy; free variable ``preference``.
+
+    ``preference`` has dims ``state`` and ``action`` and sums to zero over ``action`` in every state. For
+    logged steps i with state s_i, action a_i and weight w_i::
+
+        theta_s ~ ZeroSumNormal(sd)   for every state s
+        pi(a | s) = exp(theta_sa) / sum_b exp(theta_sb)
+        log p(theta | D, w) = sum_s log ZSN(theta_s | sd) + sum_i w_i log pi(a_i | s_i) + const
 
     ``prior_mean`` (n_states, n_actions; only its centred part counts) centres the prior there instead
     of at 0: ``preference = prior_mean + step`` with ``step ~ ZeroSumNormal(preference_sd)``, the free
@@ -328,15 +524,60 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
     current policy's preferences, the MAP is a proximal policy-gradient step whose size is the prior's
     sd (:func:`advantage_map`) and the posterior a Thompson-sampling draw's distribution.
 
-    ``states`` and ``actions`` are integer codes of the logged steps (0 .. n_states - 1 and
-    0 .. n_actions - 1), ``weights`` one per step (default ones), checked (negative ones refused
-    unless ``allow_negative``) and rescaled by ``normalize`` ("none", "n" or "ess", see
-    :func:`models.weights.normalize`; "n" and "ess" need non-negative weights). The deterministic
-    ``policy`` is the softmax of ``preference`` over ``action``; the observed term is ``action``.
+    The deterministic ``policy`` is the softmax of ``preference`` over ``action``; the observed term
+    is ``action``.
 
     Data: ``pm.Data`` ``state_idx``, ``action_idx`` and ``weights`` along ``obs_id`` (one row per
     step), or with ``collapse=True`` along ``cell`` (one row per (state, action), state-major, weight
-    W_sa; every cell is a row, so any weights can be swapped in with ``pm.set_data``).
+    W_sa; every cell is a row, so any weights can be swapped in with ``pm.set_data``). The model
+    carries the closed-form verdict of :func:`mle_existence` and the MAP of :func:`map_preference`.
+
+    Parameters
+    ----------
+    states, actions : array_like
+        Integer codes of the logged steps (0 .. n_states - 1 and 0 .. n_actions - 1), one each per
+        step.
+    weights : array_like, optional
+        One per step (default ones), checked (negative ones refused unless ``allow_negative``) and
+        rescaled by ``normalize``.
+    n_states : int
+        The number of states, at least 1.
+    n_actions : int
+        The number of actions, at least 2.
+    preference_sd : float, default 1.0
+        sd, the prior's scale, finite and positive.
+    allow_negative : bool, default False
+        Accept negative weights (advantages).
+    normalize : {"none", "n", "ess"}, default "none"
+        How the weights are rescaled, see :func:`models.weights.normalize`; "n" and "ess" need
+        non-negative weights.
+    collapse : bool, default False
+        One row per (state, action) cell instead of one per step.
+    prior_mean : array_like, optional
+        The prior's centre m, (n_states, n_actions), finite; only its centred part counts. Default 0.
+
+    Returns
+    -------
+    pymc.Model
+        The model, with coords ``state``, ``action`` and ``obs_id`` (or ``cell``).
+
+    Raises
+    ------
+    InputError
+        For sizes, codes or ``preference_sd`` out of range, states and actions of different lengths,
+        weights that :func:`models.weights.check` refuses, ``normalize="n"`` or ``"ess"`` with negative
+        weights, a ``collapse`` that is not a boolean, or a ``prior_mean`` that is not finite and of
+        shape (n_states, n_actions).
+
+    Examples
+    --------
+    >>> model = build_model([0, 0, 1], [0, 1, 1], n_states=2, n_actions=2)
+    >>> model.free_RVs, model.deterministics, model.observed_RVs
+    ([preference], [policy], [action])
+    >>> collapsed = build_model([0, 0, 1], [0, 1, 1], [1.0, 2.0, 1.0], n_states=2, n_actions=3,
+    ...                         collapse=True)
+    >>> collapsed["weights"].get_value()  # W_sa, state-major
+    array([1., 2., 0., 0., 1., 0.])
     """
     s, a, w, sd = prepare(states, actions, weights, n_states=n_states, n_actions=n_actions,
                           preference_sd=preference_sd, allow_negative=allow_negative, normalize=normalize)

@@ -115,10 +115,9 @@ def pytest_configure(config):
     record of where each graph variable was created is off, as on the command line (no test reads
     it; about 5% of building and compiling a model)."""
     if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
-        import models  # noqa: F401
-        from analyses import cli
+        import models
 
-        cli._no_creation_backtraces()
+        models.configure(creation_backtraces=False)
         if _PER_WORKER:
             _take_modules_of_other_workers()
 

@@ -9,8 +9,9 @@ import pytest
 
 from analyses import cli
 from benchmarks import samplers as bench
-from models import backends, classes, coin, inference
+from models import classes, coin, inference
 from models.errors import InputError
+from models.sampling import dispatch
 
 SETTINGS = {"draws": 60, "tune": 60, "chains": 2, "random_seed": 11}
 
@@ -37,14 +38,14 @@ def fits(coin_model):
 
 
 def test_small_models_stay_on_pymc_and_large_ones_go_to_numpyro(coin_model, monkeypatch):
-    large = coin.build_model(np.tile([0, 1], backends.AUTO_MIN_DATA_SIZE // 2))
-    assert backends.data_size(coin_model) == 22  # flips (observed pm.Data), weights, the prior's a and b
-    assert backends.data_size(large) == 2 * backends.AUTO_MIN_DATA_SIZE + 2
-    monkeypatch.setattr(backends, "is_installed", lambda backend: True)
-    assert backends.resolve("auto", coin_model) == "pymc"
-    assert backends.resolve("auto", large) == "numpyro"
-    monkeypatch.setattr(backends, "is_installed", lambda backend: backend == "pymc")  # no JAX here
-    assert backends.resolve("auto", large) == "pymc"
+    large = coin.build_model(np.tile([0, 1], dispatch.AUTO_MIN_DATA_SIZE // 2))
+    assert dispatch.data_size(coin_model) == 22  # flips (observed pm.Data), weights, the prior's a and b
+    assert dispatch.data_size(large) == 2 * dispatch.AUTO_MIN_DATA_SIZE + 2
+    monkeypatch.setattr(dispatch, "is_installed", lambda backend: True)
+    assert dispatch.resolve("auto", coin_model) == "pymc"
+    assert dispatch.resolve("auto", large) == "numpyro"
+    monkeypatch.setattr(dispatch, "is_installed", lambda backend: backend == "pymc")  # no JAX here
+    assert dispatch.resolve("auto", large) == "pymc"
 
 
 def test_bad_or_missing_back_ends_are_refused(coin_model, monkeypatch):
@@ -54,7 +55,7 @@ def test_bad_or_missing_back_ends_are_refused(coin_model, monkeypatch):
         inference.sample(coin_model, sampler=None)
     with pytest.raises(InputError, match="log_likelihood must be None, True or False"):
         inference.sample(coin_model, log_likelihood="yes")
-    monkeypatch.setattr(backends, "is_installed", lambda backend: backend == "pymc")
+    monkeypatch.setattr(dispatch, "is_installed", lambda backend: backend == "pymc")
     with pytest.raises(InputError, match=r"'numpyro' needs numpyro and jax: pip install -e \"\.\[jax\]\""):
         inference.sample(coin_model, sampler="numpyro")
 
@@ -122,7 +123,7 @@ def test_pymc_back_end_draws_what_pm_sample_draws_seed_for_seed():
 
 
 def test_log_likelihood_is_left_out_with_a_warning_when_too_large(coin_model, monkeypatch):
-    monkeypatch.setattr(backends, "LOG_LIKELIHOOD_MAX_GIB", 1e-9)
+    monkeypatch.setattr(dispatch, "LOG_LIKELIHOOD_MAX_GIB", 1e-9)
     with pytest.warns(UserWarning, match="log_likelihood left out"):
         idata = inference.sample(coin_model, sampler="pymc", draws=20, tune=20, chains=1, random_seed=1)
     assert "log_likelihood" not in idata.groups() and idata.attrs["log_likelihood"] == "left out"
@@ -134,12 +135,12 @@ def test_log_likelihood_size_follows_the_data_on_a_shape_function_compiled_once(
     from models import compiled
 
     model = coin.build_model([1, 0, 1], [1.0, 1.0, 2.0])
-    assert backends.log_likelihood_bytes(model, chains=2, draws=10) == 2 * 3 * 2 * 10 * 8
+    assert dispatch.log_likelihood_bytes(model, chains=2, draws=10) == 2 * 3 * 2 * 10 * 8
     functions = dict(compiled._CACHE[model])
     assert [key[0] for key in functions] == ["observed_sizes"]
     with model:
         pm.set_data({"flips": [1, 0, 1, 1, 0], "weights": np.ones(5)}, coords={"toss": np.arange(5)})
-    assert backends.log_likelihood_bytes(model, chains=2, draws=10) == 2 * 5 * 2 * 10 * 8
+    assert dispatch.log_likelihood_bytes(model, chains=2, draws=10) == 2 * 5 * 2 * 10 * 8
     assert compiled._CACHE[model] == functions
 
 

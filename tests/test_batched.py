@@ -1,4 +1,4 @@
-"""The batched engine (models/batched.py) against exact posteriors and the one-at-a-time path.
+"""The batched engine (models/sampling/batched.py) against exact posteriors and the one-at-a-time path.
 
 Each JAX program costs a few seconds to compile, so one engine per model is shared by the tests
 of this file (which pytest keeps on one worker: ``--dist loadfile``).
@@ -9,10 +9,12 @@ import pymc as pm
 import pytest
 from scipy import stats
 
-from models import batched, calibrate, classes, coin, inference
+from models import calibrate, classes, coin, inference
+from models.calibrate.wlb import BatchedWLB
 from models.errors import InputError
+from models.sampling import batched, dispatch
 
-pytestmark = pytest.mark.skipif(not batched.available(), reason="needs the jax extra")
+pytestmark = pytest.mark.skipif(not dispatch.batched_available(), reason="needs the jax extra")
 
 FITS, CHAINS, TUNE, DRAWS = 24, 2, 300, 500
 FLIPS = np.array([1, 1, 1, 0, 1, 0, 1, 1, 0, 1])
@@ -58,7 +60,7 @@ def test_a_fit_is_the_same_alone_or_in_a_batch(coin_batch):
 
 def test_idata_has_the_groups_and_provenance_of_inference_sample(coin_batch):
     model, _, datasets, fits = coin_batch
-    idata = fits.idata(3)
+    idata = fits.idata_of(3)
     groups = {"posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"}
     assert groups <= set(idata.groups())
     assert idata.posterior["p"].dims == ("chain", "draw")
@@ -86,7 +88,7 @@ def test_sample_many_runs_small_jobs_through_pymc_with_the_same_record():
     model = coin.build_model(FLIPS)
     datasets = _coin_datasets(np.random.default_rng(1), 2)
     result = inference.sample_many(model, datasets, random_seeds=[1, 2], draws=200, tune=200, chains=2)
-    assert 2 * 2 * 400 < inference.BATCH_MIN_ITERATIONS and "numpyro" not in result.sampler
+    assert 2 * 2 * 400 < dispatch.BATCH_MIN_ITERATIONS and "numpyro" not in result.sampler
     assert result.posterior["p"].shape == (2, 2, 200) and len(result.diagnostics) == 2
     for index, data in enumerate(datasets):
         exact = coin.exact_posterior(data["flips"], data["weights"])
@@ -99,14 +101,14 @@ def test_batched_wlb_agrees_with_the_one_at_a_time_wlb():
     """The same Dirichlet multipliers (one stream per seed), optimised by damped Newton in JAX and by
     the suite's compiled optimiser one data set at a time: the draws agree to the looser optimiser's
     tolerance. The one-at-a-time draws stop once the preconditioned gradient is below
-    ``calibrate.GRADIENT_TOLERANCE`` (1e-6), which leaves errors of a few 1e-6 in coefficients of
+    ``calibrate.wlb.GRADIENT_TOLERANCE`` (1e-6), which leaves errors of a few 1e-6 in coefficients of
     order 1 at this curvature; the batched Newton iterations run to 1e-12. Hence 1e-5."""
     rng = np.random.default_rng(2)
     X = rng.normal(size=(40, 2))
     y = (X @ [1.0, -0.5] + rng.logistic(size=40) > 0).astype(int)
     model = classes.build_model(X, y)
     datasets = [{"weights": rng.uniform(0.5, 2.0, 40)} for _ in range(3)]
-    posterior, failed, fitted = batched.BatchedWLB(model)(datasets, 20, [7, 8, 9])
+    posterior, failed, fitted = BatchedWLB(model)(datasets, 20, [7, 8, 9])
     assert fitted.all() and not failed.any()
     for index, data in enumerate(datasets):
         pm.set_data(data, model=model)
@@ -125,7 +127,7 @@ def test_an_engine_does_not_keep_its_model_alive():
     import weakref
 
     model = coin.build_model(FLIPS)
-    engines = [batched.BatchedNUTS(model, draws=10, tune=10, chains=1), batched.BatchedWLB(model)]
+    engines = [batched.BatchedNUTS(model, draws=10, tune=10, chains=1), BatchedWLB(model)]
     assert all(engine.model is model for engine in engines)
     reference = weakref.ref(model)
     del model

@@ -4,12 +4,12 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-import models
+from models._config import blas
 
 
 def test_blas_ldflags_set_after_import():
     assert pytensor.config.blas__ldflags, "PyTensor has no BLAS: install libopenblas-dev (make setup)"
-    assert models.blas.find_openblas() is not None
+    assert blas.find_openblas() is not None
 
 
 def test_matrix_products_compile_to_the_c_blas_op():

@@ -8,7 +8,7 @@ from scipy import stats
 
 from models import calibrate, classes, coin, inference, policy
 from models.errors import InputError
-from models.maximise import UnboundedLikelihoodError
+from models.estimation.existence import UnboundedLikelihoodError
 
 pytestmark = pytest.mark.python_mode
 
@@ -44,7 +44,9 @@ def test_wlb_returns_inference_data_with_the_models_names_dims_and_coords():
     weights = rng.lognormal(0, 0.5, 60)
     model = classes.build_model(X, y, weights, feature_names=["a", "b"])
     idata = calibrate.weighted_likelihood_bootstrap(model, draws=15, random_seed=4)
-    assert set(idata.groups()) == {"posterior", "constant_data"}
+    # The groups every InferenceData of the suite has (models.sampling.idata), less the sampler's.
+    assert set(idata.groups()) == {"posterior", "observed_data", "constant_data"}
+    np.testing.assert_array_equal(idata.observed_data["label"].values, y)
     assert idata.posterior["coef"].dims == ("chain", "draw", "feature")
     assert list(idata.posterior["feature"].values) == ["a", "b"]
     assert idata.posterior.sizes["chain"] == 1 and idata.posterior.sizes["draw"] == 15

@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, special, stats
 
 from analyses import calibration, cli
-from models import calibrate, coin, gpc
+from models import calibrate, classes, coin
 
 pytestmark = pytest.mark.analysis_run(seconds=26)   # cold, for the order (tests/conftest.py)
 
@@ -65,8 +65,8 @@ def _expected_focal_gradient(theta, intercept, slope, gamma):
     def integrand(x, k):
         p = special.expit(intercept + slope * x)
         eta = theta[0] + theta[1] * x
-        _, slope_1, _ = gpc.binary_terms(np.array([eta]), np.array([1.0]), gamma)
-        _, slope_0, _ = gpc.binary_terms(np.array([eta]), np.array([0.0]), gamma)
+        _, slope_1, _ = classes.binary_terms(np.array([eta]), np.array([1.0]), gamma)
+        _, slope_0, _ = classes.binary_terms(np.array([eta]), np.array([0.0]), gamma)
         return -(p * slope_1[0] + (1 - p) * slope_0[0]) * (1.0, x)[k] * stats.norm.pdf(x)
     return np.array([integrate.quad(integrand, -12, 12, args=(k,), epsabs=1e-13)[0] for k in (0, 1)])
 

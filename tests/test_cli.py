@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+import models
 from analyses import cli
 from models.errors import InputError
 
@@ -179,8 +180,8 @@ def test_creation_backtraces_are_off_unless_the_user_sets_them(monkeypatch):
 
     monkeypatch.setattr(pytensor.config, "traceback__limit", 8)
     monkeypatch.setenv("PYTENSOR_FLAGS", "traceback__limit=8")
-    cli._no_creation_backtraces()
+    models.configure(creation_backtraces=False)
     assert pytensor.config.traceback__limit == 8   # the user's setting is kept
     monkeypatch.setenv("PYTENSOR_FLAGS", "")
-    cli._no_creation_backtraces()
+    models.configure(creation_backtraces=False)
     assert pytensor.config.traceback__limit == 0

@@ -9,7 +9,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from models import cxx
+from models._config import cxx
 
 
 def _is_gcc() -> bool:

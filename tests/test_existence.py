@@ -12,7 +12,8 @@ import pymc as pm
 import pytest
 from scipy import optimize, special
 
-from models import classes, coin, existence, inference, maximise, policy, separation
+from models import classes, coin, inference, policy
+from models.estimation import existence, maximise, separation
 from models.likelihood import weighted_likelihood
 
 pytestmark = pytest.mark.python_mode

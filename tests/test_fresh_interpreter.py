@@ -10,15 +10,16 @@ import sys
 
 import pytest
 
-from models import inference
+from models.sampling import dispatch
 
 SCRIPT = """
 import logging, sys
 sys.modules.update(dict.fromkeys(["jax", "jaxlib", "numpyro", "nutpie"]))  # None: import fails
 import models, pytensor, arviz
-from models import backends, coin, inference
+from models import coin, inference
+from models.sampling import dispatch
 print("blas", pytensor.config.blas__ldflags)
-print("installed", *backends.installed())
+print("installed", *dispatch.installed())
 logging.basicConfig(level=logging.INFO, stream=sys.stdout)
 model = coin.build_model([1, 0, 1, 1], [1.0, 1.0, 10.0, 1.0])
 idata = inference.sample(model, draws=50, tune=50, chains=2, cores=2, random_seed=3)
@@ -48,7 +49,7 @@ def test_auto_samples_with_pymc_when_jax_numpyro_and_nutpie_cannot_be_imported(f
     assert lines["jax"] == "imported False"
 
 
-@pytest.mark.skipif(inference.available_cores() < 2, reason="needs two cores")
+@pytest.mark.skipif(dispatch.available_cores() < 2, reason="needs two cores")
 def test_sampling_runs_chains_in_parallel_processes(fresh):
     done, lines = fresh
     assert "Could not pickle model" not in done.stdout + done.stderr

@@ -1,4 +1,5 @@
-"""Generalised posterior calibration (models/gpc.py) on the coin, where the answer is known.
+"""Generalised posterior calibration (models/calibrate/posterior_calibration.py) on the coin, where the
+answer is known.
 
 With 60 tosses of weight 1 the posterior is the exact Bayesian one, whose credible intervals cover the
 WMLE of bootstrap resamples at about their nominal rate (Bernstein-von Mises): GPC should keep
@@ -11,11 +12,14 @@ import pymc as pm
 import pytest
 from scipy import special, stats
 
-from models import batched, calibrate, coin, gpc
+from models import calibrate, classes, coin
+from models.calibrate import posterior_calibration as gpc
+from models.calibrate.posterior_calibration import covers
 from models.errors import InputError
-from models.gpc import covers
+from models.sampling import dispatch
 
-needs_jax = pytest.mark.skipif(not batched.available(), reason="GPC's bootstrap fits run batched here")
+needs_jax = pytest.mark.skipif(not dispatch.batched_available(),
+                               reason="GPC's bootstrap fits run batched here")
 
 FLIPS = np.random.default_rng(11).binomial(1, 0.35, 60)
 SETTINGS = {"bootstrap": 100, "draws": 400, "tune": 300, "chains": 2, "sampler": "numpyro"}
@@ -106,14 +110,14 @@ def test_exact_coin_gpc_undoes_the_weights_scale(scale):
     # The same bootstrap resamples (same stream) at weights x10 make c(omega / 10) = c(omega): the
     # effective sample size omega x sum w is 60 within the iteration's tolerance (about 0.12 in
     # log omega, see above); an uncorrected scale would be off by a factor of 10.
-    result = gpc.coin_scale(FLIPS, np.full(FLIPS.size, scale), rng=np.random.default_rng(3))
+    result = coin.gpc_scale(FLIPS, np.full(FLIPS.size, scale), rng=np.random.default_rng(3))
     assert result.converged
     assert result.scale * scale * FLIPS.size == pytest.approx(FLIPS.size, rel=0.35)
 
 
 @pytest.mark.python_mode
 def test_laplace_modes_are_the_models_map_and_wmle():
-    from models import classes, inference
+    from models import inference
 
     rng = np.random.default_rng(8)
     x = rng.normal(size=120)
@@ -125,14 +129,14 @@ def test_laplace_modes_are_the_models_map_and_wmle():
     # 1e-7 is ample.
     for precision, estimate in ((np.array([1 / 25, 1 / 6.25]), inference.map_estimate(model)),
                                 (np.zeros(2), inference.mle(model))):
-        mode, hessian = gpc.laplace_logistic(design, y, weights, precision)
+        mode, hessian = classes.laplace_logistic(design, y, weights, precision)
         np.testing.assert_allclose(mode[0], [estimate["intercept"], estimate["coef"][0]], atol=1e-7)
         p = special.expit(design @ mode[0])
         expected = design.T @ ((weights * p * (1 - p))[:, None] * design) + np.diag(precision)
         np.testing.assert_allclose(hessian[0], expected, rtol=1e-12)
     # Separation without a prior: no mode, said so.
     with pytest.raises(RuntimeError, match="no finite mode"):
-        gpc.laplace_logistic(design, (x > 0).astype(float), weights, np.zeros(2))
+        classes.laplace_logistic(design, (x > 0).astype(float), weights, np.zeros(2))
 
 
 @pytest.mark.parametrize("focal_gamma", [0.0, 2.0])
@@ -144,7 +148,7 @@ def test_laplace_logistic_gpc_undoes_the_weights_scale(focal_gamma):
     precision = np.array([1 / 25, 1 / 6.25])
     sizes = []
     for scale in (1.0, 10.0):
-        result, _ = gpc.logistic_scale(design, y, np.full(300, scale), precision,
+        result, _ = classes.gpc_scale(design, y, np.full(300, scale), precision,
                                        rng=np.random.default_rng(5), focal_gamma=focal_gamma)
         assert result.converged
         sizes.append(result.scale * scale * 300)
@@ -170,7 +174,6 @@ def test_binary_terms_are_the_models_focal_terms_and_their_derivatives():
     """The Newton step's terms equal classes' focal ``log_likelihood`` terms (pseudo-log-likelihoods)
     at a point; their first and second derivatives equal central differences (step 1e-5: error about
     1e-10 for these smooth terms, well below 1e-7). gamma = 2 has rows of negative curvature."""
-    from models import classes
 
     x, y, design = _focal_data()
     model = classes.build_model(x[:, None], y.astype(int), likelihood="focal", focal_gamma=2.0)
@@ -180,12 +183,13 @@ def test_binary_terms_are_the_models_focal_terms_and_their_derivatives():
     point = {"intercept": theta[0], "coef": theta[1:]}
     for gamma in (2.0, 0.0):
         pm.set_data({"focal_gamma": gamma}, model=model)
-        np.testing.assert_allclose(gpc.binary_terms(eta, y, gamma)[0], terms(point), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(classes.binary_terms(eta, y, gamma)[0], terms(point), rtol=1e-12,
+                                   atol=1e-15)
         grid = np.linspace(-12, 12, 241)
         for label in (0.0, 1.0):
             labels = np.full(grid.size, label)
-            _, slope, curvature = gpc.binary_terms(grid, labels, gamma)
-            up, down = (gpc.binary_terms(grid + step, labels, gamma) for step in (1e-5, -1e-5))
+            _, slope, curvature = classes.binary_terms(grid, labels, gamma)
+            up, down = (classes.binary_terms(grid + step, labels, gamma) for step in (1e-5, -1e-5))
             np.testing.assert_allclose(slope, (up[0] - down[0]) / 2e-5, atol=1e-7)
             np.testing.assert_allclose(curvature, -(up[1] - down[1]) / 2e-5, atol=1e-7)
             assert (curvature.min() < -0.04) == (gamma == 2.0)
@@ -193,12 +197,12 @@ def test_binary_terms_are_the_models_focal_terms_and_their_derivatives():
     far = np.array([-800.0, -40.0, 40.0, 800.0])
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         for label in (0.0, 1.0):
-            assert np.all(np.isfinite(gpc.binary_terms(far, np.full(4, label), 2.0)))
+            assert np.all(np.isfinite(classes.binary_terms(far, np.full(4, label), 2.0)))
 
 
 @pytest.mark.python_mode
 def test_laplace_focal_modes_are_the_models_map_and_loss_minimiser(symbolic_hessian):
-    from models import classes, inference
+    from models import inference
 
     x, y, design = _focal_data()
     weights = np.random.default_rng(3).lognormal(-0.5, 1.0, y.size)
@@ -211,7 +215,7 @@ def test_laplace_focal_modes_are_the_models_map_and_loss_minimiser(symbolic_hess
     model_hessian = symbolic_hessian(model, jacobian=False)
     prior_precision = np.array([1 / 25, 1 / 6.25])
     for precision, estimate in ((prior_precision, inference.map_estimate(model)), (np.zeros(2), minimiser)):
-        mode, hessian = gpc.laplace_logistic(design, y, weights, precision, focal_gamma=2.0)
+        mode, hessian = classes.laplace_logistic(design, y, weights, precision, focal_gamma=2.0)
         np.testing.assert_allclose(mode[0], [estimate["intercept"], estimate["coef"][0]], atol=1e-6)
         at_mode = -model_hessian(mode[0])
         np.testing.assert_allclose(hessian[0] + np.diag(prior_precision - precision), at_mode, rtol=1e-9)
@@ -224,11 +228,12 @@ def test_laplace_focal_newton_crosses_a_region_where_the_hessian_is_indefinite()
     x, y, design = _focal_data()
     precision = np.array([1 / 25, 1 / 6.25])
     start = np.array([3.0, -3.0])
-    _, _, curvature = gpc.binary_terms(design @ start, y, 2.0)
+    _, _, curvature = classes.binary_terms(design @ start, y, 2.0)
     at_start = design.T @ (curvature[:, None] * design) + np.diag(precision)
     assert np.linalg.eigvalsh(at_start)[0] < 0
-    from_start, _ = gpc.laplace_logistic(design, y, np.ones(y.size), precision, start=start, focal_gamma=2.0)
-    from_zero, _ = gpc.laplace_logistic(design, y, np.ones(y.size), precision, focal_gamma=2.0)
+    from_start, _ = classes.laplace_logistic(design, y, np.ones(y.size), precision, start=start,
+                                             focal_gamma=2.0)
+    from_zero, _ = classes.laplace_logistic(design, y, np.ones(y.size), precision, focal_gamma=2.0)
     np.testing.assert_allclose(from_start, from_zero, atol=1e-8)
     with pytest.raises(InputError, match="focal_gamma"):
-        gpc.laplace_logistic(design, y, np.ones(y.size), precision, focal_gamma=-1.0)
+        classes.laplace_logistic(design, y, np.ones(y.size), precision, focal_gamma=-1.0)

@@ -6,9 +6,10 @@ import pymc as pm
 import pytest
 from scipy import optimize, stats
 
-from models import batched, coin, inference
+from models import coin, inference
 from models.errors import InputError
 from models.likelihood import weighted_likelihood
+from models.sampling import backends, dispatch
 
 pytestmark = pytest.mark.python_mode
 
@@ -145,7 +146,7 @@ def test_estimators_compile_once_per_model_and_follow_new_weights(flips, key_wei
     import gc
     import weakref
 
-    from models import maximise
+    from models.estimation import maximise
 
     model = coin.build_model(flips, prior=(2.0, 2.0))
     assert inference.mle(model)["p"] == pytest.approx(0.7, abs=OPTIMISER_TOLERANCE)
@@ -166,7 +167,8 @@ def test_an_untransformed_model_estimates_on_the_nuts_log_density_minus_its_prio
     """Without transformed variables NUTS's log density is the likelihood plus the priors: the MLE and
     MAP objectives use it (compiled once per model, shared with sampling) less the prior, and agree with
     the likelihood compiled on its own (the ridge path's) in value, gradient and maximiser."""
-    from models import classes, compiled, maximise
+    from models import classes, compiled
+    from models.estimation import maximise
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(60, 2))
@@ -255,8 +257,8 @@ def test_a_short_fit_keeps_its_chains_in_this_process_unless_told(flips, monkeyp
                                                                   expected):
     """By default a fit whose work (chains x (tune + draws) x iteration cost) is under
     IN_PROCESS_ITERATIONS runs its chains in turn here, a longer one one per core (4 available here)."""
-    monkeypatch.setattr(inference.backends, "draw", _record_cores)
-    monkeypatch.setattr(inference, "available_cores", lambda: 4)
+    monkeypatch.setattr(backends, "draw", _record_cores)
+    monkeypatch.setattr(dispatch, "available_cores", lambda: 4)
     with pytest.raises(_CoresAskedFor) as asked:
         inference.sample(coin.build_model(flips), draws=tune_and_draws, tune=tune_and_draws, chains=2,
                          sampler="pymc", cores=cores)
@@ -337,43 +339,6 @@ def test_diagnose_refuses_what_has_no_posterior():
         inference.diagnose(np.zeros(3))
 
 
-@pytest.mark.default_mode
-def test_repeated_nuts_swaps_data_without_rebuilding_and_matches_the_exact_posterior():
-    model = coin.build_model([1, 0], [3.0, 7.0], prior=(2.0, 2.0))
-    sampler = inference.RepeatedNUTS(model, draws=1000, tune=500, chains=2)
-    for counts in ([3.0, 7.0], [12.0, 4.0]):
-        idata = sampler({"weights": np.array(counts)}, random_seed=4)
-        exact = coin.exact_posterior([1, 0], counts, prior=(2.0, 2.0))
-        mean = float(idata.posterior["p"].mean())
-        mcse = float(az.mcse(idata, var_names=["p"])["p"])
-        assert abs(mean - exact.mean()) < 4 * mcse  # 4 Monte Carlo standard errors
-        assert inference.diagnose(idata).divergences == 0
-
-
-def test_repeated_nuts_restarts_adaptation_so_a_seed_repeats_its_draws():
-    model = coin.build_model([1, 0], [3.0, 7.0])
-    sampler = inference.RepeatedNUTS(model, draws=50, tune=50, chains=1)
-    first = sampler({"weights": np.array([3.0, 7.0])}, random_seed=9).posterior["p"].values
-    sampler({"weights": np.array([30.0, 1.0])}, random_seed=1)
-    again = sampler({"weights": np.array([3.0, 7.0])}, random_seed=9).posterior["p"].values
-    np.testing.assert_array_equal(first, again)
-
-
-def test_repeated_nuts_refuses_bad_settings():
-    with pytest.raises(ValueError, match="draws must be"):
-        inference.RepeatedNUTS(coin.build_model([1, 0]), draws=0)
-    with pytest.raises(ValueError, match="model must be"):
-        inference.RepeatedNUTS("coin")
-
-
-def test_repeated_nuts_starts_each_chain_from_its_own_jittered_point():
-    sampler = inference.RepeatedNUTS(coin.build_model([1, 0], [3.0, 7.0]), draws=10, tune=10, chains=4)
-    starts = sampler._jittered_starts(np.random.default_rng(0))
-    values = [float(start["p"]) for start in starts]
-    # U(-1, 1) on the log-odds around p = 0.5: p within (expit(-1), expit(1)) = (0.269, 0.731).
-    assert len(set(values)) == 4 and all(0.268 < p < 0.732 for p in values)
-
-
 # --------------------------------------------------------------------------- compare
 
 
@@ -435,11 +400,11 @@ def test_compare_records_a_wmle_that_does_not_exist_instead_of_raising():
 def test_sample_many_falls_back_to_pymc_without_jax(monkeypatch):
     """Without the jax extra, every job runs one fit after another through PyMC (whatever its size),
     and asking for the batched engine by name is refused with the install command."""
-    monkeypatch.setattr(batched, "available", lambda: False)
-    assert inference._many_sampler("auto", 1e12) == "pymc"
-    with pytest.raises(InputError, match=r"pip install"):
-        inference._many_sampler("numpyro", 1.0)
+    monkeypatch.setattr(dispatch, "batched_available", lambda: False)
     model = coin.build_model([1, 0, 1])
+    assert dispatch.many_route("auto", model, fits=10**9, chains=4, tune=1000, draws=1000) == "pymc"
+    with pytest.raises(InputError, match=r"pip install"):
+        dispatch.many_route("numpyro", model, fits=1, chains=1, tune=1, draws=1)
     result = inference.sample_many(model, [{"flips": [1, 1, 0]}, {}], random_seeds=[1, 2], draws=50, tune=50,
                                    chains=2)
     assert result.sampler.startswith("pymc") and result.posterior["p"].shape == (2, 2, 50)

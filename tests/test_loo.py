@@ -16,10 +16,11 @@ import pytest
 import xarray as xr
 from scipy import special, stats
 
-from models import backends, coin, inference
+from models import coin, inference
 from models.errors import InputError
 from models.likelihood import weighted_likelihood
-from models.loo import UNWEIGHTED_GROUP
+from models.sampling import idata as idata_builder
+from models.sampling.idata import UNWEIGHTED_GROUP
 
 FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])
 COUNTS = np.array([1, 2, 10, 1, 3, 1, 1, 1, 2, 1])   # integer frequency weights
@@ -45,7 +46,7 @@ def _coin_idata(weights, draws=8000, seed=0):
     idata = az.from_dict(posterior={"p": exact.rvs((4, draws // 4), random_state=seed)},
                          constant_data={"weights": np.asarray(weights, dtype=float)},
                          dims={"weights": ["toss"]}, coords={"toss": np.arange(FLIPS.size)})
-    return backends.add_log_likelihood(idata, model)
+    return idata_builder.add_log_likelihood(idata, model)
 
 
 def test_frequency_loo_of_the_coin_is_the_exact_leave_one_toss_out_predictive():
@@ -166,7 +167,7 @@ def test_compare_of_frequency_weighted_fits_is_az_compare_on_the_expanded_data()
     for name, prior in (("beta22", (2.0, 2.0)), ("beta81", (8.0, 1.0))):
         model = coin.build_model(FLIPS, COUNTS, prior=prior)
         exact = coin.exact_posterior(FLIPS, COUNTS, prior=prior)
-        idata = backends.add_log_likelihood(az.from_dict(
+        idata = idata_builder.add_log_likelihood(az.from_dict(
             posterior={"p": exact.rvs((4, 2000), random_state=1)},
             constant_data={"weights": COUNTS.astype(float)}, dims={"weights": ["toss"]},
             coords={"toss": np.arange(FLIPS.size)}), model)

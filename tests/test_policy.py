@@ -15,7 +15,8 @@ from hypothesis.extra.numpy import arrays
 from pytensor.graph.replace import graph_replace
 from scipy import integrate, linalg, special, stats
 
-from models import inference, maximise, policy
+from models import inference, policy
+from models.estimation import maximise
 
 pytestmark = pytest.mark.python_mode
 

@@ -9,7 +9,7 @@ import pytest
 from gymnasium.envs.toy_text.utils import categorical_sample
 
 from analyses import policy as analysis
-from analyses import rl_problems as problems
+from analyses.environments import rl_problems as problems
 from models import inference
 from models import policy as policy_model
 

@@ -9,8 +9,8 @@ import pytest
 from scipy import special
 
 from analyses import policy_iteration as analysis
-from analyses import rl_problems as problems
-from analyses import toy_text
+from analyses.environments import rl_problems as problems
+from analyses.environments import toy_text
 from models import inference, policy
 from models import weights as weights_lib
 from models.errors import InputError

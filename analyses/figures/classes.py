@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-from analyses import plotting
+from analyses.figures import style as plotting
 from models import classes, summary
 
 if TYPE_CHECKING:

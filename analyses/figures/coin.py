@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pymc as pm
 
-from analyses import plotting
+from analyses.figures import style as plotting
 from models import inference
 
 COLORS = {"unweighted": "0.55", "weights_as_given": "C3", "weights_sum_n": "C0", "weights_sum_ess": "C2"}

@@ -11,7 +11,7 @@ import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analyses import plotting
+from analyses.figures import style as plotting
 from models import classes, summary
 from models import weights as weights_lib
 

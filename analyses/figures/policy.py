@@ -14,7 +14,7 @@ from matplotlib import colors as mcolors
 from matplotlib import ticker
 from matplotlib.patches import Polygon, Rectangle
 
-from analyses.rl_problems import (
+from analyses.environments.rl_problems import (
     CLIP,
     TRUNCATE,
     Problem,

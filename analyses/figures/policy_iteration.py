@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analyses import plotting
+from analyses.figures import style as plotting
 from analyses.study import mean_interval
 
 if TYPE_CHECKING:

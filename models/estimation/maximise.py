@@ -1,16 +1,17 @@
 """Maximise part of a model's log density, given a verdict on whether a finite maximiser exists.
 
-Used by :func:`models.inference.mle` (likelihood terms only) and :func:`models.inference.map_estimate`
+Used by :func:`models.estimation.estimators.mle` (likelihood terms only) and
+:func:`models.estimation.estimators.map_estimate`
 (all terms). Works in the unconstrained space z that PyMC samples in, on the model's own compiled
 log density ``f`` and its gradient (for a model without transformed variables, NUTS's log density
 less the prior: nothing more to compile once the model has been sampled, or before it is), with
 L-BFGS preconditioned by the curvature at the start.
 
-Existence is decided first (:mod:`models.existence`): exactly, by the model's family or its
+Existence is decided first (:mod:`models.estimation.existence`): exactly, by the model's family or its
 structure, wherever they decide it; then :func:`maximise` returns the closed-form maximiser the
 family gave, or runs L-BFGS to the maximiser known to exist, or raises ``UnboundedLikelihoodError``.
 For what nothing exact decides (a model from outside the families whose likelihood may be unbounded
-or separable), :func:`ridge_path` decides numerically by following a vanishing ridge,
+or separable), :func:`ridge_path` decides numerically by following a vanishing ridge::
 
     z(lambda) = argmax  f(z) / s  -  lambda/2 sum_j d_j (z_j - z0_j)^2,   lambda = 1e-1 ... 1e-8,
 
@@ -48,7 +49,7 @@ from scipy import optimize
 
 from models import compiled
 from models.errors import InputError
-from models.existence import Existence, UnboundedLikelihoodError
+from models.estimation.existence import Existence, UnboundedLikelihoodError
 
 # Down to 1e-8: at a runaway the penalised gradient, about lambda |z|, stays far above the L-BFGS
 # tolerance (1e-12), so the optimiser resolves every step of the path.
@@ -71,8 +72,29 @@ __all__ = ["Estimate", "Objective", "UnboundedLikelihoodError", "argmax", "compi
 
 
 class Estimate(dict):
-    """Constrained values of the free variables and deterministics at the maximiser (a dict, name ->
-    array), with ``existence``: the :class:`~models.existence.Existence` verdict it was found under."""
+    """Constrained values of the free variables and deterministics at the maximiser.
+
+    A dict, name -> array, which also carries the verdict on existence it was found under.
+
+    Parameters
+    ----------
+    values : dict
+        Name -> value of every free variable and deterministic at the maximiser.
+    existence : Existence
+        The :class:`~models.estimation.existence.Existence` verdict it was found under.
+
+    Attributes
+    ----------
+    existence : Existence
+        As given.
+
+    Examples
+    --------
+    >>> import models
+    >>> estimate = models.mle(models.coin.build_model([1, 0, 1, 1]))
+    >>> sorted(estimate), round(float(estimate["p"]), 6), estimate.existence.method
+    (['p'], 0.75, 'closed form')
+    """
 
     def __init__(self, values: dict, existence: Existence):
         super().__init__(values)
@@ -147,9 +169,45 @@ class _Compiled:
 
 
 class Objective:
-    """The MLE's objective (the weighted log-likelihood) or, ``with_prior``, the MAP's (the log
-    posterior density without Jacobian), with its gradient, as functions of the raveled
-    unconstrained vector z; both views of one :class:`_Compiled` per model."""
+    """The MLE's or the MAP's objective, with its gradient, as functions of the unconstrained z.
+
+    The MLE's objective is the weighted log-likelihood; ``with_prior``, the MAP's is the log posterior
+    density without Jacobian. Both are functions of the raveled unconstrained vector z, and both are
+    views of one compiled set of functions per model (``_Compiled``). Made by
+    :func:`compiled_objective`.
+
+    Parameters
+    ----------
+    compiled : _Compiled
+        The model's compiled log-likelihood and log prior.
+    model : pymc.Model
+        The model, held by a weak reference.
+    with_prior : bool
+        Add the log prior (the MAP's objective).
+
+    Attributes
+    ----------
+    with_prior : bool
+        As given.
+    value_vars : list
+        The model's value variables, in the order z ravels them.
+    x0 : numpy.ndarray
+        The model's initial point, raveled.
+    output_names : list of str
+        The free variables and deterministics :meth:`point` returns.
+    model : pymc.Model
+        The model (a property reading the weak reference).
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.estimation.maximise import compiled_objective
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> objective = compiled_objective(model, model.observed_RVs)
+    >>> value, gradient = objective.value_and_grad(objective.x0)   # at p = 0.5
+    >>> round(value, 4), gradient
+    (-2.7726, array([1.]))
+    """
 
     def __init__(self, compiled: _Compiled, model: pm.Model, *, with_prior: bool):
         self._compiled = compiled
@@ -160,24 +218,77 @@ class Objective:
 
     @property
     def model(self) -> pm.Model:
+        """The model (``None`` once it no longer exists: the objective holds it weakly)."""
         return self._model()
 
     def value_and_grad(self, z):
+        """The objective and its gradient at z.
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            The raveled unconstrained vector.
+
+        Returns
+        -------
+        tuple of (float, numpy.ndarray)
+            The objective's value and its gradient with respect to z.
+        """
         likelihood, prior, likelihood_gradient, prior_gradient = self._compiled.parts(z)
         if self.with_prior:
             return likelihood + prior, likelihood_gradient + prior_gradient
         return likelihood, likelihood_gradient
 
     def point(self, z) -> dict[str, np.ndarray]:
-        """Constrained values of the free variables and the deterministics at z."""
+        """Constrained values of the free variables and the deterministics at z.
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            The raveled unconstrained vector.
+
+        Returns
+        -------
+        dict
+            Name -> array, for every name in :attr:`output_names`.
+        """
         return {name: np.asarray(v) for name, v in zip(self.output_names, self._compiled.outputs(z))}
 
     def free_values(self, z) -> np.ndarray:
+        """The constrained values of the free variables at z, raveled and concatenated.
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            The raveled unconstrained vector.
+
+        Returns
+        -------
+        numpy.ndarray
+            One number per scalar element of the free variables, in the order of :meth:`free_labels`.
+        """
         point = self.point(z)
         return np.concatenate([np.ravel(point[rv.name]) for rv in self.model.free_RVs])
 
     def curvature(self, z, scale: float) -> np.ndarray:
-        """|d^2 (f / scale) / dz_j^2| at z by central differences of the gradient, floored."""
+        """The curvature of ``f / scale`` in every coordinate of z, floored.
+
+        ``|d^2 (f / scale) / dz_j^2|`` at z, by central differences of the gradient. Values that are
+        not finite become 1; values below ``1e-8`` of the largest are floored there; with no
+        curvature anywhere (a linear f) the metric is the identity (all ones).
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            The raveled unconstrained vector.
+        scale : float
+            The size ``s`` of f (see the module docstring).
+
+        Returns
+        -------
+        numpy.ndarray
+            One positive number per coordinate of z.
+        """
         curvature = np.ones(z.size)
         for j in range(z.size):
             step = np.zeros(z.size)
@@ -191,7 +302,13 @@ class Objective:
         return np.maximum(curvature, _FLAT * largest)
 
     def free_labels(self) -> list[str]:
-        """``name[dim=coord, ...]`` for every scalar element of the free variables."""
+        """``name[dim=coord, ...]`` for every scalar element of the free variables.
+
+        Returns
+        -------
+        list of str
+            In the order of :meth:`free_values`; a scalar variable is its bare name.
+        """
         labels = []
         point = self.point(self.x0)
         for rv in self.model.free_RVs:
@@ -206,34 +323,84 @@ class Objective:
         return labels
 
 
-# Compiled objectives per model: fitting the same model again after ``pm.set_data`` (new weights, new
-# data of the same shapes) reuses the compiled log densities and gradients.
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def compiled_objective(model: pm.Model, terms, *, separate_likelihood: bool = False) -> Objective:
-    """The :class:`Objective` of ``terms``: the likelihood terms (observed variables and potentials),
-    for the MLE, or those and every free variable, for the MAP. Compiled once per model object, for
-    both, and kept while the model lives; values in ``pm.Data`` are read at every call, so changing
-    them needs no recompilation. ``separate_likelihood``: the likelihood compiled on its own rather
-    than as NUTS's log density minus the prior (see :class:`_Compiled`), for values far out."""
+    """The :class:`Objective` of ``terms``, compiled once per model.
+
+    Compiled once per model object, for both the MLE and the MAP, and kept while the model lives;
+    values in ``pm.Data`` are read at every call, so changing them needs no recompilation.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    terms : iterable of variables
+        The likelihood terms (observed variables and potentials), for the MLE, or those and every
+        free variable, for the MAP.
+    separate_likelihood : bool, default False
+        Compile the likelihood on its own rather than as NUTS's log density minus the prior (see
+        ``_Compiled``), for values far out.
+
+    Returns
+    -------
+    Objective
+
+    Raises
+    ------
+    InputError
+        When ``terms`` are neither of the two sets, or the model has discrete free variables or no
+        free variables.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.estimation.maximise import compiled_objective
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> compiled_objective(model, [*model.observed_RVs, *model.free_RVs]).with_prior
+    True
+    """
     likelihood = {*model.observed_RVs, *model.potentials}
     chosen = set(terms)
     if chosen not in (likelihood, likelihood | set(model.free_RVs)):
         raise InputError("an objective is the likelihood terms (observed variables and potentials), "
                          "with or without every free variable's prior")
-    key = (tuple(model.value_vars), bool(separate_likelihood))
-    per_model = _COMPILED.setdefault(model, {})
-    if key not in per_model:
-        per_model[key] = _Compiled(model, bool(separate_likelihood))
-    return Objective(per_model[key], model, with_prior=chosen != likelihood)
+    key = ("objective", tuple(model.value_vars), bool(separate_likelihood))
+    parts = compiled.cached(model, key, lambda: _Compiled(model, bool(separate_likelihood)))
+    return Objective(parts, model, with_prior=chosen != likelihood)
 
 
 def argmax(objective: Objective, z_start, scale: float, metric, ridge: float = 0.0):
-    """argmax of ``f(z) / scale - ridge/2 sum_j metric_j (z_j - z0_j)^2`` by L-BFGS from z_start.
+    """The argmax of ``f(z) / scale - ridge/2 sum_j metric_j (z_j - z0_j)^2``, by L-BFGS.
 
     L-BFGS runs in the preconditioned coordinates ``v = sqrt(metric) (z - z0)``, where the curvature
-    at z0 is one in every direction, so parameters of very different units converge alike.
+    at z0 is one in every direction, so parameters of very different units converge alike. Where f is
+    +inf the optimiser keeps going; where it is -inf or NaN it steps back.
+
+    Parameters
+    ----------
+    objective : Objective
+        f, and z0 (``objective.x0``).
+    z_start : numpy.ndarray
+        Where L-BFGS starts.
+    scale : float
+        The size of f.
+    metric : numpy.ndarray
+        One positive number per coordinate, the curvature at z0 (:meth:`Objective.curvature`).
+    ridge : float, default 0.0
+        The ridge's weight lambda; 0 maximises f itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        The maximiser z.
+
+    Examples
+    --------
+    >>> import numpy as np, models
+    >>> from models.estimation.maximise import argmax, compiled_objective
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> objective = compiled_objective(model, model.observed_RVs)
+    >>> z = argmax(objective, objective.x0, 1.0, np.ones(1))
+    >>> round(float(objective.point(z)["p"]), 6)
+    0.75
     """
     anchor, root = objective.x0, np.sqrt(metric)
 
@@ -256,21 +423,39 @@ def _converged(series: np.ndarray) -> np.ndarray:
         return (steps[-1] <= _LAST_STEP_SHARE * largest) | (largest <= _STILL * (1 + np.abs(series[-1])))
 
 
-# The deterministics as functions of the constrained free variables, per model: for closed-form maxima.
-_DETERMINISTICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def point_of(model: pm.Model, values: dict) -> dict[str, np.ndarray]:
-    """The point at given constrained values of the free variables (a closed-form maximiser, which
-    may lie on the boundary, where z is infinite): those values and the deterministics at them.
-    Evaluated once per estimate, so compiled without C code (milliseconds, not seconds)."""
-    compiled = _DETERMINISTICS.setdefault(model, {})
-    key = tuple(d.name for d in model.deterministics)
-    if key not in compiled:
-        compiled[key] = pytensor.function(model.free_RVs, model.deterministics, mode="FAST_COMPILE",
-                                          on_unused_input="ignore")
+    """The point at given constrained values of the free variables: those and the deterministics.
+
+    For a closed-form maximiser, which may lie on the boundary, where z is infinite. Evaluated once
+    per estimate, so the deterministics are compiled without C code (``FAST_COMPILE``), once per
+    model.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    values : dict
+        Name -> constrained value, for every free variable.
+
+    Returns
+    -------
+    dict
+        Name -> array, for every free variable and deterministic.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.estimation.maximise import point_of
+    >>> point_of(models.coin.build_model([1, 1, 1]), {"p": 1.0})
+    {'p': array(1.)}
+    """
+    def build():
+        return pytensor.function(model.free_RVs, model.deterministics, mode="FAST_COMPILE",
+                                 on_unused_input="ignore")
+
+    key = ("deterministics", *(d.name for d in model.deterministics))
+    deterministics = compiled.cached(model, key, build)
     inputs = [np.asarray(values[rv.name], dtype=rv.dtype) for rv in model.free_RVs]
-    computed = compiled[key](*inputs) if model.deterministics else []
+    computed = deterministics(*inputs) if model.deterministics else []
     point = {rv.name: value for rv, value in zip(model.free_RVs, inputs)}
     point.update({d.name: np.asarray(v) for d, v in zip(model.deterministics, computed)})
     return point
@@ -309,9 +494,41 @@ def _running(labels, path: np.ndarray) -> tuple[str, ...]:
 
 
 def ridge_path(objective: Objective, what: str) -> tuple[Existence, dict[str, np.ndarray] | None]:
-    """The numerical verdict of the vanishing-ridge path (see the module docstring) and, when a
-    maximiser exists, the point there (on the boundary when only unconstrained coordinates run off).
-    ``objective`` from ``compiled_objective(..., separate_likelihood=True)``: the path goes far out."""
+    """The numerical verdict of the vanishing-ridge path (see the module docstring), and the point.
+
+    Parameters
+    ----------
+    objective : Objective
+        From ``compiled_objective(..., separate_likelihood=True)``: the path goes far out.
+    what : str
+        The objective's name in messages, e.g. ``"weighted log-likelihood"``.
+
+    Returns
+    -------
+    tuple of (Existence, dict or None)
+        The verdict (``method="ridge path"``) and, when a maximiser exists, the point there (on the
+        boundary when only unconstrained coordinates run off); ``None`` when it does not.
+
+    Raises
+    ------
+    InputError
+        When the objective is not finite at the model's initial point.
+
+    Warns
+    -----
+    RuntimeWarning
+        When the optimiser stops away from a stationary point (the estimate may be inaccurate).
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.estimation.maximise import compiled_objective, ridge_path
+    >>> heads = models.coin.build_model([1, 1, 1])
+    >>> objective = compiled_objective(heads, heads.observed_RVs, separate_likelihood=True)
+    >>> verdict, point = ridge_path(objective, "weighted log-likelihood")
+    >>> verdict.exists, verdict.method, float(point["p"])
+    (True, 'ridge path', 1.0)
+    """
     scale, metric = _start_scale_and_metric(objective, what)
     z = objective.x0
     values, unconstrained, constrained = [objective.value_and_grad(z)[0]], [z], [objective.free_values(z)]
@@ -351,8 +568,46 @@ def ridge_path(objective: Objective, what: str) -> tuple[Existence, dict[str, np
 def maximise(model: pm.Model, terms, what: str, verdict: Existence | None = None) -> Estimate:
     """The maximiser of ``terms``' log density, as an :class:`Estimate`.
 
-    ``verdict`` is the exact answer on existence when one is known (``None``: decide by the ridge
-    path). Raises ``UnboundedLikelihoodError`` carrying the verdict when no finite maximiser exists.
+    With a verdict that gives the maximiser (a closed form) nothing is compiled; with another verdict
+    that a maximiser exists, L-BFGS runs to it from the initial point; without a verdict the ridge
+    path decides.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    terms : iterable of variables
+        The likelihood terms, or those and every free variable (see :func:`compiled_objective`).
+    what : str
+        The objective's name in messages, e.g. ``"weighted log-likelihood"``.
+    verdict : Existence, optional
+        The exact answer on existence when one is known (``None``: decide by the ridge path).
+
+    Returns
+    -------
+    Estimate
+        The point, carrying the verdict it was found under.
+
+    Raises
+    ------
+    UnboundedLikelihoodError
+        Carrying the verdict, when no finite maximiser exists.
+    InputError
+        When the objective is not finite at the model's initial point, or the model has discrete or
+        no free variables.
+
+    Warns
+    -----
+    RuntimeWarning
+        When the optimiser stops away from a stationary point (the estimate may be inaccurate).
+
+    Examples
+    --------
+    >>> import models
+    >>> from models.estimation.maximise import maximise
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> estimate = maximise(model, model.observed_RVs, "weighted log-likelihood")
+    >>> round(float(estimate["p"]), 6), estimate.existence.method
+    (0.75, 'ridge path')
     """
     if verdict is not None and not verdict.exists:
         raise UnboundedLikelihoodError(verdict.describe(what), verdict)

@@ -9,7 +9,7 @@ that is not the leave-one-unit-out estimate anyone wants, and its Pareto k-hats 
 
 * ``weights="frequency"``: row i stands for ``w_i`` identical units (integer weights). Leaving one
   unit out divides the posterior by ``p(y_i | theta)``, so the ratios are ``r_is = 1 / p(y_i | theta_s)``
-  (Pareto-smoothed, PSIS), and the unit's predictive density is
+  (Pareto-smoothed, PSIS), and the unit's predictive density is::
 
       elpd_i = log( sum_s r~_is p(y_i | theta_s) )     (r~ the normalised smoothed ratios),
 
@@ -34,7 +34,7 @@ count ``w_i = 0`` in the totals.
 of the fit as it holds them (``r_is = p(y_i | theta_s)^-w_i``), but the total weighs ``elpd_i`` by
 ``v_i = n u_i / sum_j u_j`` for the given ``u``. Fits of the same rows under different weights (no
 weights, class-balanced, effective-number) then estimate the same quantity, the expected log
-predictive density of new units of that population, and :func:`compare` ranks them with a paired
+predictive density of new units of that population, and :func:`loo_compare` ranks them with a paired
 standard error of each difference. ``az.compare`` cannot: it would sum each fit's own weighted terms,
 a different target per fit.
 """
@@ -50,22 +50,50 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from models.errors import InputError
+from models.sampling.idata import UNWEIGHTED_GROUP
 
-__all__ = ["LooResult", "UNWEIGHTED_GROUP", "compare", "loo"]
+__all__ = ["COMPARE_COLUMNS", "LooResult", "TARGETS", "loo", "loo_compare"]
 
-UNWEIGHTED_GROUP = "unweighted_log_likelihood"
 TARGETS = ("frequency", "population")
 
 
 @dataclass(frozen=True)
 class LooResult:
-    """``elpd`` and its standard error ``se`` (total over units: ``sum w`` units for frequency weights,
-    n rows for a population), ``p_loo`` (the weighted in-sample log predictive density minus ``elpd``),
-    per row ``pointwise`` (one unit's elpd) and ``pareto_k`` (NaN for a row outside the fit, weight 0:
-    nothing is left out, its elpd is the posterior predictive), the row ``weights`` that count the
-    units (the population's ``u`` when one is given), the ``target``, and ``good_k`` (ArviZ's threshold
-    ``min(1 - 1/log10 S, 0.7)``: above it a row's estimate is unreliable). With a population ``p_loo`` is
-    population-weighted too: a measure of optimism for that population, not a number of parameters."""
+    """A leave-one-out estimate of one target (what :func:`loo` returns).
+
+    ``str(result)`` is a one-line summary; the property ``units`` says how many units the totals are
+    over.
+
+    Attributes
+    ----------
+    elpd : float
+        The estimate, a total over units: ``sum w`` units for frequency weights, n rows for a
+        population.
+    se : float
+        Its standard error.
+    p_loo : float
+        The weighted in-sample log predictive density minus ``elpd``. With a population it is
+        population-weighted too: a measure of optimism for that population, not a number of
+        parameters.
+    pointwise : numpy.ndarray
+        Per row, one unit's elpd.
+    pareto_k : numpy.ndarray
+        Per row, the Pareto k-hat (NaN for a row outside the fit, weight 0: nothing is left out, its
+        elpd is the posterior predictive).
+    weights : numpy.ndarray
+        The row weights that count the units (the population's ``u`` when one is given).
+    target : {"frequency", "population"}
+    good_k : float
+        ArviZ's threshold ``min(1 - 1/log10 S, 0.7)``: above it a row's estimate is unreliable.
+
+    Examples
+    --------
+    >>> import models
+    >>> model = models.coin.build_model([1, 0, 1, 1], [1, 2, 1, 1])
+    >>> result = models.loo(models.sample(model, draws=200, tune=200, chains=2, random_seed=1))
+    >>> result.target, result.units, result.pointwise.shape
+    ('frequency', 5.0, (4,))
+    """
 
     elpd: float
     se: float
@@ -78,7 +106,7 @@ class LooResult:
 
     @property
     def units(self) -> float:
-        """How many units the totals are over."""
+        """How many units the totals are over: ``sum w`` for frequency weights, else the rows."""
         return float(self.weights.sum()) if self.target == "frequency" else float(self.weights.size)
 
     def __str__(self) -> str:
@@ -135,11 +163,43 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
         weights_var: str = "weights", population=None) -> LooResult:
     """Leave-one-out of a weighted posterior for the ``weights`` target (see the module docstring).
 
-    ``idata`` needs ``posterior``, ``unweighted_log_likelihood`` (the suite's samplers store it
-    beside ``log_likelihood``) and the row weights in ``constant_data[weights_var]``. ``var_name``
-    picks the observed variable when there are several. ``population`` (only with
-    ``weights="population"``): one non-negative number per row, proportional to the target
-    population's density over the sample's; by default the fit's own weights.
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        Needs ``posterior``, ``unweighted_log_likelihood`` (the suite's samplers store it beside
+        ``log_likelihood``) and the row weights in ``constant_data[weights_var]``.
+    weights : {"frequency", "population"}, default "frequency"
+        The target: row i stands for ``w_i`` identical units (integer weights), or the weights
+        describe another population than the sample.
+    var_name : str, optional
+        Picks the observed variable when there are several.
+    weights_var : str, default "weights"
+        The name of the row weights in ``constant_data``.
+    population : array_like, optional
+        Only with ``weights="population"``: one non-negative number per row, proportional to the
+        target population's density over the sample's; by default the fit's own weights.
+
+    Returns
+    -------
+    LooResult
+
+    Raises
+    ------
+    InputError
+        For an unknown target, ``population`` without ``weights="population"``, missing groups,
+        variables or weights, weights that are negative or not finite, frequency weights that are not
+        integers, population weights that are not one finite non-negative number per row or sum to 0,
+        or an unweighted log-likelihood that is not finite where it counts.
+
+    Examples
+    --------
+    >>> import models
+    >>> model = models.coin.build_model([1, 0, 1, 1], [1, 2, 1, 1])
+    >>> idata = models.sample(model, draws=200, tune=200, chains=2, random_seed=1)
+    >>> models.loo(idata).units   # frequency weights: 5 tosses
+    5.0
+    >>> models.loo(idata, weights="population").units   # 4 rows of a population
+    4.0
     """
     if weights not in TARGETS:
         raise InputError(f"weights must be one of {TARGETS}, got {weights!r}")
@@ -194,7 +254,7 @@ def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
 COMPARE_COLUMNS = ("model", "rank", "elpd", "se", "elpd_diff", "dse", "p_loo", "bad_k", "units", "target")
 
 
-def compare(results: dict[str, LooResult]) -> list[dict]:
+def loo_compare(results: dict[str, LooResult]) -> list[dict]:
     """Rank fits of the same rows by their :func:`loo` estimates of one target, best first.
 
     Every result must have the same target and the same counting weights (the frequency weights, or
@@ -205,9 +265,35 @@ def compare(results: dict[str, LooResult]) -> list[dict]:
     data expanded to units gives the same), and for a population ``sqrt(sum_i v_i^2 (d_i - d / n)^2)``,
     the standard error of the weighted total as in :func:`loo`. No stacking weights: for a population
     they would need a weighted stacking objective.
-    Rows: ``model``, ``rank`` (0 best), ``elpd``, ``se``, ``elpd_diff`` (to the best, >= 0), ``dse``,
-    ``p_loo``, ``bad_k`` (rows with Pareto k above ``good_k``: their terms are unreliable), ``units``,
-    ``target``.
+
+    Parameters
+    ----------
+    results : dict
+        Name -> :class:`LooResult`, at least two, of the same target and counting weights.
+
+    Returns
+    -------
+    list of dict
+        One row per fit, best first, with the keys of :data:`COMPARE_COLUMNS`: ``model``, ``rank``
+        (0 best), ``elpd``, ``se``, ``elpd_diff`` (to the best, >= 0), ``dse``, ``p_loo``, ``bad_k``
+        (rows with Pareto k above ``good_k``: their terms are unreliable), ``units``, ``target``.
+
+    Raises
+    ------
+    InputError
+        For fewer than two results, or results of different targets or counting other units.
+
+    Examples
+    --------
+    >>> import numpy as np, models
+    >>> rows = np.ones(4)
+    >>> fits = {name: models.sample(models.coin.build_model([1, 0, 1, 1], weights), draws=200,
+    ...                             tune=200, chains=2, random_seed=1)
+    ...         for name, weights in (("plain", None), ("weighted", [1, 2, 1, 1]))}
+    >>> table = models.loo_compare({name: models.loo(idata, weights="population", population=rows)
+    ...                             for name, idata in fits.items()})
+    >>> [(row["model"], row["rank"], row["units"]) for row in table]
+    [('plain', 0, 4.0), ('weighted', 1, 4.0)]
     """
     if len(results) < 2:
         raise InputError("compare needs at least two LOO results")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analyses.rl_problems import GAMMA, Dynamics
+from analyses.environments.rl_problems import GAMMA, Dynamics
 from models import weights as weights_lib
 from models.errors import InputError
 

@@ -13,10 +13,9 @@ g++ run), and much of each run used to go to parsing the same headers (``Python.
   them again. It is empty without optimisation (``__OPTIMIZE__``): PyTensor's probes of the compiler
   (OpenMP, BLAS) compile and link small programs without ``-O`` and get the same flags.
 
-A model's first fit from an empty compile cache (``python -m benchmarks.first_compile``,
-``benchmarks/results/first_compile.csv``): the softmax policy 29.9 s instead of 51.6 s, a
-1000-row logistic regression 20.9 s instead of 31.3 s, the coin 18.4 s instead of 22.4 s, with the
-same modules. Where g++ finds the precompiled file unusable (an optimised compile with other flags),
+The gain on a model's first fit from an empty compile cache is measured by
+``python -m benchmarks.first_compile`` (``docs/performance.md``). Where g++ finds the precompiled
+file unusable (an optimised compile with other flags),
 it reads ``modules.h`` as text: slower, same result. ``DIR`` is a folder of PyTensor's base compile
 directory (``~/.pytensor`` by default) named by a hash of the compiler's version, the flags and the
 size and time of every header under the include folders, so a new NumPy, Python or PyTensor gets a
@@ -64,8 +63,19 @@ def _user_configured() -> bool:
 
 
 def module_flags() -> list[str]:
-    """The flags PyTensor compiles an Elemwise module with (``CLinker.compile_args`` and the standard
-    include folders), which most of a model's modules share."""
+    """The flags PyTensor compiles an Elemwise module with, which most of a model's modules share.
+
+    Returns
+    -------
+    list of str
+        ``CLinker.compile_args()`` and ``-I`` of the standard include folders.
+
+    Examples
+    --------
+    >>> from models._config import cxx
+    >>> "-O3" in cxx.module_flags()
+    True
+    """
     import pytensor.tensor as pt
     from pytensor.graph.fg import FunctionGraph
     from pytensor.link.c.basic import CLinker
@@ -119,12 +129,31 @@ def _build(cxx: str, flags: list[str], folder: Path) -> bool:
 
 
 def configure(root: Path | None = None) -> list[str]:
-    """Append ``-g0`` and, when g++ accepts it, ``-include`` of the precompiled header to
-    ``gcc__cxxflags`` (once; call after PyMC is imported, which sets flags of its own). The header
-    is kept under ``root`` (default: PyTensor's base compile directory, the parent of every compile
-    directory: its path is one of the flags, so processes compiling into different directories under
-    one base, such as the test workers, give a module the same flags and the same cache key). Returns
-    the flags appended ([] when nothing was changed, see the module docstring)."""
+    """Append ``-g0`` and, when g++ accepts it, the precompiled header to ``gcc__cxxflags``.
+
+    The header goes in as ``-include`` of it. Once per process; call after PyMC is imported, which
+    sets flags of its own.
+
+    Parameters
+    ----------
+    root : pathlib.Path, optional
+        Where the header is kept (default: PyTensor's base compile directory, the parent of every
+        compile directory: its path is one of the flags, so processes compiling into different
+        directories under one base, such as the test workers, give a module the same flags and the
+        same cache key).
+
+    Returns
+    -------
+    list of str
+        The flags appended ([] when nothing was changed, see the module docstring).
+
+    Examples
+    --------
+    >>> import models   # runs cxx.configure() once
+    >>> from models._config import cxx
+    >>> cxx.configure()   # configured already in this process
+    []
+    """
     import pytensor
 
     config = pytensor.config

@@ -2,9 +2,9 @@
 
 pip-installed PyTensor leaves ``blas__ldflags`` empty unless it finds ``cblas`` (or OpenBLAS with
 ``gfortran``) by itself; it then warns "could not link to a BLAS installation" and its C matrix
-products run several times slower (a 100k-row logistic model: 315 s instead of 90 s on a 2-core
-machine). Debian's ``libopenblas-dev`` provides ``libopenblas.so``; linking it with
-``-lopenblas`` is all PyTensor needs. A user's own setting (``PYTENSOR_FLAGS`` or ``.pytensorrc``)
+products run several times slower (``docs/performance.md`` has the measurement). Debian's
+``libopenblas-dev`` provides ``libopenblas.so``; linking it with ``-lopenblas`` is all PyTensor
+needs. A user's own setting (``PYTENSOR_FLAGS`` or ``.pytensorrc``)
 always wins.
 """
 
@@ -33,7 +33,22 @@ def _library_dirs() -> list[Path]:
 
 
 def find_openblas() -> Path | None:
-    """Directory holding a linkable ``libopenblas.so`` (or ``.dylib``), or None."""
+    """Directory holding a linkable ``libopenblas.so`` (or ``.dylib``), or None.
+
+    Looks in the environment's ``lib``, the system's library folders (with the platform's
+    multiarch folder) and Homebrew's OpenBLAS folders, in that order.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The first folder holding the library; ``None`` when there is none.
+
+    Examples
+    --------
+    >>> from models._config import blas
+    >>> blas.find_openblas()  # doctest: +SKIP
+    PosixPath('/usr/lib/x86_64-linux-gnu')
+    """
     for directory in _library_dirs():
         for name in (_LIBRARY, "libopenblas.dylib"):
             if (directory / name).exists():
@@ -51,8 +66,22 @@ def _user_configured() -> bool:
 def configure() -> str | None:
     """Set ``blas__ldflags`` to link OpenBLAS when the user has not chosen a BLAS.
 
-    Works whether or not PyTensor is already imported. Returns the flags set, or None when
-    nothing was changed (user setting present, or no OpenBLAS found: PyTensor then warns).
+    Works whether or not PyTensor is already imported: in ``pytensor.config`` once it is, else in
+    ``PYTENSOR_FLAGS`` (keeping the flags there).
+
+    Returns
+    -------
+    str or None
+        The flags set (``-L<folder> -lopenblas``), or None when nothing was changed (user setting
+        present, or no OpenBLAS found: PyTensor then warns).
+
+    Examples
+    --------
+    ``import models`` runs it; on Debian with ``libopenblas-dev`` and no BLAS chosen by the user:
+
+    >>> import models, pytensor
+    >>> pytensor.config.blas__ldflags  # doctest: +SKIP
+    '-L/usr/lib/x86_64-linux-gnu -lopenblas'
     """
     if _user_configured():
         return None

@@ -3,7 +3,7 @@
 With rows ``x~_i = (1, x_i)``, class codes ``y_i`` in 0..K-1, non-negative weights ``w_i`` and a
 coefficient matrix ``B`` (one column per class; K = 2: class 0's column is zero), the weighted
 log-likelihood is ``sum_{i: w_i > 0} w_i log softmax(x~_i B)[y_i]``. Along a direction ``D`` of the
-coefficients (``B + t D``, t -> infinity) row i changes only through its margins
+coefficients (``B + t D``, t -> infinity) row i changes only through its margins::
 
     m_ik(D) = x~_i . (D[:, y_i] - D[:, k]),   k != y_i.
 
@@ -54,14 +54,38 @@ _MOVES = 1e-6             # a coordinate moves when its extreme value in the dir
 
 @dataclass(frozen=True)
 class Separation:
-    """What the linear programs found: ``separated`` (no finite maximiser), ``complete`` (every
-    margin can be positive at once), ``rows`` (indices of the weighted observations whose term rises
-    for ever along some separating direction), ``directions`` (coordinate name -> ``"+inf"``,
-    ``"-inf"`` or ``"+inf or -inf"``, for the coordinates that diverge), ``aliased`` (names of the
-    coordinates that move without changing any margin), ``weighted_rows`` (rows of positive weight)
-    and ``direction``: one separating direction, in the coordinates' order and the features' own
-    units, which makes every margin of the ``rows`` positive and none negative (zeros without
-    separation): a certificate anyone can check."""
+    """What the linear programs of :func:`detect` found.
+
+    Attributes
+    ----------
+    separated : bool
+        Separation: the weighted log-likelihood has no finite maximiser.
+    complete : bool
+        Every margin can be positive at once (complete, not quasi-complete, separation).
+    rows : tuple of int
+        Indices of the weighted observations whose term rises for ever along some separating
+        direction.
+    directions : dict
+        Coordinate name -> ``"+inf"``, ``"-inf"`` or ``"+inf or -inf"``, for the coordinates that
+        diverge.
+    aliased : tuple of str
+        Names of the coordinates that move without changing any margin.
+    weighted_rows : int
+        Rows of positive weight.
+    direction : numpy.ndarray
+        One separating direction, in the coordinates' order and the features' own units, which makes
+        every margin of the ``rows`` positive and none negative (zeros without separation): a
+        certificate anyone can check. Left out of comparisons and of the ``repr``.
+
+    Examples
+    --------
+    >>> from models.estimation.separation import detect
+    >>> found = detect([[0.0], [1.0], [1.0]], [0, 1, 0])
+    >>> found.separated, found.complete, found.rows
+    (True, False, (0,))
+    >>> found.directions
+    {'intercept': '-inf', 'coef[feature=x0]': '+inf'}
+    """
 
     separated: bool
     complete: bool
@@ -72,7 +96,20 @@ class Separation:
     direction: np.ndarray = field(compare=False, repr=False)
 
     def describe(self) -> str:
-        """One sentence: whether the rows separate, and how many are fitted ever more surely."""
+        """One sentence: whether the rows separate, and how many are fitted ever more surely.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> from models.estimation.separation import detect
+        >>> detect([[0.0], [1.0], [2.0]], [0, 1, 0]).describe()
+        'no separation among the 3 weighted rows'
+        >>> print(detect([[-1.0], [1.0]], [0, 1]).describe())
+        complete separation: along a separating direction the terms of 2 of the 2 weighted rows rise for ever
+        """
         if not self.separated:
             return f"no separation among the {self.weighted_rows} weighted rows"
         kind = "complete" if self.complete else "quasi-complete"
@@ -81,8 +118,32 @@ class Separation:
 
 
 def coordinate_names(n_features: int, n_classes: int, feature_names=None, class_names=None) -> list[str]:
-    """Names of the coordinates of ``D`` in the order the programs use: intercept first, then the
-    coefficients feature by feature; for K > 2 every class within each (``name[class=c]``)."""
+    """Names of the coordinates of ``D`` in the order the programs use.
+
+    Intercept first, then the coefficients feature by feature; for K > 2 every class within each
+    (``name[class=c]``).
+
+    Parameters
+    ----------
+    n_features : int
+        Columns of the features (no intercept column).
+    n_classes : int
+        K; 2 is binary logistic regression (one column of coefficients).
+    feature_names, class_names : sequence of str, optional
+        Default ``x0, x1, ...`` and ``class_0, class_1, ...``.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from models.estimation.separation import coordinate_names
+    >>> coordinate_names(2, 2)
+    ['intercept', 'coef[feature=x0]', 'coef[feature=x1]']
+    >>> coordinate_names(1, 3, class_names=["a", "b", "c"])[3:]
+    ['coef[feature=x0, class=a]', 'coef[feature=x0, class=b]', 'coef[feature=x0, class=c]']
+    """
     features = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(n_features)]
     if n_classes == 2:
         return ["intercept", *(f"coef[feature={f}]" for f in features)]
@@ -130,12 +191,51 @@ def _any_aliased(M, E, coordinate_bounds) -> bool:
 
 def detect(X, y, weights=None, *, n_classes: int | None = None, names=None, fixed=(),
            directions: bool = True) -> Separation:
-    """Decide separation of the rows of ``X`` (features, no intercept column) with labels ``y`` and
-    non-negative ``weights`` (default ones); see the module docstring.
+    """Decide separation of weighted rows by linear programming (see the module docstring).
 
-    ``names`` are the coordinates' names (default :func:`coordinate_names`); ``fixed`` names
-    coordinates held at zero (those a proper prior penalises). ``directions=False`` skips the
-    programs that name the diverging and aliased coordinates: the verdict alone, one program.
+    Parameters
+    ----------
+    X : array_like, shape (n, features)
+        Features, no intercept column.
+    y : array_like of int, shape (n,)
+        Class codes 0..K-1.
+    weights : array_like, shape (n,), optional
+        Finite non-negative weights, default ones; only their signs matter (rows of weight 0 are
+        dropped).
+    n_classes : int, optional
+        K; default ``max(y) + 1``.
+    names : sequence of str, optional
+        The coordinates' names (default :func:`coordinate_names`).
+    fixed : collection of str, default ()
+        Names of coordinates held at zero (those a proper prior penalises).
+    directions : bool, default True
+        ``False`` skips the programs that name the diverging and aliased coordinates: the verdict
+        alone, one program.
+
+    Returns
+    -------
+    Separation
+        The verdict, the diverging and aliased coordinates and a separating direction.
+
+    Raises
+    ------
+    InputError
+        When ``X``, ``y`` and ``weights`` do not fit together, a weight is negative or not finite, a
+        feature is not finite, ``names`` do not match the coordinates, or ``fixed`` names an unknown
+        coordinate.
+    RuntimeError
+        When a linear program fails, or the verdict's optimum is not a whole number of margins (data
+        degenerate at the solver's tolerance).
+
+    Examples
+    --------
+    >>> from models.estimation.separation import detect
+    >>> detect([[-1.0], [1.0]], [0, 1]).directions
+    {'intercept': '+inf or -inf', 'coef[feature=x0]': '+inf'}
+    >>> detect([[-1.0], [1.0]], [0, 1], fixed=["intercept"]).direction
+    array([0., 1.])
+    >>> detect([[0.0], [1.0], [2.0]], [0, 1, 0]).separated
+    False
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y)

@@ -1,0 +1,117 @@
+"""Reading a PyMC model's graph: shared by every layer that inspects a model (no model is built here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Variable
+from pytensor.graph.traversal import ancestors
+from pytensor.tensor.variable import TensorConstant
+
+from models.errors import InputError
+
+__all__ = ["check_model", "value_of", "weights_data"]
+
+
+def check_model(model) -> pm.Model:
+    """``model`` itself when it is a ``pymc.Model``.
+
+    Parameters
+    ----------
+    model : object
+
+    Returns
+    -------
+    pymc.Model
+        ``model``, unchanged.
+
+    Raises
+    ------
+    InputError
+        When ``model`` is not a ``pymc.Model``.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models._graph import check_model
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> check_model(model) is model
+    True
+    >>> check_model("coin")
+    Traceback (most recent call last):
+        ...
+    models.errors.InputError: model must be a pymc.Model, got str
+    """
+    if not isinstance(model, pm.Model):
+        raise InputError(f"model must be a pymc.Model, got {type(model).__name__}")
+    return model
+
+
+def value_of(variable, model: pm.Model):
+    """The current value of a graph that depends on no random variable of the model.
+
+    Parameters
+    ----------
+    variable : Variable or array_like
+        A ``pm.Data``, a constant, a graph of them, or a plain array.
+    model : pymc.Model
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The value (a graph of data is evaluated), or ``None`` when ``variable`` depends on a random
+        variable or value variable of the model.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models._graph import value_of
+    >>> model = models.coin.build_model([1, 0, 1, 1])
+    >>> value_of(model["weights"], model), value_of(2 * model["prior_a"], model)
+    (array([1., 1., 1., 1.]), array(2.))
+    >>> value_of(model["p"], model) is None
+    True
+    """
+    if not isinstance(variable, Variable):   # weights given as a plain array
+        return np.asarray(variable)
+    if isinstance(variable, SharedVariable):
+        return variable.get_value()
+    if isinstance(variable, TensorConstant):
+        return variable.data
+    random = set(model.basic_RVs) | set(model.value_vars)
+    if any(node in random for node in ancestors([variable])):
+        return None
+    return pytensor.function([], variable, on_unused_input="ignore")()
+
+
+def weights_data(model: pm.Model) -> SharedVariable:
+    """The model's ``pm.Data("weights")``, which the calibration methods rescale.
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Returns
+    -------
+    pytensor.compile.sharedvalue.SharedVariable
+        The weights' data variable (``get_value``, ``set_value``).
+
+    Raises
+    ------
+    InputError
+        When the model keeps no weights in ``pm.Data("weights")``.
+
+    Examples
+    --------
+    >>> import models
+    >>> from models._graph import weights_data
+    >>> weights_data(models.coin.build_model([1, 0, 1, 1], [1, 2, 1, 1])).get_value()
+    array([1., 2., 1., 1.])
+    """
+    weights = model.named_vars.get("weights")
+    if not isinstance(weights, SharedVariable):
+        raise InputError("the model keeps no weights in pm.Data('weights'): build it with a models.* builder "
+                         "or name its weights so")
+    return weights

@@ -1,12 +1,13 @@
 # Two commands for a fresh machine (Python 3.11; root for the one system package):
 #   make all    set up, then run every analysis: figures/ and results/
 #   make test   set up, then run the default test tiers (slow ones: make test-slow)
+#   make docs   set up, then build the documentation site into docs/_build/html
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all analyses test test-slow setup blas clean
+.PHONY: all analyses test test-slow docs setup blas clean
 
 all: analyses
 
@@ -19,11 +20,15 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
 
+# Warnings are errors: a broken link, figure or docstring fails the build.
+docs: setup
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 setup: blas $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,jax]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,jax,docs]"
 	touch $@
 
 # PyTensor links OpenBLAS through models/_config/blas.py; Debian's libopenblas-dev provides it.

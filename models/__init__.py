@@ -46,12 +46,14 @@ from models.likelihood import estimator_name, weighted_likelihood, weighted_soft
 from models.sampling.batched import BatchResult  # noqa: E402
 from models.sampling.many import sample_many  # noqa: E402
 from models.sampling.nuts import sample  # noqa: E402
+from models.transform import weighted  # noqa: E402
 
 __all__ = [
     # set-up
     "configure",
     # the families, the weights and the weighted term
     "coin", "classes", "policy", "weights", "likelihood", "weighted_likelihood", "weighted_softmax",
+    "weighted",
     # estimators
     "mle", "map_estimate", "Estimate", "Existence", "UnboundedLikelihoodError", "compile_log_likelihood",
     "sample", "sample_many", "BatchResult", "compare", "compare_many", "Comparison", "estimator_name",

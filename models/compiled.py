@@ -28,6 +28,7 @@ import pytensor.tensor as pt
 from pymc.backends import NDArray
 from pymc.blocking import DictToArrayBijection
 from pymc.initial_point import make_initial_point_fn, make_initial_point_fns_per_chain
+from pymc.logprob.utils import replace_rvs_by_values
 from pymc.model.core import Point
 from pymc.step_methods.hmc import quadpotential
 from pymc.util import get_random_generator
@@ -316,12 +317,18 @@ def _log_likelihood_function(model: pm.Model):
     (``models.likelihood``) with its weights replaced by ones, ``log p(y_i | theta)``."""
     def build():
         free = model.free_RVs
+        values = [rv.type(f"{rv.name}_value") for rv in free]   # constrained: no transform
         batched = [pt.tensor(f"{rv.name}_draws", dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free]
-        pointwise = [pm.logp(rv, model.rvs_to_values[rv]) for rv in model.observed_RVs]
+        # The observed variables as functions of the free variables' values, with no random variable
+        # left upstream: deriving the log density of a censored or mixture term rewrites its graph and
+        # would clone (and so lose) a free variable it depends on.
+        observed = replace_rvs_by_values(model.observed_RVs, rvs_to_values=dict(zip(free, values)),
+                                         rvs_to_transforms={})
+        pointwise = [pm.logp(term, model.rvs_to_values[rv]) for term, rv in zip(observed, model.observed_RVs)]
         weights = {term.tag.weighted_term.weights for term in model.observed_RVs
                    if getattr(term.tag, "weighted_term", None) is not None}
         pointwise = graph_replace(pointwise, {w: pt.ones_like(w) for w in weights}, strict=False)
-        vectorised = vectorize_graph(pointwise, replace=dict(zip(free, batched)))
+        vectorised = vectorize_graph(pointwise, replace=dict(zip(values, batched)))
         return pytensor.function(batched, vectorised, on_unused_input="ignore")
 
     key = ("log_likelihood", tuple(model.free_RVs), tuple(model.observed_RVs))

@@ -25,17 +25,28 @@ and PyMC samples chains in parallel processes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
+from pymc.distributions.distribution import SymbolicRandomVariable
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Variable
+from pytensor.tensor.random.op import RandomVariable
+from pytensor.tensor.random.type import RandomGeneratorType
+from pytensor.tensor.type_other import NoneConst, NoneTypeT
 
+from models import compiled
+from models import weights as weights_lib
 from models._graph import value_of
+from models.errors import InputError
 
-__all__ = ["POINT_NAMES", "WeightedTerm", "estimator_name", "term_weights", "weighted_likelihood",
-           "weighted_softmax", "weights_summary"]
+__all__ = ["POINT_NAMES", "WeightedTerm", "check_weights", "estimator_name", "term_weights",
+           "weighted_likelihood", "weighted_softmax", "weighted_term", "weights_summary"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +69,12 @@ class WeightedTerm:
     likelihood_when : tuple of (TensorVariable, float), default ()
         Pairs (tensor, value) that make the term a log-likelihood when every tensor holds its value
         (the focal loss at gamma = 0 and alpha = 1); empty for a term that always is one.
+    allow_negative : bool, default False
+        Whether negative weights are meant (advantages); :func:`check_weights` refuses them otherwise.
 
     Attributes
     ----------
-    weights, at_most_zero, multipliers, likelihood_when
+    weights, at_most_zero, multipliers, likelihood_when, allow_negative
         The parameters, as given (a frozen dataclass).
 
     Examples
@@ -71,20 +84,42 @@ class WeightedTerm:
     ...     p = pm.Beta("p", 1.0, 1.0)
     ...     weights = pm.Data("weights", [1.0, 2.0, 0.5], dims="toss")
     ...     heads = weighted_likelihood("heads", pm.Bernoulli, weights, observed=[1, 0, 1], dims="toss", p=p)
-    >>> heads.tag.weighted_term
-    WeightedTerm(weights=weights, at_most_zero=True, multipliers=(), likelihood_when=())
+    >>> marker = heads.tag.weighted_term
+    >>> marker.weights.name, marker.at_most_zero, marker.allow_negative
+    ('weights', True, False)
     """
 
     weights: object
     at_most_zero: bool
     multipliers: tuple = ()
     likelihood_when: tuple = ()
+    allow_negative: bool = False
 
 
-def _mark(term, weights, *, at_most_zero: bool, multipliers: tuple = (), likelihood_when: tuple = ()):
-    term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero, multipliers=multipliers,
-                                          likelihood_when=likelihood_when)
+def _mark(term, weights, *, at_most_zero: bool, allow_negative: bool, multipliers: tuple = (),
+          likelihood_when: tuple = ()):
+    term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero,
+                                          multipliers=multipliers, likelihood_when=likelihood_when,
+                                          allow_negative=bool(allow_negative))
     return term
+
+
+def _as_weights(weights):
+    """Weights as a tensor: a ``pm.Data`` or other tensor as it is, numbers as a float64 constant
+    (a NumPy array cannot key the suite's caches, a tensor can)."""
+    if isinstance(weights, Variable):
+        return weights
+    try:
+        return pt.as_tensor_variable(np.asarray(weights, dtype="float64"))
+    except (TypeError, ValueError) as err:
+        raise InputError(f"weights must be numbers or a tensor, got {type(weights).__name__}: "
+                         f"{err}") from None
+
+
+def _times_weights(log_density, weights):
+    """``w * log_density``, exactly 0 where ``w = 0`` (even where the log density is -inf, where
+    0 * -inf would be NaN)."""
+    return pt.switch(pt.eq(weights, 0), 0.0, weights * log_density)
 
 
 def _plain_distribution(*inputs, distribution, parameter_names):
@@ -95,11 +130,11 @@ def _plain_distribution(*inputs, distribution, parameter_names):
 def _weighted_logp(value, *inputs, distribution, parameter_names):
     *parameters, weights = inputs
     plain = distribution.dist(**dict(zip(parameter_names, parameters)))
-    # A zero weight drops its observation exactly, even where its log density is -inf (0 * -inf = NaN).
-    return pt.switch(pt.eq(weights, 0), 0.0, weights * pm.logp(plain, value))
+    return _times_weights(pm.logp(plain, value), weights)
 
 
-def weighted_likelihood(name, distribution, weights, *, observed, dims, signature=None, **parameters):
+def weighted_likelihood(name, distribution, weights, *, observed, dims, signature=None, allow_negative=False,
+                        **parameters):
     """Add an observed term with log density ``sum_i w_i log distribution(y_i | ...)``.
 
     The term ``name`` has log density ``sum_i weights_i log distribution(y_i | ...)``. Call it inside a model
@@ -123,6 +158,8 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
         The gufunc signature of (parameters..., weights) -> value when a parameter has core
         dimensions, e.g. ``"(k),()->()"`` for a categorical with probabilities; by default every input
         is scalar per observation.
+    allow_negative : bool, default False
+        Accept negative weights (advantages); otherwise they are refused, here and by every estimator.
     **parameters
         The distribution's keyword parameters (``p=theta``).
 
@@ -131,6 +168,12 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
     TensorVariable
         The observed random variable, marked with a :class:`WeightedTerm` (``term.tag.weighted_term``;
         ``at_most_zero`` for a discrete distribution).
+
+    Raises
+    ------
+    InputError
+        When the weights are not numbers, do not fit the observations' shape, are NaN or infinite,
+        negative (unless ``allow_negative``) or all zero (:func:`check_weights`).
 
     Examples
     --------
@@ -143,6 +186,7 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
     >>> logp({"p_logodds__": 0.0})[0].round(4)  # w_i log 0.5
     array([-0.6931, -1.3863, -0.3466])
     """
+    weights = _as_weights(weights)
     parameter_names = tuple(parameters)
     if signature is None:
         signature = ",".join(["()"] * (len(parameter_names) + 1)) + "->()"
@@ -157,7 +201,15 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
         observed=observed,
         dims=dims,
     )
-    return _mark(term, weights, at_most_zero=issubclass(distribution, pm.Discrete))
+    _mark(term, weights, at_most_zero=issubclass(distribution, pm.Discrete), allow_negative=allow_negative)
+    return _checked(term)
+
+
+def _checked(term):
+    """``term`` after :func:`check_weights` of its model's current weights (at build, before any fit)."""
+    model = pm.modelcontext(None)
+    _check_term(model, term, {})
+    return term
 
 
 def _softmax_plain(logits, alpha, gamma, weights, size, *, focal):
@@ -188,10 +240,10 @@ def _softmax_logp(value, logits, alpha, gamma, weights, *, focal):
         factor = pt.switch(pt.gt(gamma, 0), pt.exp(gamma * log_rest), 1.0)
         loss = alpha_true * factor * loss
     loss = pt.switch(valid, loss, -np.inf)  # a code outside 0..K-1 is impossible
-    return pt.switch(pt.eq(weights, 0), 0.0, weights * loss)
+    return _times_weights(loss, weights)
 
 
-def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=None):
+def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=None, allow_negative=False):
     """Add a weighted softmax (or focal loss) term of class codes given logits.
 
     The term is ``sum_i w_i alpha_{y_i} (1 - p_i)^gamma log p_i`` with ``p_i = softmax(logits_i)[y_i]``.
@@ -226,12 +278,20 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
         The focal loss's positive multiplier of each class; default all ones. ``gamma`` and ``alpha``
         may be tensors (``pm.Data``): the focal term is then compiled once for every value they are
         set to.
+    allow_negative : bool, default False
+        Accept negative weights (advantages); otherwise they are refused, here and by every estimator.
 
     Returns
     -------
     TensorVariable
         The observed random variable, marked with a :class:`WeightedTerm` (``at_most_zero``; for the
         focal loss, ``alpha`` as a multiplier and gamma = 0, alpha = 1 as what makes it a likelihood).
+
+    Raises
+    ------
+    InputError
+        When the weights are not numbers, do not fit the observations' shape, are NaN or infinite,
+        negative (unless ``allow_negative``) or all zero (:func:`check_weights`).
 
     Examples
     --------
@@ -248,6 +308,7 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
     >>> logp({"eta": 0.0})[0].round(4)  # w_i log 0.5
     array([-0.6931, -0.6931, -2.0794])
     """
+    weights = _as_weights(weights)
     logits = pt.as_tensor_variable(logits)
     focal = not (isinstance(gamma, (int, float, np.number)) and gamma == 0 and alpha is None)
     alpha = pt.ones(logits.shape[-1]) if alpha is None else pt.as_tensor_variable(alpha, dtype="float64")
@@ -265,8 +326,140 @@ def weighted_softmax(name, logits, weights, *, observed, dims, gamma=0.0, alpha=
         dims=dims,
     )
     # log p <= 0 and (1 - p)^gamma in [0, 1]: each term is at most 0 while alpha >= 0.
-    return _mark(term, weights, at_most_zero=True, multipliers=(alpha,),
-                 likelihood_when=((gamma, 0.0), (alpha, 1.0)) if focal else ())
+    _mark(term, weights, at_most_zero=True, allow_negative=allow_negative, multipliers=(alpha,),
+          likelihood_when=((gamma, 0.0), (alpha, 1.0)) if focal else ())
+    return _checked(term)
+
+
+# --------------------------------------------------------------------------- the term of an existing variable
+
+
+def _is_unregistered_variable(x) -> bool:
+    """Whether ``x`` is a random variable given as the input of another (``pm.Censored``'s ``dist``)."""
+    return x.owner is not None and isinstance(x.owner.op, (RandomVariable, SymbolicRandomVariable))
+
+
+def _layout(node) -> tuple:
+    """How a random variable's node is rebuilt from a flat list of tensors: per input ``("rng",)``,
+    ``("size",)``, ``("param",)`` or, for a random variable given as an input (the distribution inside
+    ``pm.Censored``, a mixture's components), ``("variable", op, layout)`` of that variable's own node.
+    The tensors are the parameters in this order (:func:`_parameters`). An inner variable's size is
+    not kept: rebuilt, it takes the outer variable's size where the outer has none of its own (a
+    censored variable's draws), else its parameters' shape (its log density at the observations
+    broadcasts)."""
+    op = node.op
+    size = op.size_param(node)
+    entries = []
+    for x in node.inputs:
+        if isinstance(x.type, RandomGeneratorType):
+            entries.append(("rng",))
+        elif size is not None and x is size:
+            entries.append(("size",))
+        elif _is_unregistered_variable(x):
+            entries.append(("variable", x.owner.op, _layout(x.owner)))
+        else:
+            entries.append(("param",))
+    return tuple(entries)
+
+
+def _parameters(node, layout) -> list:
+    """The tensors :func:`_rebuilt` takes, in the order of ``layout``."""
+    found = []
+    for x, entry in zip(node.inputs, layout):
+        if entry[0] == "param":
+            found.append(x)
+        elif entry[0] == "variable":
+            found += _parameters(x.owner, entry[2])
+    return found
+
+
+def _signature(op, layout) -> str:
+    """The gufunc signature of the flat parameters (:func:`_parameters`) to the variable's value."""
+    inputs, output = op.signature.split("->")
+    parts = iter(re.findall(r"\([^)]*\)", inputs))   # "(n),(n,n)": one part per input
+    flat = []
+    for entry in layout:
+        if entry[0] == "param":
+            flat.append(next(parts))
+        elif entry[0] == "variable":
+            next(parts)
+            flat.append(_signature(entry[1], entry[2]).split("->")[0])
+    return ",".join(part for part in flat if part) + "->" + output
+
+
+def _rebuilt(op, layout, parameters, size):
+    """A fresh draw of the random variable ``op`` (new generators, the given parameters and size)."""
+    parameters = iter(parameters)
+
+    def build(op, layout, size):
+        inputs = []
+        inner_size = None if any(entry[0] == "size" for entry in layout) else size
+        for entry in layout:
+            if entry[0] == "rng":
+                inputs.append(pytensor.shared(np.random.default_rng()))
+            elif entry[0] == "size":
+                inputs.append(NoneConst if size is None else size)
+            elif entry[0] == "variable":
+                inputs.append(build(entry[1], entry[2], inner_size))
+            else:
+                inputs.append(next(parameters))
+        outputs = op.make_node(*inputs).outputs
+        return outputs[op.default_output] if op.default_output is not None else outputs[-1]
+
+    return build(op, layout, size)
+
+
+def _plain_variable(*inputs, op, layout):
+    *parameters, _weights, size = inputs
+    return _rebuilt(op, layout, parameters, size)
+
+
+def _weighted_variable_logp(value, *inputs, op, layout):
+    *parameters, weights = inputs
+    return _times_weights(pm.logp(_rebuilt(op, layout, parameters, None), value), weights)
+
+
+def weighted_term(variable, weights):
+    """The suite's weighted term of an existing random variable, unnamed (``pm.CustomDist.dist``).
+
+    The term's log density at ``y`` is ``w * log p(y | ...)``, the variable's own log density times its
+    weights (exactly 0 where ``w = 0``); its draws are the variable's own. What
+    :func:`models.weighted` puts in place of an observed variable: any PyMC random variable, univariate
+    or multivariate (one weight per row: the variable's batch dimensions), ``pm.Censored`` and
+    ``pm.Truncated`` included.
+
+    Parameters
+    ----------
+    variable : TensorVariable
+        The output of a random variable's node (a ``RandomVariable`` or ``SymbolicRandomVariable``).
+    weights : TensorVariable
+        Broadcastable to the variable's batch shape.
+
+    Returns
+    -------
+    TensorVariable
+        A ``pm.CustomDist`` variable with the same parameters (and the weights as one more input).
+
+    Examples
+    --------
+    >>> import numpy as np, pymc as pm, pytensor.tensor as pt
+    >>> term = weighted_term(pm.Poisson.dist(3.0, size=2), pt.as_tensor([1.0, 2.0]))
+    >>> pm.logp(term, np.array([1, 4])).eval().round(4)
+    array([-1.9014, -3.5672])
+    """
+    node = variable.owner
+    op = node.op
+    layout = _layout(node)
+    size = op.size_param(node)
+    size = None if size is None or isinstance(size.type, NoneTypeT) else size
+    inputs, output = _signature(op, layout).split("->")
+    return pm.CustomDist.dist(
+        *_parameters(node, layout), weights,
+        dist=partial(_plain_variable, op=op, layout=layout),
+        logp=partial(_weighted_variable_logp, op=op, layout=layout),
+        signature=f"{inputs},()->{output}" if inputs else f"()->{output}",
+        size=size, dtype=variable.dtype,
+    )
 
 
 # --------------------------------------------------------------------------- what a model's terms say
@@ -358,3 +551,63 @@ def weights_summary(model: pm.Model) -> dict[str, float]:
         return {"sum": float(np.sum(w)), "kish_ess": float("nan"), "negative_share": 0.0}
     return {"sum": float(w.sum()), "kish_ess": float(np.sum(np.abs(w)) ** 2 / np.sum(w**2)),
             "negative_share": float(np.mean(w < 0))}
+
+
+def _observed_batch_shape(model: pm.Model, term, data: dict) -> tuple:
+    """The shape of ``term``'s observations without its core dimensions (one weight per element)."""
+    value = model.rvs_to_values[term]
+    if isinstance(value, SharedVariable) and value.name in data:
+        shape = np.shape(data[value.name])
+    else:   # read by a function of the shapes compiled once per model (no C module for a few integers)
+        shape = compiled.cached(model, ("observed_shape", term), lambda: pytensor.function(
+            [], value.shape, mode="FAST_COMPILE"))()
+    core = term.owner.op.ndim_supp
+    return tuple(int(s) for s in (shape[:len(shape) - core] if core else shape))
+
+
+def _check_term(model: pm.Model, term, data: dict) -> None:
+    marker = term.tag.weighted_term
+    weights = marker.weights
+    if isinstance(weights, SharedVariable) and weights.name in data:
+        values = data[weights.name]
+    else:
+        values = value_of(weights, model)
+    if values is None:
+        raise InputError(f"the weights of {term.name!r} depend on random variables: weights are data")
+    weights_lib.check_shaped(values, _observed_batch_shape(model, term, data),
+                             allow_negative=marker.allow_negative, name=f"the weights of {term.name!r}")
+
+
+def check_weights(model: pm.Model, data: dict | None = None) -> None:
+    """Refuse weights no estimator should fit with, naming the term, before anything is fitted.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        Its weighted terms (those marked with :class:`WeightedTerm`) are checked at their current
+        values, as ``pm.set_data`` left them.
+    data : dict, optional
+        ``pm.Data`` name -> values to check instead of the model's current ones (a data set of
+        ``models.sample_many``).
+
+    Raises
+    ------
+    InputError
+        When a term's weights are not data, do not fit its observations' shape, are NaN or infinite,
+        negative (unless the term allows them) or all zero.
+
+    Examples
+    --------
+    >>> import numpy as np, pymc as pm
+    >>> from models import coin
+    >>> model = coin.build_model([1, 0, 1])
+    >>> pm.set_data({"weights": np.array([1.0, np.nan, 1.0])}, model=model)
+    >>> check_weights(model)
+    Traceback (most recent call last):
+        ...
+    models.errors.InputError: the weights of 'heads' has 1 NaN value(s), first at index 1
+    """
+    data = data or {}
+    for term in model.observed_RVs:
+        if getattr(term.tag, "weighted_term", None) is not None:
+            _check_term(model, term, data)

@@ -611,5 +611,6 @@ def build_model(states, actions, weights=None, *, n_states, n_actions, preferenc
         # as a "runtime broadcast".)
         cells_of_rows = (state_idx[:, None] * n_actions + np.arange(n_actions)).ravel()
         logit_p = preference.ravel()[cells_of_rows].reshape((state_idx.shape[0], n_actions))
-        weighted_softmax("action", logit_p, weights_data, observed=action_idx, dims=dim)
+        weighted_softmax("action", logit_p, weights_data, observed=action_idx, dims=dim,
+                         allow_negative=allow_negative)
     return existence.attach(model, "policy", _model_mle_existence, _model_map_existence)

@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models.weights", "models.summary", "models.diagnostics", "models.compiled",
      "models.estimation.separation"),
     ("models.likelihood", "models.estimation.existence"),
-    ("models.estimation", "models.sampling"),
+    ("models.estimation", "models.sampling", "models.transform"),
     ("models.calibrate", "models.elpd"),
     ("models.comparison",),
     ("models.coin", "models.classes", "models.policy", "models.inference"),

@@ -25,6 +25,7 @@ from models.errors import InputError
 from models.estimation import existence
 from models.estimation.existence import UnboundedLikelihoodError
 from models.estimation.maximise import Estimate, maximise
+from models.likelihood import check_weights
 
 __all__ = ["compile_log_likelihood", "likelihood_terms", "map_estimate", "mle", "try_mle"]
 
@@ -57,6 +58,7 @@ def likelihood_terms(model: pm.Model) -> list:
     terms = [*model.observed_RVs, *model.potentials]
     if not terms:
         raise InputError("the model has no observed variables or potentials: there is no likelihood")
+    check_weights(model)
     return terms
 
 

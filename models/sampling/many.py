@@ -9,6 +9,7 @@ from models import compiled
 from models._graph import check_model
 from models.diagnostics import diagnose
 from models.errors import InputError
+from models.likelihood import check_weights
 from models.sampling import dispatch
 from models.sampling.batched import BatchedNUTS, BatchResult, resolve_datasets
 from models.sampling.nuts import sample
@@ -66,6 +67,11 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
     datasets, seeds = resolve_datasets(model, datasets), list(random_seeds)
     if not datasets or len(datasets) != len(seeds):
         raise InputError(f"need one seed per data set, got {len(datasets)} data sets and {len(seeds)} seeds")
+    for index, data in enumerate(datasets):
+        try:
+            check_weights(model, data)
+        except InputError as err:
+            raise InputError(f"data set {index}: {err}") from None
     route = dispatch.many_route(sampler, model, fits=len(datasets), chains=chains, tune=tune, draws=draws)
     if route == "batched":
         key = ("batched_nuts", draws, tune, chains, float(target_accept))

@@ -11,6 +11,7 @@ import pymc as pm
 from models._graph import check_model
 from models._validate import check_count, check_open_unit
 from models.errors import InputError
+from models.likelihood import check_weights
 from models.sampling import backends, dispatch
 
 __all__ = ["sample"]
@@ -84,7 +85,7 @@ def sample(
     >>> idata.posterior["p"].shape
     (2, 200)
     """
-    check_model(model)
+    check_weights(check_model(model))
     draws = check_count("draws", draws, 1)
     tune = check_count("tune", tune, 0)
     chains = check_count("chains", chains, 1)

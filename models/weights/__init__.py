@@ -15,7 +15,7 @@ weights' tools, one module per job:
 """
 
 from models.weights.classes import balanced, class_labels, effective_number
-from models.weights.core import NORMALIZATIONS, check, kish_ess, normalize
+from models.weights.core import NORMALIZATIONS, check, check_shaped, kish_ess, normalize
 from models.weights.diagnostics import finite_psis_khat, magnitude_diagnostics, psis_khat, ratio_diagnostics
 from models.weights.rl import (
     advantages,
@@ -37,7 +37,7 @@ from models.weights.schedules import (
 )
 
 __all__ = ["CURRICULUM_SCHEDULES", "MAX_SHARPNESS", "NORMALIZATIONS", "SELF_PACED_FLOOR", "advantages", "awr",
-           "balanced", "check", "check_codes", "check_episode_ends", "check_states", "class_labels",
-           "curriculum", "effective_number", "finite_psis_khat", "importance_ratios", "kish_ess",
-           "loss_difficulty", "magnitude_diagnostics", "margin_difficulty", "normalize", "psis_khat",
-           "ratio_diagnostics", "returns_to_go", "self_normalised_ratios"]
+           "balanced", "check", "check_codes", "check_episode_ends", "check_shaped", "check_states",
+           "class_labels", "curriculum", "effective_number", "finite_psis_khat", "importance_ratios",
+           "kish_ess", "loss_difficulty", "magnitude_diagnostics", "margin_difficulty", "normalize",
+           "psis_khat", "ratio_diagnostics", "returns_to_go", "self_normalised_ratios"]

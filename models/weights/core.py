@@ -15,7 +15,7 @@ import numpy as np
 
 from models.errors import InputError
 
-__all__ = ["NORMALIZATIONS", "check", "kish_ess", "normalize"]
+__all__ = ["NORMALIZATIONS", "check", "check_shaped", "kish_ess", "normalize"]
 
 NORMALIZATIONS = ("none", "n", "ess")
 
@@ -69,17 +69,67 @@ def check(weights, n: int, *, allow_negative: bool = False, name: str = "weights
         raise InputError(f"{name} must be one-dimensional, got shape {w.shape}")
     if w.size != n:
         raise InputError(f"{name} has length {w.size}, expected {n} (one per observation)")
-    for bad, what in ((np.isnan(w), "NaN"), (np.isinf(w), "infinite")):
+    return _checked_values(w, name, allow_negative)
+
+
+def check_shaped(weights, shape: tuple, *, allow_negative: bool = False, name: str = "weights") -> np.ndarray:
+    """Validate weights of observations laid out in ``shape`` (one weight per row of a model's term).
+
+    Parameters
+    ----------
+    weights : array_like
+        Numbers broadcastable to ``shape`` (a scalar weighs every observation alike).
+    shape : tuple of int
+        The observations' batch shape: one weight per element.
+    allow_negative : bool, default False
+        Accept negative weights (e.g. advantages). Otherwise they are refused.
+    name : str, default "weights"
+        What error messages call the weights.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``weights`` as a float array of their own shape (a copy).
+
+    Raises
+    ------
+    InputError
+        Not numbers, a shape that does not broadcast to ``shape``, NaN or infinite values, negative
+        values (unless ``allow_negative``), or all zero.
+
+    Examples
+    --------
+    >>> check_shaped(2.0, (3,))   # one weight for every observation
+    array(2.)
+    >>> check_shaped([[1.0], [0.5]], (2, 3)).shape   # one weight per row of a 2 x 3 table
+    (2, 1)
+    """
+    try:
+        w = np.array(weights, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} must be numbers, got {type(weights).__name__}: {err}") from None
+    try:
+        np.broadcast_to(w, tuple(shape))
+    except ValueError:
+        raise InputError(f"{name} have shape {w.shape}, which does not fit the observations' shape "
+                         f"{tuple(shape)} (one weight per observation)") from None
+    return _checked_values(w, name, allow_negative)
+
+
+def _checked_values(w: np.ndarray, name: str, allow_negative: bool) -> np.ndarray:
+    """``w`` when it is finite, non-negative (unless allowed) and not all zero; else ``InputError``."""
+    flat = np.ravel(w)
+    for bad, what in ((np.isnan(flat), "NaN"), (np.isinf(flat), "infinite")):
         if bad.any():
             raise InputError(f"{name} has {bad.sum()} {what} value(s), first at index {np.argmax(bad)}")
-    negative = w < 0
+    negative = flat < 0
     if negative.any() and not allow_negative:
         first = int(np.argmax(negative))
         raise InputError(
-            f"{name} has {negative.sum()} negative value(s), first {w[first]:g} at index {first}; "
+            f"{name} has {negative.sum()} negative value(s), first {flat[first]:g} at index {first}; "
             "pass allow_negative=True if they are meant (e.g. advantages)"
         )
-    if not np.any(w != 0):
+    if not np.any(flat != 0):
         raise InputError(f"{name} are all zero: no observation would inform the fit")
     return w
 

@@ -71,10 +71,15 @@ class WeightedTerm:
         (the focal loss at gamma = 0 and alpha = 1); empty for a term that always is one.
     allow_negative : bool, default False
         Whether negative weights are meant (advantages); :func:`check_weights` refuses them otherwise.
+    distribution : str, default ""
+        The class name of the random variable the term weights (``"PoissonRV"``), where known: what
+        :mod:`models.estimation.linear_predictor` reads the link from.
+    parameter_names : tuple of str, default ()
+        The names of the term's parameters in order (``("mu",)``); empty: the random variable's own.
 
     Attributes
     ----------
-    weights, at_most_zero, multipliers, likelihood_when, allow_negative
+    weights, at_most_zero, multipliers, likelihood_when, allow_negative, distribution, parameter_names
         The parameters, as given (a frozen dataclass).
 
     Examples
@@ -94,13 +99,16 @@ class WeightedTerm:
     multipliers: tuple = ()
     likelihood_when: tuple = ()
     allow_negative: bool = False
+    distribution: str = ""
+    parameter_names: tuple = ()
 
 
 def _mark(term, weights, *, at_most_zero: bool, allow_negative: bool, multipliers: tuple = (),
-          likelihood_when: tuple = ()):
+          likelihood_when: tuple = (), distribution: str = "", parameter_names: tuple = ()):
     term.tag.weighted_term = WeightedTerm(weights=weights, at_most_zero=at_most_zero,
                                           multipliers=multipliers, likelihood_when=likelihood_when,
-                                          allow_negative=bool(allow_negative))
+                                          allow_negative=bool(allow_negative), distribution=distribution,
+                                          parameter_names=parameter_names)
     return term
 
 
@@ -201,7 +209,8 @@ def weighted_likelihood(name, distribution, weights, *, observed, dims, signatur
         observed=observed,
         dims=dims,
     )
-    _mark(term, weights, at_most_zero=issubclass(distribution, pm.Discrete), allow_negative=allow_negative)
+    _mark(term, weights, at_most_zero=issubclass(distribution, pm.Discrete), allow_negative=allow_negative,
+          distribution=type(getattr(distribution, "rv_op", None)).__name__, parameter_names=parameter_names)
     return _checked(term)
 
 

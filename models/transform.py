@@ -153,6 +153,7 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
     if taken:
         raise InputError(f"the model already has variables named {taken}: rename them to weight it")
 
+    distributions = {name: type(observed[name].owner.op).__name__ for name in checked}
     fgraph, _ = fgraph_from_model(model, inlined_views=True)
     for output in list(fgraph.outputs):
         if not (isinstance(output.owner.op, ModelObservedRV) and output.name in checked):
@@ -171,6 +172,6 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
         term = new[name]
         discrete = term.dtype.startswith("int")   # the log of a probability mass: at most zero
         term.tag.weighted_term = WeightedTerm(weights=new[data_name], at_most_zero=discrete,
-                                              allow_negative=allow_negative)
+                                              allow_negative=allow_negative, distribution=distributions[name])
     check_weights(new)
     return new

@@ -13,6 +13,7 @@ import pytest
 from scipy import optimize, special
 
 from models import classes, coin, inference, policy
+from models.errors import InputError
 from models.estimation import existence, maximise, separation
 from models.likelihood import weighted_likelihood
 
@@ -227,9 +228,13 @@ def test_coin_map_does_not_exist_where_the_beta_density_is_unbounded():
 def test_family_verdicts_follow_new_data(flips):
     model = coin.build_model(flips, prior=(2.0, 2.0))
     assert inference.mle(model)["p"] == pytest.approx(0.7, abs=1e-15)
-    pm.set_data({"weights": np.where(flips == 1, -1.0, 1.0)}, model=model)  # heads weigh -7
-    with pytest.raises(inference.UnboundedLikelihoodError, match="p -> 0"):
+    pm.set_data({"weights": np.where(flips == 1, 1.0, 0.0)}, model=model)  # tails weigh nothing
+    estimate = inference.mle(model)
+    assert estimate["p"] == 1.0 and estimate.existence.method == "closed form"   # on the boundary
+    pm.set_data({"weights": np.where(flips == 1, -1.0, 1.0)}, model=model)  # the coin refuses signed weights
+    with pytest.raises(InputError, match="the weights of 'heads' has 7 negative"):
         inference.mle(model)
+    assert not coin.mle_existence(model).exists   # heads weigh -7: unbounded above as p -> 0
 
 
 def test_policy_verdict_names_the_cells_that_run_off():
@@ -285,7 +290,7 @@ def hand_built(prior, weights=np.ones(4), potential=False):
         coef = pm.Normal("coef", 0.0, 2.5)
         weighted_likelihood("y", pm.Bernoulli, pm.Data("weights", weights, dims="obs_id"),
                             observed=np.array([0, 0, 1, 1]), dims="obs_id",
-                            logit_p=intercept + coef * np.array([-1.0, -0.5, 0.5, 1.0]))
+                            logit_p=intercept + coef * np.array([-1.0, -0.5, 0.5, 1.0]), allow_negative=True)
         if potential:
             pm.Potential("extra", -coef**2)
     return model

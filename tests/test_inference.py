@@ -8,6 +8,7 @@ from scipy import optimize, stats
 
 from models import coin, inference
 from models.errors import InputError
+from models.estimation import maximise
 from models.likelihood import weighted_likelihood
 from models.sampling import backends, dispatch
 
@@ -52,7 +53,7 @@ def logit_coin(weights, flips):
     with pm.Model(coords={"toss": range(len(flips))}) as model:
         log_odds = pm.Normal("log_odds", 0.0, 1.5)
         weighted_likelihood("heads", pm.Bernoulli, pm.Data("weights", weights, dims="toss"),
-                            observed=flips, dims="toss", logit_p=log_odds)
+                            observed=flips, dims="toss", logit_p=log_odds, allow_negative=True)
     return model
 
 
@@ -92,10 +93,15 @@ SEPARABLE_X = np.array([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0])
 def test_separation_has_no_mle_but_a_map_in_any_units(units):
     # x in other units, and the slope's prior in the matching units: the same model, reparametrised.
     model = logistic(units * SEPARABLE_X, (SEPARABLE_X > 0).astype(int), prior_sd=(5.0, 2.5 / units))
-    # Outside the families the MLE's verdict is the ridge path's; the MAP's is exact by structure:
-    # both priors are proper Normals and the Bernoulli terms are at most 0.
-    with pytest.raises(inference.UnboundedLikelihoodError, match=r"ridge path.*coef -> \+inf"):
+    # Outside the families the MLE's verdict is the linear program's (a logit link on a linear
+    # predictor), and the ridge path, an independent numerical oracle, agrees; the MAP's verdict is exact
+    # by structure: both priors are proper Normals and the Bernoulli terms are at most 0.
+    with pytest.raises(inference.UnboundedLikelihoodError, match=r"linear program.*coef -> \+inf"):
         inference.mle(model)
+    terms = [*model.observed_RVs, *model.potentials]
+    verdict, _ = maximise.ridge_path(maximise.compiled_objective(model, terms, separate_likelihood=True),
+                                     "weighted log-likelihood")
+    assert not verdict.exists and "coef -> +inf" in verdict.diverging
     estimate = inference.map_estimate(model)
     assert estimate.existence.method == "structure"
     slope = estimate["coef"] * units
@@ -369,14 +375,14 @@ def test_compare_puts_every_estimator_of_a_weighted_poisson_regression_side_by_s
     assert result.point_name == "wmle" and result.point_failure is None
     assert [result.point["intercept"], result.point["slope"]] == pytest.approx(reference, abs=1e-6)
     assert result.point["rate_at_zero"] == pytest.approx(np.exp(reference[0]), rel=1e-6)
-    assert result.point.existence.method == "ridge path"   # nothing exact decides a Poisson WMLE
+    assert result.point.existence.method == "linear program"   # a log link on a linear predictor
     assert result.map.existence.method == "structure"      # proper priors, weighted pmf terms
     assert result.weights["sum"] == pytest.approx(weights.sum())
     assert result.weights["kish_ess"] == pytest.approx(weights.sum() ** 2 / np.sum(weights**2))
     attrs = result.idata.attrs
     assert attrs["point_name"] == "wmle" and attrs["random_seed"] == 4 and attrs["draws"] == 100
     assert attrs["diagnostics_divergences"] == result.diagnostics.divergences
-    assert "structure" in attrs["map_verdict"] and "ridge path" in attrs["point_verdict"]
+    assert "structure" in attrs["map_verdict"] and "linear program" in attrs["point_verdict"]
     rows = {(r["estimator"], r["quantity"]): r for r in result.rows("poisson")}
     assert rows["wmle", "exists"]["value"] == 1.0
     assert rows["wmle", "slope"]["value"] == pytest.approx(reference[1], abs=1e-6)

@@ -13,6 +13,7 @@ import pytest
 from scipy import special, stats
 
 import models
+import models.estimation.estimators
 from models.errors import InputError
 
 pytestmark = pytest.mark.python_mode
@@ -332,3 +333,65 @@ def test_plain_numpy_weights_sample_and_store_the_log_likelihood():
                                WEIGHTS * idata.unweighted_log_likelihood["y"].values, rtol=1e-12)
     assert models.estimator_name(model) == "wmle" and models.weights_summary(model)["sum"] == pytest.approx(
         WEIGHTS.sum())
+
+
+# ------------------------------------------------------------------------- exact verdicts of GLM-like models
+
+
+def _glm(kind, y, x=np.array([-2.0, -1.0, 1.0, 2.0, 0.5]), weights=None):
+    with pm.Model() as model:
+        a, b = pm.Normal("a", 0, 5), pm.Normal("b", 0, 5)
+        eta = a + b * x
+        if kind == "bernoulli":
+            pm.Bernoulli("y", logit_p=eta, observed=y)
+        elif kind == "binomial":
+            pm.Binomial("y", n=3, p=pm.math.sigmoid(eta), observed=y)
+        else:
+            pm.Poisson("y", mu=pm.math.exp(eta), observed=y)
+    return model if weights is None else models.weighted(model, weights)
+
+
+@pytest.mark.parametrize("kind, y, exists, diverging", [
+    ("bernoulli", [0, 0, 1, 1, 1], False, ("b -> +inf",)),              # complete separation at x = 0
+    ("bernoulli", [0, 1, 1, 0, 1], True, ()),                          # overlap
+    ("binomial", [0, 0, 3, 3, 3], False, ("b -> +inf",)),
+    ("binomial", [0, 1, 3, 3, 3], False, ("a -> +inf", "b -> +inf")),  # quasi-complete: 1 of 3 at x = -1
+    ("binomial", [1, 0, 3, 2, 3], True, ()),
+])
+def test_a_logit_link_on_a_linear_predictor_gets_the_linear_programs_verdict(kind, y, exists, diverging):
+    for model in (_glm(kind, y), _glm(kind, y, weights=np.array([1.0, 2.0, 0.5, 1.0, 3.0]))):
+        verdict = models.estimation.estimators.mle_verdict(model)
+        assert (verdict.method, verdict.exists, verdict.diverging) == ("linear program", exists, diverging)
+        if not exists:   # the ridge path, an independent numerical oracle, agrees that it runs off
+            with pytest.raises(models.UnboundedLikelihoodError, match="linear program"):
+                models.mle(model)
+
+
+def test_a_log_link_with_a_group_of_zero_counts_has_no_mle_and_a_zero_weight_restores_it():
+    group = np.array([0.0, 0.0, 1.0, 1.0, 1.0])
+    zeros = _glm("poisson", [0, 0, 3, 1, 2], x=group)
+    verdict = models.estimation.estimators.mle_verdict(zeros)
+    assert not verdict.exists and verdict.diverging == ("a -> -inf", "b -> +inf")
+    assert models.estimation.estimators.mle_verdict(_glm("poisson", [1, 0, 3, 1, 2], x=group)).exists
+    # A separated row of weight 0 is outside the fit: the MLE exists once it weighs nothing.
+    dropped = _glm("bernoulli", [1, 0, 1, 1, 1], weights=np.array([0.0, 1.0, 1.0, 1.0, 1.0]))
+    assert not models.estimation.estimators.mle_verdict(dropped).exists   # the rest separates
+    kept = _glm("bernoulli", [1, 0, 0, 1, 1], weights=np.array([1.0, 1.0, 1.0, 1.0, 0.0]))
+    assert models.estimation.estimators.mle_verdict(kept).exists
+
+
+def test_what_the_linear_program_cannot_decide_is_left_to_the_ridge_path():
+    x = np.array([-2.0, -1.0, 1.0, 2.0])
+    with pm.Model() as squared:   # a predictor that is not linear in the free variables
+        a, b = pm.Normal("a", 0, 5), pm.Normal("b", 0, 5)
+        pm.Bernoulli("y", logit_p=a + b**3 * x, observed=[0, 0, 1, 1])
+    with pm.Model() as scaled:    # a free variable with a transform (bounded support)
+        scale = pm.HalfNormal("scale", 1)
+        pm.Bernoulli("y", logit_p=scale * x, observed=[0, 0, 1, 1])
+    with pm.Model() as probit:    # another link
+        b = pm.Normal("b", 0, 5)
+        pm.Bernoulli("y", p=pm.math.invprobit(b * x), observed=[0, 0, 1, 1])
+    signed = models.weighted(_glm("bernoulli", [0, 0, 1, 1, 1]), np.array([1.0, -1.0, 1.0, 1.0, 1.0]),
+                             allow_negative=True)   # signed weights: the likelihood may be unbounded above
+    for model in (squared, scaled, probit, signed):
+        assert models.estimation.estimators.mle_verdict(model) is None

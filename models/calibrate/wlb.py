@@ -23,7 +23,7 @@ from models import compiled
 from models._graph import check_model, weights_data
 from models._validate import check_count
 from models.errors import InputError
-from models.estimation import existence
+from models.estimation.estimators import mle_verdict
 from models.estimation.maximise import UnboundedLikelihoodError, argmax, compiled_objective, maximise
 from models.sampling import dispatch
 from models.sampling import idata as idata_builder
@@ -121,7 +121,7 @@ class WeightedLikelihoodBootstrap:
             raise InputError("the weighted likelihood bootstrap needs non-negative weights; "
                              f"{int(np.sum(w < 0))} are negative")
         try:
-            maximise(self.model, self.terms, "weighted log-likelihood", existence.of_mle(self.model))
+            maximise(self.model, self.terms, "weighted log-likelihood", mle_verdict(self.model))
         except UnboundedLikelihoodError as err:
             raise UnboundedLikelihoodError(f"no weighted likelihood bootstrap: {err}") from None
         objective = self._objective
@@ -263,7 +263,7 @@ def weighted_likelihood_bootstrap_many(model: pm.Model, datasets, draws: int, ra
     exists = []
     for data in datasets:
         pm.set_data(data, model=model)
-        verdict = existence.of_mle(model)
+        verdict = mle_verdict(model)
         if verdict is None:   # nothing exact decides: the ridge path does, as for the WMLE itself
             try:
                 verdict = maximise(model, terms, "weighted log-likelihood").existence

@@ -22,12 +22,12 @@ import pytensor.tensor as pt
 
 from models._graph import check_model
 from models.errors import InputError
-from models.estimation import existence
+from models.estimation import existence, linear_predictor
 from models.estimation.existence import UnboundedLikelihoodError
 from models.estimation.maximise import Estimate, maximise
 from models.likelihood import check_weights
 
-__all__ = ["compile_log_likelihood", "likelihood_terms", "map_estimate", "mle", "try_mle"]
+__all__ = ["compile_log_likelihood", "likelihood_terms", "map_estimate", "mle", "mle_verdict", "try_mle"]
 
 
 def likelihood_terms(model: pm.Model) -> list:
@@ -132,7 +132,24 @@ def mle(model: pm.Model) -> Estimate:
     >>> round(float(mle(coin.build_model([1, 0, 1, 1]))["p"]), 6)
     0.75
     """
-    return maximise(model, likelihood_terms(model), "weighted log-likelihood", existence.of_mle(model))
+    terms = likelihood_terms(model)
+    return maximise(model, terms, "weighted log-likelihood", mle_verdict(model))
+
+
+def mle_verdict(model: pm.Model) -> existence.Existence | None:
+    """The exact verdict on the (weighted) MLE: the model family's, else the linear program of a
+    GLM-like model (:mod:`models.estimation.linear_predictor`), else None (the ridge path decides).
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Returns
+    -------
+    Existence or None
+    """
+    verdict = existence.of_mle(model)
+    return verdict if verdict is not None else linear_predictor.mle_existence(model)
 
 
 def map_estimate(model: pm.Model) -> Estimate:

@@ -148,7 +148,8 @@ def mle_existence(model: pm.Model) -> Existence | None:
     -------
     Existence or None
         ``method="linear program"``; ``diverging`` names, in alphabetical order, the free variables'
-        elements that move along one direction in which the likelihood rises for ever. None when the model is not of that form.
+        elements that move along one direction in which the likelihood rises for ever. None when the
+        model is not of that form.
 
     Examples
     --------

@@ -13,14 +13,14 @@ from models.errors import InputError
 __all__ = ["check_count", "check_open_unit", "check_positive", "check_unit_interval", "check_values"]
 
 
-def check_count(name: str, value, minimum: int) -> int:
+def check_count(value, name: str, minimum: int) -> int:
     """``value`` as an ``int`` of at least ``minimum`` (booleans and floats are refused).
 
     Parameters
     ----------
+    value : int
     name : str
         The argument's name, for the message.
-    value : int
     minimum : int
 
     Returns
@@ -35,9 +35,9 @@ def check_count(name: str, value, minimum: int) -> int:
     Examples
     --------
     >>> from models._validate import check_count
-    >>> check_count("draws", 200, 1)
+    >>> check_count(200, "draws", 1)
     200
-    >>> check_count("draws", 0, 1)
+    >>> check_count(0, "draws", 1)
     Traceback (most recent call last):
         ...
     models.errors.InputError: draws must be an integer >= 1, got 0
@@ -47,14 +47,14 @@ def check_count(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def check_open_unit(name: str, value) -> float:
+def check_open_unit(value, name: str) -> float:
     """``value`` as a ``float`` strictly between 0 and 1 (a probability such as ``target_accept``).
 
     Parameters
     ----------
+    value : float
     name : str
         The argument's name, for the message.
-    value : float
 
     Returns
     -------
@@ -68,7 +68,7 @@ def check_open_unit(name: str, value) -> float:
     Examples
     --------
     >>> from models._validate import check_open_unit
-    >>> check_open_unit("target_accept", 0.9)
+    >>> check_open_unit(0.9, "target_accept")
     0.9
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \

@@ -188,8 +188,8 @@ def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, bootstrap: int
     """
     if isinstance(level, bool) or not 0 < float(level) < 1:
         raise InputError(f"level must be a number in (0, 1), got {level!r}")
-    bootstrap = check_count("bootstrap", bootstrap, 10)
-    iterations = check_count("iterations", iterations, 1)
+    bootstrap = check_count(bootstrap, "bootstrap", 10)
+    iterations = check_count(iterations, "iterations", 1)
     weights = np.asarray(weights_data(model).get_value(), dtype=float)
     if np.any(weights < 0):
         raise InputError("gpc needs non-negative weights (the bootstrap resamples units)")

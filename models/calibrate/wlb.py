@@ -113,9 +113,9 @@ class WeightedLikelihoodBootstrap:
         RuntimeWarning
             When some draws did not converge.
         """
-        draws = check_count("draws", draws, 1)
+        draws = check_count(draws, "draws", 1)
         if random_seed is not None:
-            random_seed = check_count("random_seed", random_seed, 0)
+            random_seed = check_count(random_seed, "random_seed", 0)
         w = np.array(self._weights.get_value(), dtype=float)
         if np.any(w < 0):
             raise InputError("the weighted likelihood bootstrap needs non-negative weights; "
@@ -346,9 +346,9 @@ class BatchedWLB(JaxModel):
         if not dispatch.batched_available():
             raise InputError('the batched WLB needs JAX: pip install -e ".[jax]"')
         weights_data(check_model(model))
-        self.iterations = check_count("iterations", iterations, 1)
+        self.iterations = check_count(iterations, "iterations", 1)
         self.tolerance = float(tolerance)
-        self.datasets_per_call = check_count("datasets_per_call", datasets_per_call, 1)
+        self.datasets_per_call = check_count(datasets_per_call, "datasets_per_call", 1)
         super().__init__(model)
         likelihood = model.logp(vars=[*model.observed_RVs, *model.potentials], jacobian=False)
         self._likelihood = jaxified(model, [likelihood], self.data_vars)
@@ -452,8 +452,8 @@ class BatchedWLB(JaxModel):
         InputError
             For not one seed per data set, negative weights, or ``draws`` or a seed out of range.
         """
-        draws = check_count("draws", draws, 1)
-        seeds = [check_count("random_seed", s, 0) for s in random_seeds]
+        draws = check_count(draws, "draws", 1)
+        seeds = [check_count(s, "random_seed", 0) for s in random_seeds]
         datasets = [dict(d) for d in datasets]
         if len(seeds) != len(datasets):
             raise InputError(f"need one seed per data set, got {len(datasets)} and {len(seeds)}")

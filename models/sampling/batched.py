@@ -228,14 +228,14 @@ class BatchedNUTS(JaxModel):
             raise InputError('batched NUTS needs JAX and NumPyro: pip install -e ".[jax]"')
         if check_model(model).discrete_value_vars:
             raise InputError("batched NUTS needs continuous free variables")
-        self.draws, self.tune = check_count("draws", draws, 1), check_count("tune", tune, 0)
-        self.chains = check_count("chains", chains, 1)
-        self.max_tree_depth = check_count("max_tree_depth", max_tree_depth, 1)
+        self.draws, self.tune = check_count(draws, "draws", 1), check_count(tune, "tune", 0)
+        self.chains = check_count(chains, "chains", 1)
+        self.max_tree_depth = check_count(max_tree_depth, "max_tree_depth", 1)
         data_numbers = sum(int(np.size(d.get_value())) for d in model.data_vars)
         if lanes_per_device is None:
             lanes_per_device = dispatch.lanes_per_device(data_numbers)
-        self.lanes_per_device = check_count("lanes_per_device", lanes_per_device, 1)
-        self.target_accept = check_open_unit("target_accept", target_accept)
+        self.lanes_per_device = check_count(lanes_per_device, "lanes_per_device", 1)
+        self.target_accept = check_open_unit(target_accept, "target_accept")
         super().__init__(model)
         self._logp = jaxified(model, [model.logp()], self.data_vars)
         self._programs: dict = {}
@@ -334,7 +334,7 @@ class BatchedNUTS(JaxModel):
         """
         model = self.model   # fails now, not after sampling, if the model was dropped
         datasets = [dict(d) for d in datasets]
-        seeds = [check_count("random_seed", s, 0) for s in random_seeds]
+        seeds = [check_count(s, "random_seed", 0) for s in random_seeds]
         if not datasets or len(datasets) != len(seeds):
             raise InputError(f"need one seed per data set, got {len(datasets)} data sets and "
                              f"{len(seeds)} seeds")

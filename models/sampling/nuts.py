@@ -86,16 +86,16 @@ def sample(
     (2, 200)
     """
     check_weights(check_model(model))
-    draws = check_count("draws", draws, 1)
-    tune = check_count("tune", tune, 0)
-    chains = check_count("chains", chains, 1)
+    draws = check_count(draws, "draws", 1)
+    tune = check_count(tune, "tune", 0)
+    chains = check_count(chains, "chains", 1)
     if cores is None:
         cores = dispatch.cores_for(model, chains=chains, tune=tune, draws=draws)
     else:
-        cores = min(chains, check_count("cores", cores, 1))
+        cores = min(chains, check_count(cores, "cores", 1))
     if random_seed is not None:
-        random_seed = check_count("random_seed", random_seed, 0)
-    target_accept = check_open_unit("target_accept", target_accept)
+        random_seed = check_count(random_seed, "random_seed", 0)
+    target_accept = check_open_unit(target_accept, "target_accept")
     if progressbar is None:
         progressbar = sys.stderr.isatty()
     if log_likelihood not in (None, True, False):

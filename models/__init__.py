@@ -5,8 +5,9 @@ One log density runs through the suite, ``log p(theta) + sum_i w_i log p(y_i | t
 MAP, and sampled it is the (pseudo-)posterior. This package is the public interface:
 
 * the families, each a small factory from data to ``pm.Model``: :mod:`~models.coin`,
-  :mod:`~models.classes`, :mod:`~models.policy`; the weights' tools, :mod:`~models.weights`; the one
-  weighted term for a model of your own, :func:`weighted_likelihood` and :func:`weighted_softmax`;
+  :mod:`~models.classes`, :mod:`~models.policy`; the weights' tools, :mod:`~models.weights`; a PyMC
+  model of your own made weighted in one call, :func:`weighted`, or written with the one weighted
+  term, :func:`weighted_likelihood` and :func:`weighted_softmax`;
 * the estimators of any such model: :func:`mle`, :func:`map_estimate`, :func:`sample`,
   :func:`sample_many`, :func:`compare`, :func:`compare_many`, :func:`diagnose`;
 * what the weights do to uncertainty: :func:`loo`, :func:`loo_compare`, :func:`gpc`,

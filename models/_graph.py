@@ -87,31 +87,41 @@ def value_of(variable, model: pm.Model):
 
 
 def weights_data(model: pm.Model) -> SharedVariable:
-    """The model's ``pm.Data("weights")``, which the calibration methods rescale.
+    """The ``pm.Data`` holding the weights of the model's weighted terms, which calibration rescales.
 
     Parameters
     ----------
     model : pymc.Model
+        A model whose weighted terms (marked by :mod:`models.likelihood`) share one ``pm.Data`` of
+        weights; a model without marked terms may keep its weights in ``pm.Data("weights")``.
 
     Returns
     -------
     pytensor.compile.sharedvalue.SharedVariable
-        The weights' data variable (``get_value``, ``set_value``).
+        The weights' data variable (``name``, ``get_value``, ``set_value``).
 
     Raises
     ------
     InputError
-        When the model keeps no weights in ``pm.Data("weights")``.
+        When the weights are not one ``pm.Data`` (several weighted terms with weights of their own,
+        weights computed from other variables, or no weights at all).
 
     Examples
     --------
     >>> import models
     >>> from models._graph import weights_data
-    >>> weights_data(models.coin.build_model([1, 0, 1, 1], [1, 2, 1, 1])).get_value()
-    array([1., 2., 1., 1.])
+    >>> weights_data(models.coin.build_model([1, 0, 1])).name
+    'weights'
     """
-    weights = model.named_vars.get("weights")
+    found = {term.tag.weighted_term.weights for term in model.observed_RVs
+             if getattr(term.tag, "weighted_term", None) is not None}
+    if not found and isinstance(model.named_vars.get("weights"), SharedVariable):
+        return model.named_vars["weights"]
+    if len(found) > 1:
+        raise InputError(f"the model has {len(found)} weighted terms with weights of their own: the "
+                         "calibration methods rescale one set of weights")
+    weights = next(iter(found), None)
     if not isinstance(weights, SharedVariable):
-        raise InputError("the model keeps no weights in pm.Data('weights'): build it with a models.* builder "
-                         "or name its weights so")
+        raise InputError("the model keeps no weights in a pm.Data('weights'): build it with a models.* "
+                         "builder or models.weighted, or keep its weights in pm.Data")
     return weights

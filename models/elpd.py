@@ -127,7 +127,11 @@ def _stacked(group: xr.Dataset, var_name: str | None) -> tuple[str, xr.DataArray
     return var_name, group[var_name]
 
 
-def _row_weights(idata, var_name: str, weights_var: str, shape) -> np.ndarray:
+def _row_weights(idata, var_name: str, weights_var: str | None, shape) -> np.ndarray:
+    if weights_var is None:   # as the sampler recorded it; "" for an unweighted term
+        weights_var = idata.attrs.get(f"weights_of_{var_name}", "weights")
+        if weights_var == "":
+            return np.ones(int(np.prod(shape, dtype=int)))
     if "constant_data" not in idata.groups() or weights_var not in idata.constant_data:
         raise InputError(f"constant_data has no {weights_var!r}: pass weights_var, the name of the "
                          f"weights of {var_name!r}")
@@ -160,21 +164,23 @@ def _relative_efficiency(idata, samples: int) -> float:
 
 
 def loo(idata, *, weights: str = "frequency", var_name: str | None = None,
-        weights_var: str = "weights", population=None) -> LooResult:
+        weights_var: str | None = None, population=None) -> LooResult:
     """Leave-one-out of a weighted posterior for the ``weights`` target (see the module docstring).
 
     Parameters
     ----------
     idata : arviz.InferenceData
         Needs ``posterior``, ``unweighted_log_likelihood`` (the suite's samplers store it beside
-        ``log_likelihood``) and the row weights in ``constant_data[weights_var]``.
+        ``log_likelihood``) and the row weights in ``constant_data``.
     weights : {"frequency", "population"}, default "frequency"
         The target: row i stands for ``w_i`` identical units (integer weights), or the weights
         describe another population than the sample.
     var_name : str, optional
         Picks the observed variable when there are several.
-    weights_var : str, default "weights"
-        The name of the row weights in ``constant_data``.
+    weights_var : str, optional
+        The name of the row weights in ``constant_data``; by default the one the suite's samplers
+        record for the variable (``idata.attrs["weights_of_<name>"]``: 1 for an unweighted term of a
+        weighted model), else ``"weights"``.
     population : array_like, optional
         Only with ``weights="population"``: one non-negative number per row, proportional to the
         target population's density over the sample's; by default the fit's own weights.

@@ -45,16 +45,17 @@ from models import weights as weights_lib
 from models._graph import value_of
 from models.errors import InputError
 
-__all__ = ["POINT_NAMES", "WeightedTerm", "check_weights", "estimator_name", "term_weights",
-           "weighted_likelihood", "weighted_softmax", "weighted_term", "weights_summary"]
+__all__ = ["POINT_NAMES", "WeightedTerm", "check_weights", "estimator_name", "observed_batch_shape",
+           "term_weights", "weighted_likelihood", "weighted_softmax", "weighted_term", "weights_summary"]
 
 
 @dataclass(frozen=True)
 class WeightedTerm:
     """What a weighted term is: the marker ``term.tag.weighted_term``.
 
-    :func:`weighted_likelihood` and :func:`weighted_softmax` attach it; :mod:`models.estimation.existence`
-    reads it to tell from the structure alone that the weighted log-likelihood is bounded above.
+    :func:`weighted_likelihood`, :func:`weighted_softmax` and :func:`models.weighted` attach it; the
+    estimators read the weights from it (:func:`check_weights`, the pointwise log-likelihood) and
+    :mod:`models.estimation.existence` whether the weighted log-likelihood is bounded above.
 
     Parameters
     ----------
@@ -562,8 +563,29 @@ def weights_summary(model: pm.Model) -> dict[str, float]:
             "negative_share": float(np.mean(w < 0))}
 
 
-def _observed_batch_shape(model: pm.Model, term, data: dict) -> tuple:
-    """The shape of ``term``'s observations without its core dimensions (one weight per element)."""
+def observed_batch_shape(model: pm.Model, term, data: dict | None = None) -> tuple:
+    """The shape of ``term``'s observations without its core dimensions: one weight per element.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    term : TensorVariable
+        An observed variable of ``model``.
+    data : dict, optional
+        ``pm.Data`` name -> values to read instead of the model's current ones.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> import models
+    >>> model = models.coin.build_model([1, 0, 1])
+    >>> observed_batch_shape(model, model["heads"])
+    (3,)
+    """
+    data = data or {}
     value = model.rvs_to_values[term]
     if isinstance(value, SharedVariable) and value.name in data:
         shape = np.shape(data[value.name])
@@ -583,7 +605,7 @@ def _check_term(model: pm.Model, term, data: dict) -> None:
         values = value_of(weights, model)
     if values is None:
         raise InputError(f"the weights of {term.name!r} depend on random variables: weights are data")
-    weights_lib.check_shaped(values, _observed_batch_shape(model, term, data),
+    weights_lib.check_shaped(values, observed_batch_shape(model, term, data),
                              allow_negative=marker.allow_negative, name=f"the weights of {term.name!r}")
 
 

@@ -23,6 +23,8 @@ potential), and a variable weighted already.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pymc as pm
 import pytensor
@@ -36,9 +38,9 @@ from pymc.model.fgraph import (
 from pymc.variational.minibatch_rv import MinibatchRandomVariable
 
 from models import weights as weights_lib
-from models._graph import check_model, value_of
+from models._graph import check_model
 from models.errors import InputError
-from models.likelihood import WeightedTerm, check_weights, weighted_term
+from models.likelihood import WeightedTerm, check_weights, observed_batch_shape, weighted_term
 
 __all__ = ["weighted"]
 
@@ -80,11 +82,25 @@ def _refusal(model: pm.Model, name: str) -> str | None:
     return None
 
 
-def _batch_shape(model: pm.Model, rv) -> tuple:
-    value = value_of(model.rvs_to_values[rv], model)
-    core = rv.owner.op.ndim_supp
-    shape = np.shape(value)
-    return tuple(shape[:len(shape) - core] if core else shape)
+def _relinked(old, new) -> WeightedTerm:
+    """The marker of ``old`` (a weighted term of the input model) for ``new``, its copy in the rewritten
+    model: every tensor it names that is an input of ``old`` is replaced by ``new``'s input in the same
+    place (the weights, the focal loss's alpha and gamma); constants stay as they are."""
+    marker = old.tag.weighted_term
+    places = {variable: index for index, variable in enumerate(old.owner.inputs)}
+
+    def relinked(tensor):
+        if tensor in places:
+            return new.owner.inputs[places[tensor]]
+        if tensor.owner is None and not isinstance(tensor, pytensor.compile.SharedVariable):
+            return tensor   # a constant
+        raise InputError(f"{old.name!r} is a weighted term whose weights are not one of its inputs: "
+                         "it cannot be carried into the weighted model")
+
+    return dataclasses.replace(
+        marker, weights=relinked(marker.weights),
+        multipliers=tuple(relinked(tensor) for tensor in marker.multipliers),
+        likelihood_when=tuple((relinked(tensor), value) for tensor, value in marker.likelihood_when))
 
 
 def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = False) -> pm.Model:
@@ -142,7 +158,7 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
     observed = {rv.name: rv for rv in model.observed_RVs}
     checked = {}
     for name, values in by_name.items():
-        shape = _batch_shape(model, observed[name])
+        shape = observed_batch_shape(model, observed[name])
         w = weights_lib.check_shaped(values, shape, allow_negative=allow_negative,
                                      name=f"the weights of {name!r}")
         w = np.array(np.broadcast_to(w, shape), dtype=float)   # one weight per row, as the rows are laid out
@@ -168,6 +184,10 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
         replacement.name = name
         fgraph.replace(output, replacement, import_missing=True)
     new = model_from_fgraph(fgraph, mutate_fgraph=True)
+    for term in new.observed_RVs:   # terms weighted before: their markers name the input model's tensors
+        carried = term.name not in data_names
+        if carried and getattr(observed[term.name].tag, "weighted_term", None) is not None:
+            term.tag.weighted_term = _relinked(observed[term.name], term)
     for name, data_name in data_names.items():
         term = new[name]
         discrete = term.dtype.startswith("int")   # the log of a probability mass: at most zero

@@ -15,6 +15,7 @@ from scipy import special, stats
 import models
 import models.estimation.estimators
 from models.errors import InputError
+from models.estimation import maximise
 
 pytestmark = pytest.mark.python_mode
 
@@ -162,7 +163,9 @@ def test_a_hierarchical_model_with_two_observed_variables_weights_only_what_is_n
     point = {"mu": 0.2, "tau_log__": np.log(0.7), "offset": np.array([0.1, -0.3, 0.5])}
     weighted = models.weighted(model, {"y": WEIGHTS})
     y_model = model.compile_logp(vars=[model["y"]], sum=False)(point)[0]
-    assert np.allclose(weighted.compile_logp(vars=[weighted["y"]], sum=False)(point)[0], WEIGHTS * y_model)
+    # Rounding only: each row is one product more than the model's.
+    rows = weighted.compile_logp(vars=[weighted["y"]], sum=False)(point)[0]
+    np.testing.assert_allclose(rows, WEIGHTS * y_model, rtol=1e-12)
     # z is left as it was
     assert weighted.compile_logp(vars=[weighted["z"]])(point) == model.compile_logp(vars=[model["z"]])(point)
     assert [p.name for p in weighted.potentials] == ["penalty"]
@@ -363,8 +366,9 @@ def test_a_logit_link_on_a_linear_predictor_gets_the_linear_programs_verdict(kin
         verdict = models.estimation.estimators.mle_verdict(model)
         assert (verdict.method, verdict.exists, verdict.diverging) == ("linear program", exists, diverging)
         if not exists:   # the ridge path, an independent numerical oracle, agrees that it runs off
-            with pytest.raises(models.UnboundedLikelihoodError, match="linear program"):
-                models.mle(model)
+            objective = maximise.compiled_objective(model, [*model.observed_RVs], separate_likelihood=True)
+            ridge, _ = maximise.ridge_path(objective, "weighted log-likelihood")
+            assert not ridge.exists and set(ridge.diverging) >= set(diverging)
 
 
 def test_a_log_link_with_a_group_of_zero_counts_has_no_mle_and_a_zero_weight_restores_it():
@@ -373,9 +377,11 @@ def test_a_log_link_with_a_group_of_zero_counts_has_no_mle_and_a_zero_weight_res
     verdict = models.estimation.estimators.mle_verdict(zeros)
     assert not verdict.exists and verdict.diverging == ("a -> -inf", "b -> +inf")
     assert models.estimation.estimators.mle_verdict(_glm("poisson", [1, 0, 3, 1, 2], x=group)).exists
-    # A separated row of weight 0 is outside the fit: the MLE exists once it weighs nothing.
+    # Rows of weight 0 are outside the fit: the row at x = -2 that keeps the data from separating
+    # stops doing so once it weighs nothing, and a separating row that weighs nothing stops separating.
+    assert models.estimation.estimators.mle_verdict(_glm("bernoulli", [1, 0, 1, 1, 1])).exists
     dropped = _glm("bernoulli", [1, 0, 1, 1, 1], weights=np.array([0.0, 1.0, 1.0, 1.0, 1.0]))
-    assert not models.estimation.estimators.mle_verdict(dropped).exists   # the rest separates
+    assert not models.estimation.estimators.mle_verdict(dropped).exists
     kept = _glm("bernoulli", [1, 0, 0, 1, 1], weights=np.array([1.0, 1.0, 1.0, 1.0, 0.0]))
     assert models.estimation.estimators.mle_verdict(kept).exists
 
@@ -395,3 +401,61 @@ def test_what_the_linear_program_cannot_decide_is_left_to_the_ridge_path():
                              allow_negative=True)   # signed weights: the likelihood may be unbounded above
     for model in (squared, scaled, probit, signed):
         assert models.estimation.estimators.mle_verdict(model) is None
+
+
+def test_an_intercept_only_predictor_and_two_observed_terms_are_decided_row_by_row():
+    with pm.Model() as intercept_only:   # one predictor broadcast over three rows that overlap
+        a = pm.Normal("a", 0, 5)
+        pm.Bernoulli("y", logit_p=a, observed=[0, 1, 1])
+    assert models.estimation.estimators.mle_verdict(intercept_only).exists
+    with pm.Model() as zeros:            # a Poisson with one count of 0 among others: finite
+        a = pm.Normal("a", 0, 5)
+        pm.Poisson("y", mu=pm.math.exp(a), observed=[0, 2, 1])
+    assert models.estimation.estimators.mle_verdict(zeros).exists
+    x = np.array([-1.0, 1.0])
+    with pm.Model() as two:              # each term alone separates; together they overlap
+        a, b = pm.Normal("a", 0, 5), pm.Normal("b", 0, 5)
+        pm.Bernoulli("y", logit_p=a + b * x, observed=[0, 1])
+        pm.Bernoulli("z", logit_p=a + b * x, observed=[1, 0])
+    assert models.estimation.estimators.mle_verdict(two).exists
+    with pm.Model() as both_separate:
+        a, b = pm.Normal("a", 0, 5), pm.Normal("b", 0, 5)
+        pm.Bernoulli("y", logit_p=a + b * x, observed=[0, 1])
+        pm.Poisson("z", mu=pm.math.exp(a + b * x), observed=[0, 3])
+    verdict = models.estimation.estimators.mle_verdict(both_separate)
+    assert not verdict.exists and verdict.diverging == ("a -> -inf", "b -> +inf")
+
+
+@pytest.mark.default_mode
+def test_weighting_a_second_variable_keeps_the_first_terms_weights_and_loo_reads_each_terms_own():
+    with pm.Model(coords={"obs": range(N)}) as model:
+        a = pm.Normal("a", 0, 1)
+        models.weighted_likelihood("y", pm.Poisson, pm.Data("weights", WEIGHTS, dims="obs"),
+                                   observed=RNG.poisson(2.0, N), dims="obs", mu=pm.math.exp(a))
+        pm.Normal("z", a, 1.0, observed=RNG.normal(size=N), dims="obs")
+    both = models.weighted(model, {"z": 2.0 * np.ones(N)})
+    marker = both["y"].tag.weighted_term
+    assert marker.weights is both["weights"] and marker.weights is not model["weights"]
+    assert sorted(d.name for d in both.data_vars) == ["weights", "z_weights"]
+    pm.set_data({"weights": np.where(np.arange(N) == 0, np.nan, 1.0)}, model=both)
+    with pytest.raises(InputError, match="the weights of 'y' has 1 NaN"):   # the new model's weights
+        models.mle(both)
+    pm.set_data({"weights": WEIGHTS}, model=both)
+    idata = models.sample(both, draws=50, tune=50, chains=2, random_seed=2)
+    for name, weights in (("y", WEIGHTS), ("z", np.full(N, 2.0))):
+        np.testing.assert_allclose(idata.log_likelihood[name].values,
+                                   weights * idata.unweighted_log_likelihood[name].values, rtol=1e-12)
+    assert idata.attrs["weights_of_y"] == "weights" and idata.attrs["weights_of_z"] == "z_weights"
+    assert models.loo(idata, var_name="z").units == 2 * N   # z's own weights, 2 per row
+    with pytest.raises(InputError, match="2 weighted terms"):
+        models.weighted_likelihood_bootstrap(both, draws=5, random_seed=1)
+
+
+@pytest.mark.default_mode
+def test_a_multivariate_weighted_term_samples_with_one_log_density_per_row():
+    model, _ = _model("mvnormal")
+    idata = models.sample(models.weighted(model, WEIGHTS), draws=50, tune=50, chains=2, random_seed=3)
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "obs")
+    np.testing.assert_allclose(idata.log_likelihood["y"].values,
+                               WEIGHTS * idata.unweighted_log_likelihood["y"].values, rtol=1e-12)
+    assert np.isfinite(models.loo(idata, weights="population").elpd)

@@ -190,7 +190,8 @@ def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, bootstrap: int
         raise InputError(f"level must be a number in (0, 1), got {level!r}")
     bootstrap = check_count(bootstrap, "bootstrap", 10)
     iterations = check_count(iterations, "iterations", 1)
-    weights = np.asarray(weights_data(model).get_value(), dtype=float)
+    data = weights_data(model)
+    weights = np.asarray(data.get_value(), dtype=float)
     if np.any(weights < 0):
         raise InputError("gpc needs non-negative weights (the bootstrap resamples units)")
     tolerance = default_tolerance(level, bootstrap) if tolerance is None else float(tolerance)
@@ -205,7 +206,7 @@ def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, bootstrap: int
     seeds = [int(s) for s in rng.integers(2**31 - 1, size=bootstrap)]
 
     def coverage_at(scale: float) -> float:
-        fits = sample_many(model, [{"weights": scale * weights * m} for m in counts], random_seeds=seeds,
+        fits = sample_many(model, [{data.name: scale * weights * m} for m in counts], random_seeds=seeds,
                            draws=draws, tune=tune, chains=chains, sampler=sampler)
         return float(np.mean([covers(_flat(fits.posterior, names, b), target, level)
                               for b in range(bootstrap)]))
@@ -213,11 +214,11 @@ def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, bootstrap: int
     calibrated = robbins_monro(coverage_at, level=level, tolerance=tolerance, step=step,
                                iterations=iterations, progress=progress)
     scale, coverage, path = calibrated.scale, calibrated.coverage, calibrated.path
-    pm.set_data({"weights": scale * weights}, model=model)
+    pm.set_data({data.name: scale * weights}, model=model)
     try:
         idata = sample(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, sampler=sampler)
     finally:
-        pm.set_data({"weights": weights}, model=model)
+        pm.set_data({data.name: weights}, model=model)
     converged = calibrated.converged
     idata.attrs.update(method="gpc", gpc_scale=scale, gpc_level=float(level), gpc_coverage=coverage,
                        gpc_bootstrap=bootstrap, gpc_iterations=len(path), gpc_converged=int(converged))

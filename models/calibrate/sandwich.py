@@ -182,8 +182,9 @@ class SandwichAdjustment:
         missing = [name for name in names if name not in idata.posterior]
         if missing:
             raise InputError(f"the posterior has no draws of {missing}")
-        if "constant_data" in idata.groups() and "weights" in idata.constant_data:
-            used = idata.constant_data["weights"].values
+        name = self._weights.name
+        if "constant_data" in idata.groups() and name in idata.constant_data:
+            used = idata.constant_data[name].values
             current = self._weights.get_value()
             if used.shape != current.shape or not np.allclose(used, current, rtol=1e-12, atol=0):
                 raise InputError("the draws were made with other weights than the model holds now")

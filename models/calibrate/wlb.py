@@ -345,7 +345,7 @@ class BatchedWLB(JaxModel):
                  datasets_per_call: int = 32):
         if not dispatch.batched_available():
             raise InputError('the batched WLB needs JAX: pip install -e ".[jax]"')
-        weights_data(check_model(model))
+        self.weights_name = weights_data(check_model(model)).name
         self.iterations = check_count(iterations, "iterations", 1)
         self.tolerance = float(tolerance)
         self.datasets_per_call = check_count(datasets_per_call, "datasets_per_call", 1)
@@ -357,7 +357,7 @@ class BatchedWLB(JaxModel):
     def _build(self):
         jax = self._jax
         jnp = jax.numpy
-        weight_index = self.names.index("weights")
+        weight_index = self.names.index(self.weights_name)
 
         def objective(z, data):
             return self._likelihood(*self._unravel(z), *data)[0]
@@ -459,7 +459,7 @@ class BatchedWLB(JaxModel):
             raise InputError(f"need one seed per data set, got {len(datasets)} and {len(seeds)}")
         program = self._program or self._build()
         current = {d.name: np.asarray(d.get_value()) for d in self.data_vars}
-        n = current["weights"].size
+        n = current[self.weights_name].size
         devices = self._jax.local_device_count()
         per_call = devices * -(-self.datasets_per_call // devices)
         results = []
@@ -470,7 +470,7 @@ class BatchedWLB(JaxModel):
             padded_seeds = chunk_seeds + [chunk_seeds[0]] * (per_call - len(chunk))
             data = tuple(np.stack([np.asarray(d.get(name, current[name]), dtype=var.dtype) for d in padded])
                          for name, var in zip(self.names, self.data_vars))
-            if np.any(data[self.names.index("weights")] < 0):
+            if np.any(data[self.names.index(self.weights_name)] < 0):
                 raise InputError("the weighted likelihood bootstrap needs non-negative weights")
             exponential = np.stack([np.random.default_rng(s).standard_exponential((draws, n))
                                     for s in padded_seeds])

@@ -147,6 +147,16 @@ def mle_verdict(model: pm.Model) -> existence.Existence | None:
     Returns
     -------
     Existence or None
+
+    Examples
+    --------
+    >>> import numpy as np, pymc as pm, models
+    >>> with pm.Model() as model:
+    ...     a = pm.Normal("a", 0, 5)
+    ...     y = pm.Poisson("y", mu=pm.math.exp(a), observed=[0, 0, 0])
+    >>> verdict = mle_verdict(model)
+    >>> verdict.exists, verdict.method, verdict.diverging
+    (False, 'linear program', ('a -> -inf',))
     """
     verdict = existence.of_mle(model)
     return verdict if verdict is not None else linear_predictor.mle_existence(model)

@@ -6,7 +6,7 @@ For a model from outside the suite's families (written by hand, or weighted by
 * Bernoulli or binomial with a logit link, ``p_i = sigmoid(eta_i)``, or
 * Poisson with a log link, ``mu_i = exp(eta_i)``,
 
-with ``eta = A theta + c`` affine in free variables that have no transform (unbounded support), the
+with ``eta = A theta + c`` affine in free variables of unbounded support without a transform, the
 weights non-negative and the observations and trials data. Along a direction ``d`` of ``theta``
 (``theta + s d``, s -> infinity) each row's weighted term moves only through ``a_i . d``:
 
@@ -39,8 +39,8 @@ import pytensor.tensor as pt
 from pytensor.gradient import jacobian
 from pytensor.graph.replace import graph_replace
 from pytensor.graph.traversal import ancestors
-from pytensor.tensor.elemwise import Elemwise
-from scipy import optimize
+from pytensor.tensor.elemwise import DimShuffle, Elemwise
+from scipy import optimize, sparse
 
 from models import compiled
 from models._graph import value_of
@@ -53,6 +53,9 @@ _PARAMETERS = {"BernoulliRV": ("p",), "BinomialRV": ("n", "p"), "PoissonRV": ("m
 _INVERSE_LINK = {"BernoulliRV": ps.Sigmoid, "BinomialRV": ps.Sigmoid, "PoissonRV": ps.Exp}
 _LINK_PARAMETER = {"BernoulliRV": ("p", "logit_p"), "BinomialRV": ("p", "logit_p"), "PoissonRV": ("mu", None)}
 _AFFINE_TOLERANCE = 1e-9
+# Free variables whose support is the whole real line (without a transform, the optimiser's space).
+_UNBOUNDED = {"NormalRV", "StudentTRV", "CauchyRV", "LaplaceRV", "LogisticRV", "GumbelRV", "MvNormalRV",
+              "FlatRV", "SkewNormalRV"}
 _HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 
 
@@ -73,12 +76,23 @@ def _distribution_and_parameters(term) -> tuple[str, dict] | None:
     return kind, dict(zip(names, parameters))
 
 
+def _unbroadcast(tensor):
+    """``tensor`` without the dimensions PyMC added to broadcast a parameter to the observations
+    (an expansion that keeps the order of the axes); the predictor is broadcast back later."""
+    while getattr(tensor, "owner", None) is not None and isinstance(tensor.owner.op, DimShuffle):
+        order = [axis for axis in tensor.owner.op.new_order if axis != "x"]
+        if order != sorted(order):
+            break
+        tensor = tensor.owner.inputs[0]
+    return tensor
+
+
 def _predictor(kind: str, parameters: dict):
     """``eta``, the linear predictor under the canonical link, or None where the link is another."""
     mean_name, predictor_name = _LINK_PARAMETER[kind]
     if predictor_name in parameters:
         return parameters[predictor_name]
-    mean = parameters.get(mean_name)
+    mean = _unbroadcast(parameters.get(mean_name))
     owner = getattr(mean, "owner", None)
     if owner is not None and isinstance(owner.op, Elemwise) and isinstance(owner.op.scalar_op,
                                                                             _INVERSE_LINK[kind]):
@@ -92,7 +106,9 @@ def _affine(model: pm.Model, predictors: list, rng) -> tuple[np.ndarray, list[st
     values = model.replace_rvs_by_values(predictors)
     upstream = set(ancestors(values))
     inputs = [v for v in model.value_vars if v in upstream]
-    if not inputs or any(model.rvs_to_transforms.get(model.values_to_rvs[v]) is not None for v in inputs):
+    free = [model.values_to_rvs[v] for v in inputs]
+    if not inputs or any(model.rvs_to_transforms.get(rv) is not None or not rv.dtype.startswith("float")
+                         or type(rv.owner.op).__name__ not in _UNBOUNDED for rv in free):
         return None
     start = compiled.initial_point(model)
     shapes = [np.shape(start[v.name]) for v in inputs]
@@ -104,8 +120,13 @@ def _affine(model: pm.Model, predictors: list, rng) -> tuple[np.ndarray, list[st
         offset += size
     flat = pt.concatenate([pt.flatten(v) for v in values])
     flat = graph_replace(flat, dict(zip(inputs, pieces)), strict=False)
-    function = pytensor.function([theta], [flat, jacobian(flat, theta)], mode="FAST_COMPILE",
+
+    def build():   # the data are read at each call: compiled once per model and term structure
+        return pytensor.function([theta], [flat, jacobian(flat, theta, vectorize=True)], mode="FAST_COMPILE",
                                  on_unused_input="ignore")
+
+    key = ("linear_predictor", tuple(model.observed_RVs), tuple(inputs))
+    function = compiled.cached(model, key, build)
     first, second = rng.normal(size=offset), rng.normal(size=offset)
     (eta_1, jacobian_1), (eta_2, jacobian_2) = function(first), function(second)
     scale = 1.0 + np.max(np.abs(jacobian_1))
@@ -116,7 +137,7 @@ def _affine(model: pm.Model, predictors: list, rng) -> tuple[np.ndarray, list[st
     labels = []
     for v, size in zip(inputs, sizes):
         name = model.values_to_rvs[v].name
-        labels += [name] if v.ndim == 0 else [f"{name}[{i}]" for i in range(size)]
+        labels += [(name, -1)] if v.ndim == 0 else [(name, i) for i in range(size)]
     return jacobian_1, labels
 
 
@@ -147,7 +168,7 @@ def mle_existence(model: pm.Model) -> Existence | None:
     Returns
     -------
     Existence or None
-        ``method="linear program"``; ``diverging`` names, in alphabetical order, the free variables'
+        ``method="linear program"``; ``diverging`` names, by variable and index, the free variables'
         elements that move along one direction in which the likelihood rises for ever. None when the
         model is not of that form.
 
@@ -174,23 +195,25 @@ def mle_existence(model: pm.Model) -> Existence | None:
         if predictor is None:
             return None
         terms.append((term, kind, parameters, predictor))
+    shapes = [np.shape(value_of(model.rvs_to_values[term], model)) for term, *_ in terms]
+    predictors = [pt.broadcast_to(predictor, shape) for (*_, predictor), shape in zip(terms, shapes)]
     try:
-        affine = _affine(model, [predictor for *_, predictor in terms], np.random.default_rng(0))
+        affine = _affine(model, predictors, np.random.default_rng(0))
     except (TypeError, ValueError, NotImplementedError):   # a predictor PyTensor cannot differentiate
         return None
     if affine is None:
         return None
     design, labels = affine
     inequality, equality, offset = [], [], 0
-    for term, kind, parameters, predictor in terms:
-        count = int(np.prod(np.shape(value_of(model.rvs_to_values[term], model))))
+    for (term, kind, parameters, _), shape in zip(terms, shapes):
+        count = int(np.prod(shape, dtype=int))
         rows = _rows(model, term, kind, parameters, count)
         if rows is None:
             return None
         weights, observed, trials = rows
         if np.any(weights < 0):
             return None
-        block = design[offset:offset + count]
+        block = design[offset:offset + count]   # one row per observation: the predictor was broadcast
         offset += count
         for a_i, w, y, n in zip(block, weights, observed, trials):
             if w == 0:
@@ -214,8 +237,11 @@ def _verdict(margins: np.ndarray, equalities: np.ndarray, labels: list[str]) -> 
                          "finite")
     margins = margins / np.maximum(np.max(np.abs(margins), axis=1, keepdims=True), np.finfo(float).tiny)
     cost = np.concatenate([np.zeros(d), -np.ones(m)])
-    upper = np.hstack([-margins, np.eye(m)])              # t_k - margin_k(d) <= 0
-    equal = np.hstack([equalities, np.zeros((len(equalities), m))]) if len(equalities) else None
+    upper = sparse.hstack([sparse.csr_array(-margins), sparse.eye_array(m)], format="csr")   # t - margin <= 0
+    equal = None
+    if len(equalities):
+        equal = sparse.hstack([sparse.csr_array(equalities), sparse.csr_array((len(equalities), m))],
+                              format="csr")
     bounds = [(None, None)] * d + [(0.0, 1.0)] * m
     solved = optimize.linprog(cost, A_ub=upper, b_ub=np.zeros(m), A_eq=equal,
                               b_eq=np.zeros(len(equalities)) if equal is not None else None, bounds=bounds,
@@ -228,8 +254,9 @@ def _verdict(margins: np.ndarray, equalities: np.ndarray, labels: list[str]) -> 
                          "row for ever (no separation): the weighted MLE is finite")
     direction = solved.x[:d]
     largest = np.max(np.abs(direction))
-    diverging = tuple(sorted(f"{label} -> {'+inf' if value > 0 else '-inf'}"
-                             for label, value in zip(labels, direction) if abs(value) > 1e-6 * largest))
+    moving = sorted((label, value) for label, value in zip(labels, direction) if abs(value) > 1e-6 * largest)
+    diverging = tuple(f"{name if index < 0 else f'{name}[{index}]'} -> {'+inf' if value > 0 else '-inf'}"
+                      for (name, index), value in moving)
     return Existence(False, "linear program", f"{count:.0f} weighted row margin(s) can grow for ever along "
                      "one direction of the linear predictor (separation, or zero counts a log link fits only "
                      "at infinity)", diverging=diverging)

@@ -159,14 +159,17 @@ def add_log_likelihood(idata: az.InferenceData, model: pm.Model) -> az.Inference
         array = unweighted[rv.name]
         marker = getattr(rv.tag, "weighted_term", None)
         weighted = array
+        # Which constant_data holds the term's weights ("": none), for models.elpd.loo.
+        idata.attrs[f"weights_of_{rv.name}"] = getattr(marker.weights, "name", None) or "" if marker else ""
         if marker is not None:
             weights = value_of(marker.weights, model)
             if weights is None:
                 raise InputError(f"the weights of {rv.name!r} depend on random variables: weights are data")
             weights = np.broadcast_to(weights, array.shape[2:])
             weighted = np.where(weights == 0, 0.0, weights * array)
+        # The observed variable's batch dims (a multivariate term has one log density per row).
         dims = list(model.named_vars_to_dims.get(rv.name) or
-                    [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])
+                    [f"{rv.name}_dim_{i}" for i in range(array.ndim - 2)])[:array.ndim - 2]
         coords = {"chain": posterior["chain"], "draw": posterior["draw"],
                   **{dim: np.asarray(model.coords[dim]) for dim in dims if model.coords.get(dim) is not None}}
         for group, values in (("log_likelihood", weighted), (UNWEIGHTED_GROUP, array)):

@@ -14,6 +14,7 @@ from scipy import special, stats
 
 import models
 import models.estimation.estimators
+import models.sampling.dispatch
 from models.errors import InputError
 from models.estimation import maximise
 
@@ -459,3 +460,24 @@ def test_a_multivariate_weighted_term_samples_with_one_log_density_per_row():
     np.testing.assert_allclose(idata.log_likelihood["y"].values,
                                WEIGHTS * idata.unweighted_log_likelihood["y"].values, rtol=1e-12)
     assert np.isfinite(models.loo(idata, weights="population").elpd)
+
+
+@pytest.mark.default_mode
+@pytest.mark.skipif(not models.sampling.dispatch.batched_available(), reason="needs the jax extra")
+def test_the_batched_engine_fits_a_weighted_model_or_says_why_it_cannot():
+    rng = np.random.default_rng(4)
+    with pm.Model(coords={"obs": range(N)}) as model:
+        a, b = pm.Normal("a", 0, 2), pm.Normal("b", 0, 2)
+        pm.Poisson("y", mu=pm.math.exp(a + b * X), observed=rng.poisson(np.exp(0.3 + 0.5 * X)), dims="obs")
+    weighted = models.weighted(model, WEIGHTS)
+    datasets = [{"weights": WEIGHTS}, {"weights": 3.0 * WEIGHTS}]
+    fits = models.sample_many(weighted, datasets, random_seeds=[1, 2], draws=100, tune=100, chains=2,
+                              sampler="numpyro")
+    assert fits.sampler == "numpyro (batched)" and fits.posterior["b"].shape == (2, 2, 100)
+    second = fits.idata_of(1)
+    np.testing.assert_allclose(second.log_likelihood["y"].values,
+                               3.0 * WEIGHTS * second.unweighted_log_likelihood["y"].values, rtol=1e-12)
+    censored, _ = _model("censored")   # its log density needs erfcx, which JAX lacks here
+    with pytest.raises(InputError, match="cannot run this model in JAX"):
+        models.sample_many(models.weighted(censored, WEIGHTS), [{}], random_seeds=[1], draws=10, tune=10,
+                           sampler="numpyro")

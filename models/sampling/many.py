@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pymc as pm
 
@@ -75,9 +77,17 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
     route = dispatch.many_route(sampler, model, fits=len(datasets), chains=chains, tune=tune, draws=draws)
     if route == "batched":
         key = ("batched_nuts", draws, tune, chains, float(target_accept))
-        engine = compiled.cached(model, key, lambda: BatchedNUTS(model, draws=draws, tune=tune, chains=chains,
-                                                                 target_accept=target_accept))
-        return engine(datasets, seeds, progress=progress)
+        try:
+            engine = compiled.cached(model, key, lambda: BatchedNUTS(
+                model, draws=draws, tune=tune, chains=chains, target_accept=target_accept))
+        except NotImplementedError as err:   # an operation JAX cannot run (PyTensor says which)
+            if sampler != "auto":
+                raise InputError(f"the batched engine cannot run this model in JAX: {err}") from None
+            warnings.warn(f"sample_many: the batched engine cannot run this model in JAX ({err}); "
+                          "fitting one data set after another with PyMC", RuntimeWarning, stacklevel=2)
+            sampler = "pymc"
+        else:
+            return engine(datasets, seeds, progress=progress)
     fits = []
     for data, seed in zip(datasets, seeds):
         pm.set_data(data, model=model)

@@ -41,7 +41,7 @@ def test_reused_compiled_model_fits_as_a_fresh_build(data):
     vector = classes.parameter_vector
     assert np.max(np.abs(vector(before.point) - vector(after.point))) > 0.05
     # L-BFGS runs to a gradient tolerance of 1e-12 from the model's fixed initial point
-    # (models/maximise.py): the same objective gives the same maximiser far within 1e-7 relative.
+    # (models/estimation/maximise.py): the same objective gives the same maximiser far within 1e-7 relative.
     for estimator in ("point", "map"):
         np.testing.assert_allclose(vector(getattr(after, estimator)), vector(getattr(fresh, estimator)),
                                    rtol=1e-7)

@@ -1,4 +1,4 @@
-"""Leave-one-out of weighted posteriors (models/loo.py) against brute force.
+"""Leave-one-out of weighted posteriors (models/elpd.py) against brute force.
 
 The brute-force answers are exact: the coin's leave-one-unit-out predictive is a Beta-Bernoulli in
 closed form, and a two-parameter logistic regression's posterior without a row (a refit) is computed

@@ -99,5 +99,5 @@ def configure() -> str | None:
     return ldflags
 
 
-if __name__ == "__main__":  # `python models/_config/blas.py`: exit 0 when OpenBLAS is found (used by the Makefile)
+if __name__ == "__main__":  # `python models/_config/blas.py`: exit 0 when OpenBLAS is found (the Makefile)
     sys.exit(find_openblas() is None)

@@ -170,7 +170,10 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
         raise InputError(f"the model already has variables named {taken}: rename them to weight it")
 
     distributions = {name: type(observed[name].owner.op).__name__ for name in checked}
-    fgraph, _ = fgraph_from_model(model, inlined_views=True)
+    try:
+        fgraph, _ = fgraph_from_model(model, inlined_views=True)
+    except (NotImplementedError, ValueError) as err:   # initial values set by hand, a nested model
+        raise InputError(f"PyMC cannot rewrite this model's graph, so it cannot be weighted: {err}") from None
     for output in list(fgraph.outputs):
         if not (isinstance(output.owner.op, ModelObservedRV) and output.name in checked):
             continue

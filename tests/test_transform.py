@@ -213,6 +213,10 @@ def test_what_cannot_be_weighted_is_refused_naming_the_variable():
         batch = pm.Minibatch(data, batch_size=10)
         pm.Normal("y", mu, 1.0, observed=batch, total_size=100)
     _refusal(minibatched, np.ones(10), r"'y' is minibatched")
+    with pm.Model() as initialised:
+        mu = pm.Normal("mu", initval=0.5)
+        pm.Normal("y", mu, 1.0, observed=np.zeros(3))
+    _refusal(initialised, np.ones(3), r"cannot rewrite this model's graph.*initial_values")
     signed = models.weighted(model, WEIGHTS - 1.0, allow_negative=True)
     assert np.any(signed["weights"].get_value() < 0)
 

@@ -218,8 +218,10 @@ def mle_existence(model: pm.Model) -> Existence | None:
         for a_i, w, y, n in zip(block, weights, observed, trials):
             if w == 0:
                 continue
-            if kind == "PoissonRV":
-                (inequality.append(-a_i) if y == 0 else equality.append(a_i))
+            if kind == "PoissonRV" and y == 0:
+                inequality.append(-a_i)
+            elif kind == "PoissonRV":
+                equality.append(a_i)
             else:
                 if y > 0:
                     inequality.append(a_i)

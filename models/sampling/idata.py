@@ -160,7 +160,8 @@ def add_log_likelihood(idata: az.InferenceData, model: pm.Model) -> az.Inference
         marker = getattr(rv.tag, "weighted_term", None)
         weighted = array
         # Which constant_data holds the term's weights ("": none), for models.elpd.loo.
-        idata.attrs[f"weights_of_{rv.name}"] = getattr(marker.weights, "name", None) or "" if marker else ""
+        weights_name = getattr(marker.weights, "name", None) if marker is not None else None
+        idata.attrs[f"weights_of_{rv.name}"] = weights_name or ""
         if marker is not None:
             weights = value_of(marker.weights, model)
             if weights is None:

@@ -331,8 +331,9 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
             diagnostics[method].append(fits.diagnostics[index])
             rows += interval_rows(scenario, simulation, method, _array_quantiles(draws, names))
         first = simulation * len(methods)
-        # idata() leaves the model holding that fit's data, which the sandwich reads.
         raw = fits.idata_of(first + methods.index("raw"), log_likelihood=False)
+        # the sandwich reads the model's data
+        pm.set_data(fits.data[first + methods.index("raw")], model=model)
         adjusted = sandwich(raw)
         rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, names))
         if scenario.name == EXAMPLE and simulation == 0:

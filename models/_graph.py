@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pymc as pm
 import pytensor
@@ -12,7 +14,7 @@ from pytensor.tensor.variable import TensorConstant
 
 from models.errors import InputError
 
-__all__ = ["check_model", "value_of", "weights_data"]
+__all__ = ["check_model", "data_kept", "value_of", "weights_data"]
 
 
 def check_model(model) -> pm.Model:
@@ -125,3 +127,32 @@ def weights_data(model: pm.Model) -> SharedVariable:
         raise InputError("the model keeps no weights in a pm.Data('weights'): build it with a models.* "
                          "builder or models.weighted, or keep its weights in pm.Data")
     return weights
+
+
+@contextmanager
+def data_kept(model: pm.Model):
+    """A block within which ``pm.set_data`` may swap the model's data: on leaving it (also on an
+    error) every ``pm.Data`` holds its value from before, so a sweep over data sets leaves the
+    caller's model as it was.
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Examples
+    --------
+    >>> import numpy as np, pymc as pm, models
+    >>> from models._graph import data_kept
+    >>> model = models.coin.build_model([1, 0, 1])
+    >>> with data_kept(model):
+    ...     pm.set_data({"weights": np.full(3, 10.0)}, model=model)
+    >>> model["weights"].get_value()
+    array([1., 1., 1.])
+    """
+    held = [*model.data_vars, *model.dim_lengths.values()]   # the data, and the lengths of dims they resize
+    saved = {data: data.get_value(borrow=False) for data in held if isinstance(data, SharedVariable)}
+    try:
+        yield model
+    finally:
+        for data, value in saved.items():
+            data.set_value(value)

@@ -14,7 +14,7 @@ import arviz as az
 import pymc as pm
 
 from models import summary
-from models._graph import check_model
+from models._graph import check_model, data_kept
 from models.diagnostics import Diagnostics, diagnose
 from models.errors import InputError
 from models.estimation.estimators import map_estimate, try_mle
@@ -260,17 +260,21 @@ def compare_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, 
     if any(name not in (None, *POINT_NAMES) for name in names):
         raise InputError(f"point names must be None or one of {POINT_NAMES}, got {names}")
     estimates = []
-    for data in datasets:
-        pm.set_data(data, model=model)
-        point, failure = try_mle(model)
-        estimates.append((point, failure, map_estimate(model), estimator_name(model), weights_summary(model)))
+    with data_kept(model):
+        for data in datasets:
+            pm.set_data(data, model=model)
+            point, failure = try_mle(model)
+            estimates.append((point, failure, map_estimate(model), estimator_name(model),
+                              weights_summary(model)))
     fits = sample_many(model, datasets, random_seeds=random_seeds, draws=draws, tune=tune, chains=chains,
                        sampler=sampler, target_accept=target_accept)
     comparisons = []
     for index, (point, failure, map_point, inferred, weights) in enumerate(estimates):
         idata = fits.idata_of(index, log_likelihood=log_likelihood)
         if posterior_predictive:
-            add_posterior_predictive(model, idata, random_seed=fits.seeds[index], progressbar=False)
+            with data_kept(model):
+                pm.set_data(fits.data[index], model=model)
+                add_posterior_predictive(model, idata, random_seed=fits.seeds[index], progressbar=False)
         name = names[index] or inferred
         comparisons.append(_comparison(model, point, failure, map_point, idata, fits.diagnostics[index],
                                        name, weights, sampler_requested=sampler))

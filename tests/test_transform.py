@@ -292,11 +292,26 @@ def test_sample_many_and_the_calibration_methods_run_on_a_weighted_model():
     fits = models.sample_many(weighted, [{"weights": WEIGHTS}, {"weights": np.ones(N)}], random_seeds=[1, 2],
                               draws=100, tune=100, chains=2, sampler="pymc")
     assert fits.posterior["a"].shape == (2, 2, 100)
+    fits.idata_of(1)
+    np.testing.assert_allclose(weighted["weights"].get_value(), WEIGHTS)   # a sweep leaves the model's data
+    models.weighted_likelihood_bootstrap_many(weighted, [{"weights": np.ones(N)}], draws=5, random_seeds=[1])
+    np.testing.assert_allclose(weighted["weights"].get_value(), WEIGHTS)
+    results = models.compare_many(weighted, [{"weights": np.ones(N)}, {}], random_seeds=[1, 2], draws=50,
+                                  tune=50, chains=1, sampler="pymc", posterior_predictive=True)
+    assert [result.point_name for result in results] == ["mle", "wmle"]
+    np.testing.assert_allclose(results[0].idata.constant_data["weights"], 1.0)
+    np.testing.assert_allclose(results[1].idata.constant_data["weights"], WEIGHTS)
+    np.testing.assert_allclose(weighted["weights"].get_value(), WEIGHTS)
     wlb = models.weighted_likelihood_bootstrap(weighted, draws=20, random_seed=3)
     assert wlb.posterior["b"].shape == (1, 20) and wlb.attrs["failed_draws"] == 0
     adjusted = models.sandwich_adjust(weighted, models.sample(weighted, draws=100, tune=100, chains=2,
                                                               random_seed=4))
     assert adjusted.attrs["method"] == "sandwich_adjusted"
+    calibrated = models.gpc(weighted, random_seed=6, bootstrap=10, iterations=1, draws=100, tune=100,
+                            chains=1, sampler="pymc")
+    assert len(calibrated.path) == 1 and 0 <= calibrated.coverage <= 1
+    np.testing.assert_allclose(calibrated.idata.constant_data["weights"], WEIGHTS)   # omega_1 = 1
+    np.testing.assert_allclose(weighted["weights"].get_value(), WEIGHTS)   # the model keeps its weights
 
 
 # ------------------------------------------------------------------------- weights checked where they enter

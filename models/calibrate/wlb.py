@@ -20,7 +20,7 @@ import pymc as pm
 from threadpoolctl import threadpool_limits
 
 from models import compiled
-from models._graph import check_model, weights_data
+from models._graph import check_model, data_kept, weights_data
 from models._validate import check_count
 from models.errors import InputError
 from models.estimation.estimators import mle_verdict
@@ -259,6 +259,12 @@ def weighted_likelihood_bootstrap_many(model: pm.Model, datasets, draws: int, ra
     datasets, seeds = resolve_datasets(model, datasets), list(random_seeds)
     if len(datasets) != len(seeds):
         raise InputError(f"need one seed per data set, got {len(datasets)} and {len(seeds)}")
+    with data_kept(model):   # the caller's model keeps its data
+        return _bootstrap_each(model, datasets, seeds, draws)
+
+
+def _bootstrap_each(model, datasets, seeds, draws) -> list:
+    """The WLB of each data set whose WMLE exists (None for the others), swapping the model's data."""
     terms = [*model.observed_RVs, *model.potentials]
     exists = []
     for data in datasets:

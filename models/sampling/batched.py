@@ -37,7 +37,7 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-from models._graph import check_model
+from models._graph import check_model, data_kept
 from models._validate import check_count, check_open_unit
 from models.diagnostics import diagnose_draws
 from models.errors import InputError
@@ -159,7 +159,7 @@ class BatchResult:
     def idata_of(self, index: int, *, log_likelihood: bool = True) -> az.InferenceData:
         """Fit ``index`` as ``InferenceData``, with the groups ``inference.sample`` gives.
 
-        Leaves the model holding the fit's data (``pm.set_data``).
+        The model keeps its own data (the fit's are set only while its groups are built).
 
         Parameters
         ----------
@@ -176,12 +176,13 @@ class BatchResult:
             ``observed_data``, ``constant_data``, and the fit's settings in ``attrs``.
         """
         model = self.model
-        pm.set_data(self.data[index], model=model)
-        return idata_builder.from_draws(
-            model, self.draws(index), sample_stats={k: v[index] for k, v in self.stats.items()},
-            log_likelihood=log_likelihood,
-            attrs={"method": "nuts", "sampler": self.sampler, "random_seed": self.seeds[index],
-                   **self.settings})
+        with data_kept(model):
+            pm.set_data(self.data[index], model=model)
+            return idata_builder.from_draws(
+                model, self.draws(index), sample_stats={k: v[index] for k, v in self.stats.items()},
+                log_likelihood=log_likelihood,
+                attrs={"method": "nuts", "sampler": self.sampler, "random_seed": self.seeds[index],
+                       **self.settings})
 
 
 class BatchedNUTS(JaxModel):

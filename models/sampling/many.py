@@ -8,7 +8,7 @@ import numpy as np
 import pymc as pm
 
 from models import compiled
-from models._graph import check_model
+from models._graph import check_model, data_kept
 from models.diagnostics import diagnose
 from models.errors import InputError
 from models.likelihood import check_weights
@@ -89,12 +89,13 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
         else:
             return engine(datasets, seeds, progress=progress)
     fits = []
-    for data, seed in zip(datasets, seeds):
-        pm.set_data(data, model=model)
-        fits.append(sample(model, draws=draws, tune=tune, chains=chains, random_seed=seed, sampler=sampler,
-                           target_accept=target_accept, log_likelihood=False))
-        if progress is not None:
-            progress(len(fits), len(datasets))
+    with data_kept(model):
+        for data, seed in zip(datasets, seeds):
+            pm.set_data(data, model=model)
+            fits.append(sample(model, draws=draws, tune=tune, chains=chains, random_seed=seed,
+                               sampler=sampler, target_accept=target_accept, log_likelihood=False))
+            if progress is not None:
+                progress(len(fits), len(datasets))
     names = [v.name for v in [*model.free_RVs, *model.deterministics]]
     stat_names = [name for name in STAT_NAMES if all(name in f.sample_stats for f in fits)]
     return BatchResult(

@@ -28,7 +28,7 @@ setup: blas $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,jax,docs]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,jax,docs,bambi]"
 	touch $@
 
 # PyTensor links OpenBLAS through models/_config/blas.py; Debian's libopenblas-dev provides it.

@@ -318,7 +318,9 @@ def _log_likelihood_function(model: pm.Model):
     def build():
         free = model.free_RVs
         values = [rv.type(f"{rv.name}_value") for rv in free]   # constrained: no transform
-        batched = [pt.tensor(f"{rv.name}_draws", dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free]
+        # TensorType(...)(name=): pt.tensor would read a name like "1|g_sigma_draws" as a dtype
+        batched = [pt.TensorType(rv.dtype, shape=(None, *rv.type.shape))(name=f"{rv.name}_draws")
+                   for rv in free]
         # The observed variables as functions of the free variables' values, with no random variable
         # left upstream: deriving the log density of a censored or mixture term rewrites its graph and
         # would clone (and so lose) a free variable it depends on.

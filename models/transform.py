@@ -19,6 +19,11 @@ What cannot be weighted is refused with an :class:`~models.errors.InputError` na
 an observed variable with missing values that PyMC imputes, a minibatched one (``total_size``), a
 name that is not an observed random variable (a deterministic function of observations, a
 potential), and a variable weighted already.
+
+A Bambi model (``bambi.Model``) is weighted through the PyMC model it builds (``build()``, then
+``backend.model``): its parameters keep Bambi's names, and its ``Intercept`` is the intercept of the
+predictors Bambi centres, as in Bambi's own posterior. A Bambi formula weighted already with Bambi's
+``weighted(y, w)`` is refused: its weights are baked into the response.
 """
 
 from __future__ import annotations
@@ -38,11 +43,29 @@ from pymc.model.fgraph import (
 from pymc.variational.minibatch_rv import MinibatchRandomVariable
 
 from models import weights as weights_lib
-from models._graph import check_model
 from models.errors import InputError
 from models.likelihood import WeightedTerm, check_weights, observed_batch_shape, weighted_term
 
 __all__ = ["weighted"]
+
+
+def _is_bambi(model) -> bool:
+    return type(model).__module__.split(".")[0] == "bambi" and hasattr(model, "build")
+
+
+def _pymc_model(model) -> pm.Model:
+    """The PyMC model to weight: ``model`` itself, or the one a ``bambi.Model`` builds."""
+    if isinstance(model, pm.Model):
+        return model
+    if not _is_bambi(model):
+        raise InputError(f"model must be a pymc.Model or a bambi.Model, got {type(model).__name__}")
+    response = model.response_component.term
+    if response.is_weighted:
+        raise InputError(f"the Bambi response {response.name!r} is weighted already with Bambi's weighted(): "
+                         "write the formula without it and give the weights to models.weighted")
+    if not model.built:
+        model.build()
+    return model.backend.model
 
 
 def _observed_names(model: pm.Model) -> list[str]:
@@ -111,9 +134,10 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
 
     Parameters
     ----------
-    model : pymc.Model
+    model : pymc.Model or bambi.Model
         Any PyMC model with observed variables: univariate or multivariate (one weight per row),
-        censored or truncated, hierarchical, with several observed variables.
+        censored or truncated, hierarchical, with several observed variables; or a Bambi model
+        (built here if it is not yet), weighted through the PyMC model it builds.
     weights : array_like or dict
         One weight per row of the observed variable (its batch shape; a scalar weighs every row
         alike), or, for several or a chosen few, a dict from observed variable names to such arrays.
@@ -133,7 +157,8 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
     Raises
     ------
     InputError
-        For a model that is not a ``pymc.Model``, a name that is not an observed random variable,
+        For a model that is neither a ``pymc.Model`` nor a ``bambi.Model``, a Bambi formula weighted
+        already by Bambi's ``weighted()``, a name that is not an observed random variable,
         an imputed, minibatched or already weighted variable, and weights that do not fit (wrong
         shape, NaN or infinite, negative unless allowed, all zero).
 
@@ -147,7 +172,7 @@ def weighted(model, weights, *, normalize: str = "none", allow_negative: bool = 
     >>> models.estimator_name(weighted_model), round(float(models.mle(weighted_model)["p"]), 4)
     ('wmle', 0.9231)
     """
-    model = check_model(model)
+    model = _pymc_model(model)
     by_name = _weights_by_name(model, weights)
     if not by_name:
         raise InputError("no weights given: name at least one observed variable")

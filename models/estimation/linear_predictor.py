@@ -6,6 +6,9 @@ For a model from outside the suite's families (written by hand, or weighted by
 * Bernoulli or binomial with a logit link, ``p_i = sigmoid(eta_i)``, or
 * Poisson with a log link, ``mu_i = exp(eta_i)``,
 
+(read through deterministics, broadcasting, and guards that only nudge a probability off exactly 0
+or 1, as Bambi writes its Bernoulli),
+
 with ``eta = A theta + c`` affine in free variables of unbounded support without a transform, the
 weights non-negative and the observations and trials data. Along a direction ``d`` of ``theta``
 (``theta + s d``, s -> infinity) each row's weighted term moves only through ``a_i . d``:
@@ -36,6 +39,7 @@ import pymc as pm
 import pytensor
 import pytensor.scalar as ps
 import pytensor.tensor as pt
+from pytensor.compile.ops import ViewOp
 from pytensor.gradient import jacobian
 from pytensor.graph.replace import graph_replace
 from pytensor.graph.traversal import ancestors
@@ -53,6 +57,7 @@ _PARAMETERS = {"BernoulliRV": ("p",), "BinomialRV": ("n", "p"), "PoissonRV": ("m
 _INVERSE_LINK = {"BernoulliRV": ps.Sigmoid, "BinomialRV": ps.Sigmoid, "PoissonRV": ps.Exp}
 _LINK_PARAMETER = {"BernoulliRV": ("p", "logit_p"), "BinomialRV": ("p", "logit_p"), "PoissonRV": ("mu", None)}
 _AFFINE_TOLERANCE = 1e-9
+_GUARD_NUDGE = 1e-12   # the largest move off 0 or 1 read as a floating-point guard, not a model change
 # Free variables whose support is the whole real line (without a transform, the optimiser's space).
 _UNBOUNDED = {"NormalRV", "StudentTRV", "CauchyRV", "LaplaceRV", "LogisticRV", "GumbelRV", "MvNormalRV",
               "FlatRV", "SkewNormalRV"}
@@ -87,12 +92,41 @@ def _unbroadcast(tensor):
     return tensor
 
 
+def _unguarded(tensor):
+    """``tensor`` without views, broadcasting and guards that only move a probability off exactly 0 or
+    1 (``switch(eq(p, 1), 1 - eps, p)``, as Bambi writes them): a guard changes no value of the
+    likelihood short of floating-point saturation, so the verdict is the one of the link itself."""
+    while True:
+        tensor = _unbroadcast(tensor)
+        owner = getattr(tensor, "owner", None)
+        if owner is None:
+            return tensor
+        if isinstance(owner.op, ViewOp):
+            tensor = owner.inputs[0]
+            continue
+        if not (isinstance(owner.op, Elemwise) and isinstance(owner.op.scalar_op, ps.Switch)):
+            return tensor
+        condition, replacement, unchanged = owner.inputs
+        test = condition.owner
+        if not (test is not None and isinstance(test.op, Elemwise) and isinstance(test.op.scalar_op, ps.EQ)
+                and _unbroadcast(test.inputs[0]) is _unbroadcast(unchanged)):
+            return tensor
+        try:
+            at, nudged = (pt.get_underlying_scalar_constant_value(test.inputs[1]),
+                          pt.get_underlying_scalar_constant_value(replacement))
+        except pt.NotScalarConstantError:
+            return tensor
+        if at not in (0, 1) or abs(float(nudged) - float(at)) > _GUARD_NUDGE:
+            return tensor
+        tensor = unchanged
+
+
 def _predictor(kind: str, parameters: dict):
     """``eta``, the linear predictor under the canonical link, or None where the link is another."""
     mean_name, predictor_name = _LINK_PARAMETER[kind]
     if predictor_name in parameters:
         return parameters[predictor_name]
-    mean = _unbroadcast(parameters.get(mean_name))
+    mean = _unguarded(parameters.get(mean_name))
     owner = getattr(mean, "owner", None)
     if owner is not None and isinstance(owner.op, Elemwise) and isinstance(owner.op.scalar_op,
                                                                             _INVERSE_LINK[kind]):

@@ -98,7 +98,7 @@ def jaxified(model: pm.Model, outputs, data_vars):
     """
     from pymc.sampling.jax import get_jaxified_graph
 
-    placeholders = [pt.tensor(f"{d.name}_input", dtype=d.dtype, shape=d.type.shape) for d in data_vars]
+    placeholders = [pt.TensorType(d.dtype, shape=d.type.shape)(name=f"{d.name}_input") for d in data_vars]
     replaced = clone_replace(list(outputs), replace=dict(zip(data_vars, placeholders)))
     return get_jaxified_graph(inputs=[*model.value_vars, *placeholders], outputs=replaced)
 

@@ -39,6 +39,7 @@ from analyses.study import (
     Settings,
     coverage_interval,
     progress,
+    progress_bar,
     rng_for,
     seed_for,
     summarise_fits,
@@ -318,10 +319,11 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
                 for method in methods]
     seeds = [seed_for(settings.seed, scenario.name, s, method)
              for s in range(count) for method in methods]
-    fits = inference.sample_many(
-        model, datasets, random_seeds=seeds, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-        sampler=settings.sampler,
-        progress=lambda done, total: progress("calibration", f"{scenario.name}: {done}/{total} NUTS fits"))
+    progress("calibration", f"{scenario.name}: {len(datasets)} NUTS fits")
+    with progress_bar("calibration", f"{scenario.name}, NUTS", len(datasets)) as update:
+        fits = inference.sample_many(model, datasets, random_seeds=seeds, draws=settings.draws,
+                                     tune=settings.tune, chains=settings.chains, sampler=settings.sampler,
+                                     progress=update)
     rows, diagnostics, example = [], {method: [] for method in methods}, {}
     sandwich = SandwichAdjustment(model)
     for simulation in range(count):

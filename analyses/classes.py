@@ -30,7 +30,7 @@ from scipy import special
 from analyses.figures import classes as figures
 from analyses.figures import style as plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
+from analyses.study import Report, Settings, pooled, progress, progress_bar, rng_for, seed_for, thin
 from models import classes, inference, summary
 from models import weights as weights_lib
 from models.elpd import COMPARE_COLUMNS
@@ -151,8 +151,10 @@ def fit_dataset(dataset: Dataset, chosen: dict, settings: Settings, output: Outp
         # The focal Gibbs posterior is not log-concave; smaller NUTS steps avoid its rare divergences.
         target_accept = FOCAL_TARGET_ACCEPT if likelihood == "focal" else 0.8
         seeds = [seed_for(settings.seed, dataset.name, name) for name in names]
-        comparisons = inference.compare_many(model, data, **settings.sampling(), target_accept=target_accept,
-                                             random_seeds=seeds)
+        with progress_bar("classes", dataset.name, len(data)) as update:
+            comparisons = inference.compare_many(model, data, **settings.sampling(),
+                                                 target_accept=target_accept, random_seeds=seeds,
+                                                 progress=update)
         for name, values, comparison in zip(names, data, comparisons):
             if comparison.point is None:
                 progress("classes", f"  {name}: no (W)MLE: {comparison.point_failure}")

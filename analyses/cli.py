@@ -19,7 +19,7 @@ from pathlib import Path
 import models
 from analyses import ANALYSES
 from analyses.output import Output
-from analyses.study import Report, Settings
+from analyses.study import Console, Report, Settings
 from models import summary
 from models.errors import InputError
 from models.sampling.dispatch import SAMPLERS
@@ -68,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (fewer draws, fits)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a fit fails its diagnostics")
     p.add_argument("--out", type=Path, default=None, help="output root (default: the repository)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines or bars (summaries and warnings stay)")
     return p
 
 
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m analyses: error: --out {root} is not a writable directory", file=sys.stderr)
         return 2
     logging.getLogger("pymc").setLevel(logging.WARNING)
+    Console.quiet = args.quiet
     models.configure(creation_backtraces=False)
     names = ANALYSES if args.name == "all" else (args.name,)
     modules = {name: importlib.import_module(f"analyses.{name}") for name in names}

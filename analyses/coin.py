@@ -32,7 +32,7 @@ from scipy import optimize
 from analyses.figures import coin as figures
 from analyses.figures import style as plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, progress, seed_for
+from analyses.study import Report, Settings, progress, progress_bar, seed_for
 from models import coin, inference, summary
 
 FLIPS = np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 1])  # 7 heads; the 3rd toss (index 2) is heads
@@ -87,9 +87,11 @@ def fit_variants(model, settings: Settings, output: Output) -> dict[str, CoinFit
     variants = _variants()
     progress("coin", f"fitting {', '.join(variants)}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws}")
     weights = {label: _weights(w, how) for label, (w, how) in variants.items()}
-    comparisons = inference.compare_many(model, [{"weights": w} for w in weights.values()],
-                                         random_seeds=[seed_for(settings.seed, label) for label in variants],
-                                         **settings.sampling(), posterior_predictive=True)
+    with progress_bar("coin", "weightings", len(variants)) as update:
+        seeds = [seed_for(settings.seed, label) for label in variants]
+        comparisons = inference.compare_many(model, [{"weights": w} for w in weights.values()],
+                                             random_seeds=seeds, **settings.sampling(),
+                                             posterior_predictive=True, progress=update)
     fits = {}
     for (label, (w, how)), comparison in zip(variants.items(), comparisons):
         output.posterior(comparison.idata, f"{label}.nc", model=label, normalize=how, prior=f"Beta{PRIOR}",
@@ -148,7 +150,9 @@ def _sweep(model, settings: Settings):
                      f"normalisation, {len(points)} fits")
     datasets = [{"weights": _weights(key_weights(weight), how)} for how, weight in points]
     seeds = [seed_for(settings.seed, "sweep", how, weight) for how, weight in points]
-    fits = inference.sample_many(model, datasets, random_seeds=seeds, **settings.sampling())
+    with progress_bar("coin", "weight sweep", len(datasets)) as update:
+        fits = inference.sample_many(model, datasets, random_seeds=seeds, **settings.sampling(),
+                                     progress=update)
     diagnostics = {}
     for index, (how, weight) in enumerate(points):
         draws = fits.posterior["p"][index]

@@ -32,7 +32,7 @@ from scipy import special
 from analyses.figures import curriculum as figures
 from analyses.figures import style as plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
+from analyses.study import Report, Settings, pooled, progress, progress_bar, rng_for, seed_for, thin
 from models import classes, inference, summary
 from models import weights as weights_lib
 
@@ -177,8 +177,9 @@ def fit_all(data: Data, phases: np.ndarray, settings: Settings) -> tuple[dict, d
                            f"self-paced phases: WMLE, MAP, NUTS {settings.chains} x ({settings.tune} + "
                            f"{settings.draws})")
     seeds = [seed_for(settings.seed, *key) for key, _, _ in vectors]
-    comparisons = inference.compare_many(model, [{"weights": w} for _, w, _ in vectors], random_seeds=seeds,
-                                         **settings.sampling())
+    with progress_bar("curriculum", "phases", len(vectors)) as update:
+        comparisons = inference.compare_many(model, [{"weights": w} for _, w, _ in vectors],
+                                             random_seeds=seeds, **settings.sampling(), progress=update)
     fitted = {key: PhaseFit(w, d, comparison) for (key, w, d), comparison in zip(vectors, comparisons)}
     sources = {**same_as, **{("self_paced", phase): ("self_paced", phase) for phase in range(len(phases))}}
     scores = {key: score(data, fit.comparison) for key, fit in fitted.items()}

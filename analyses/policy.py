@@ -43,7 +43,7 @@ from analyses.environments.rl_problems import (
 from analyses.figures import policy as figures
 from analyses.figures import style as plotting
 from analyses.output import Output
-from analyses.study import Report, Settings, pooled, progress, rng_for, seed_for, thin
+from analyses.study import Report, Settings, pooled, progress, progress_bar, rng_for, seed_for, thin
 from models import inference, policy, summary
 from models import weights as weights_lib
 
@@ -121,11 +121,12 @@ def fit_problem(problem: Problem, model, chosen, settings: Settings, output: Out
     progress("policy", f"{problem.name}: (W)MLE, MAP, NUTS {settings.chains} x {settings.draws} of "
                        f"{len(chosen)} weightings")
     # Behaviour cloning's cell weights are counts of unweighted steps: its WMLE is the MLE.
-    comparisons = inference.compare_many(
-        model, [{"weights": weighted[scheme][2].ravel()} for scheme in chosen],
-        random_seeds=[seed_for(settings.seed, problem.name, scheme) for scheme in chosen],
-        point_names=["mle" if scheme == "behavior_cloning" else None for scheme in chosen],
-        **settings.sampling())
+    with progress_bar("policy", problem.name, len(chosen)) as update:
+        comparisons = inference.compare_many(
+            model, [{"weights": weighted[scheme][2].ravel()} for scheme in chosen],
+            random_seeds=[seed_for(settings.seed, problem.name, scheme) for scheme in chosen],
+            point_names=["mle" if scheme == "behavior_cloning" else None for scheme in chosen],
+            **settings.sampling(), progress=update)
     fits = {}
     for scheme, comparison in zip(chosen, comparisons):
         weights, signed, cells, gaps = weighted[scheme]

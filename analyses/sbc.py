@@ -35,6 +35,7 @@ from analyses.study import (
     Settings,
     coverage_interval,
     progress,
+    progress_bar,
     rng_for,
     seed_for,
     summarise_fits,
@@ -167,11 +168,13 @@ def fit_scenario(scenario: Scenario, simulations: int, settings: Settings, model
     if key not in models:
         models[key] = scenario.build_model(data, weights)
     model = models[key]
-    fits = inference.sample_many(
-        model, [{**data, "weights": weights} for _, data, weights in simulated],
-        random_seeds=[seed_for(settings.seed, scenario.name, s) for s in range(simulations)],
-        draws=settings.draws, tune=settings.tune, chains=settings.chains, sampler=settings.sampler,
-        progress=lambda done, total: progress("sbc", f"{scenario.name}: {done}/{total} fits"))
+    progress("sbc", f"{scenario.name}: {simulations} fits")
+    with progress_bar("sbc", scenario.name, simulations) as update:
+        fits = inference.sample_many(
+            model, [{**data, "weights": weights} for _, data, weights in simulated],
+            random_seeds=[seed_for(settings.seed, scenario.name, s) for s in range(simulations)],
+            draws=settings.draws, tune=settings.tune, chains=settings.chains, sampler=settings.sampler,
+            progress=update)
     results = []
     for simulation, (truth, _, _) in enumerate(simulated):
         for name, true_value in truth.items():

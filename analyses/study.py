@@ -1,7 +1,8 @@
 """What every analysis shares around its fits: the settings it runs with and the report it returns,
-seeds keyed by what they seed, progress lines, thinned draws, and the statistics of many fits
-(coverage intervals, diagnostics summarised over fits). Many fits of one model run through
-``models.inference.sample_many`` / ``compare_many`` (batched in one compiled program).
+seeds keyed by what they seed, progress (lines, and bars on a terminal), thinned draws, and the
+statistics of many fits (coverage intervals, diagnostics summarised over fits). Many fits of one
+model run through ``models.inference.sample_many`` / ``compare_many`` (batched in one compiled
+program).
 
 An analysis module states its question; this module is the machinery, written once.
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import sys
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from tqdm.auto import tqdm
 
 from models.diagnostics import Diagnostics
 
@@ -62,9 +65,32 @@ def seed_for(seed: int, *keys) -> int:
     return int(rng_for(seed, *keys).integers(2**31 - 1))
 
 
+class Console:
+    """Where progress goes: standard error, or nowhere once ``--quiet`` set ``quiet``."""
+
+    quiet = False
+
+
 def progress(analysis: str, message: str) -> None:
-    """One line of progress on standard error, ``analysis: message``."""
-    print(f"{analysis}: {message}", file=sys.stderr, flush=True)
+    """One line of progress on standard error, ``analysis: message`` (nothing under ``--quiet``)."""
+    if not Console.quiet:
+        print(f"{analysis}: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress_bar(analysis: str, label: str, total: int, unit: str = "fit"):
+    """A progress bar on standard error for ``total`` pieces of work: done, rate and time left.
+
+    Yields ``update(done, total=None)``, the callback ``sample_many`` and ``compare_many`` take
+    (``done`` counts what is finished so far). Shown on a terminal only (a log gets the progress
+    lines), and never under ``--quiet``.
+    """
+    with tqdm(total=total, desc=f"{analysis}: {label}", unit=unit, file=sys.stderr, leave=False,
+              disable=True if Console.quiet else None, mininterval=0.5, dynamic_ncols=True) as bar:
+        def update(done: int, _total: int | None = None) -> None:
+            bar.update(done - bar.n)
+
+        yield update
 
 
 # --------------------------------------------------------------------------- draws

@@ -119,10 +119,13 @@ def test_bad_input_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsy
 
 def test_same_seed_gives_identical_draws_and_tables(coin_quick, tmp_path, capsys):
     """The same command in this process (other imports before it, other models compiled) repeats the
-    command-line run's tables and draws exactly."""
+    command-line run's tables and draws exactly; ``--quiet`` silences the progress and nothing else."""
     out, _ = coin_quick
-    code = cli.main(["coin", "--quick", "--seed", "7", "--out", str(tmp_path)])
-    assert code in (0, 1), capsys.readouterr().err
+    code = cli.main(["coin", "--quick", "--seed", "7", "--out", str(tmp_path), "--quiet"])
+    printed = capsys.readouterr()
+    assert code in (0, 1), printed.err
+    assert "coin: fitting" not in printed.err and "== coin: summary" in printed.out
+    assert "files written" in printed.err
     for table in ("summary.csv", "weight_sweep.csv"):
         assert (tmp_path / "results/coin" / table).read_text() == (out / "results/coin" / table).read_text()
     for posterior in COIN_POSTERIORS:

@@ -21,6 +21,7 @@ draws differ from ``env.step``'s (numpy's vectorised categorical draws), not the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -55,6 +56,22 @@ class Environment:
     @property
     def n_actions(self) -> int:
         return self.outcome.shape[1]
+
+    @cached_property
+    def moves(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(following, cumulative)``, each (S, A, k): the next states a move can lead to, in order,
+        and their cumulative probabilities (padded with the last state and +inf). The sparse form of
+        ``outcome`` that :func:`play` draws from: a toy-text move has at most a few next states, and
+        the partial sums are those of ``outcome``'s rows (adding the zeros between changes nothing)."""
+        reachable = self.outcome > 0
+        width = int(reachable.sum(axis=-1).max())
+        following = np.zeros((*self.outcome.shape[:2], width), dtype=int)
+        cumulative = np.full(following.shape, np.inf)
+        for s, a in np.ndindex(*self.outcome.shape[:2]):
+            states = np.flatnonzero(reachable[s, a])
+            following[s, a] = np.r_[states, np.full(width - states.size, states[-1])]
+            cumulative[s, a, :states.size] = np.cumsum(self.outcome[s, a, states])
+        return following, cumulative
 
     @property
     def dynamics(self) -> Dynamics:
@@ -101,50 +118,55 @@ class Steps:
     returns: np.ndarray = field(repr=False)
 
 
-def _categorical(cumulative: np.ndarray, rng) -> np.ndarray:
-    """One draw per row of ``cumulative`` probabilities (..., K), by inversion of one uniform each."""
-    draws = np.sum(rng.random(cumulative.shape[:-1])[..., None] > cumulative, axis=-1)
+def _categorical(cumulative: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """One draw per row of ``cumulative`` probabilities (..., K), by inversion of its uniform."""
+    draws = np.sum(uniforms[..., None] > cumulative, axis=-1)
     return np.minimum(draws, cumulative.shape[-1] - 1)   # rounding of the last cumulative value
 
 
 def play(environment: Environment, policies: np.ndarray, episodes: int, rng) -> Steps:
     """``episodes`` episodes of each policy in ``policies`` (lanes, S, A), ended by a terminal state or
-    by the discount (module docstring), with their undiscounted returns-to-go."""
+    by the discount (module docstring), with their undiscounted returns-to-go.
+
+    Every step draws three uniforms for every episode, finished or not (the action, the move, the
+    discount), so each episode's draws do not depend on how long the others run; only the episodes
+    still running are computed."""
     policies = np.asarray(policies, dtype=float)
     if policies.ndim != 3 or policies.shape[1:] != (environment.n_states, environment.n_actions):
         raise InputError(f"policies must be (lanes, {environment.n_states}, {environment.n_actions}), "
                          f"got {policies.shape}")
     lanes = policies.shape[0]
-    choose, move = np.cumsum(policies, axis=-1), np.cumsum(environment.outcome, axis=-1)
-    lane = np.repeat(np.arange(lanes)[:, None], episodes, axis=1)
-    starts = np.broadcast_to(np.cumsum(environment.start), (lanes, episodes, environment.n_states))
-    state = _categorical(starts, rng)
-    running = np.ones((lanes, episodes), dtype=bool)
-    record = {"states": [], "actions": [], "rewards": [], "valid": []}
+    shape = (lanes, episodes)
+    choose = np.cumsum(policies, axis=-1)
+    following_states, move = environment.moves
+    starts = np.broadcast_to(np.cumsum(environment.start), (*shape, environment.n_states))
+    state = _categorical(starts, rng.random(shape)).ravel()   # per episode, lane-major: lane * episodes + e
+    running = np.arange(lanes * episodes)   # the episodes still running
+    taken = []   # per time step: (episodes running, state, action, reward)
     for _ in range(MAX_STEPS):
-        action = _categorical(choose[lane, state], rng)
-        following = _categorical(move[state, action], rng)
-        record["states"].append(state)
-        record["actions"].append(action)
-        record["valid"].append(running)
-        record["rewards"].append(np.where(running, environment.reward[state, action, following], 0.0))
-        goes_on = rng.random((lanes, episodes)) < environment.gamma
-        running = running & ~environment.terminal[state, action, following] & goes_on
-        state = following
-        if not running.any():
+        u_action, u_move, u_go = (rng.random(shape).ravel() for _ in range(3))
+        now = state[running]
+        chosen = _categorical(choose[running // episodes, now], u_action[running])
+        following = following_states[now, chosen, _categorical(move[now, chosen], u_move[running])]
+        taken.append((running, now, chosen, environment.reward[now, chosen, following]))
+        state[running] = following
+        running = running[~environment.terminal[now, chosen, following] & (u_go[running] < environment.gamma)]
+        if running.size == 0:
             break
     else:
         raise RuntimeError(f"an episode ran {MAX_STEPS} steps")
-    record = {key: np.stack(value) for key, value in record.items()}   # (time, lanes, episodes)
-    returns = np.cumsum(record["rewards"][::-1], axis=0)[::-1]   # padded steps carry reward 0
+    # Returns-to-go, summed backwards in time within each episode.
+    to_go, returns = np.zeros(lanes * episodes), []
+    for running, _, _, reward in reversed(taken):
+        to_go[running] += reward
+        returns.append(to_go[running])
+    returns.reverse()
     # Flat, episode by episode in time order: (lane, episode, t).
-    order = (1, 2, 0)
-    valid = record["valid"].transpose(order)
-    lane_of_step = np.broadcast_to(lane[..., None], valid.shape)
-    episode_of_step = np.broadcast_to(np.arange(episodes)[None, :, None], valid.shape)
-    return Steps(lanes, episodes, lane_of_step[valid], episode_of_step[valid],
-                 record["states"].transpose(order)[valid], record["actions"].transpose(order)[valid],
-                 record["rewards"].transpose(order)[valid], returns.transpose(order)[valid])
+    episode = np.concatenate([running for running, *_ in taken])
+    order = np.argsort(episode, kind="stable")
+    column = lambda k: np.concatenate([step[k] for step in taken])[order]  # noqa: E731
+    return Steps(lanes, episodes, episode[order] // episodes, episode[order] % episodes, column(1), column(2),
+                 column(3), np.concatenate(returns)[order])
 
 
 def episode_ends(steps: Steps) -> np.ndarray:
@@ -169,9 +191,9 @@ def advantages(steps: Steps, n_states: int) -> np.ndarray:
 def cell_sums(steps: Steps, weights: np.ndarray, n_states: int, n_actions: int) -> np.ndarray:
     """Per lane the net weight W_sa of every (state, action) cell, shape (lanes, S, A). (Not
     ``policy.cell_weights``, which refuses all-zero weights: a batch without a reward has them.)"""
-    cells = np.zeros((steps.lanes, n_states, n_actions))
-    np.add.at(cells, (steps.lane, steps.states, steps.actions), weights)
-    return cells
+    cell = (steps.lane * n_states + steps.states) * n_actions + steps.actions
+    cells = np.bincount(cell, weights=weights, minlength=steps.lanes * n_states * n_actions)   # in step order
+    return cells.reshape(steps.lanes, n_states, n_actions)
 
 
 def advantage_cells(steps: Steps, n_states: int, n_actions: int) -> tuple[np.ndarray, np.ndarray]:

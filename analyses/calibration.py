@@ -308,6 +308,25 @@ def logistic_gpc(scenario: Scenario, simulation: int, data: dict, weights: np.nd
     return rows, _gpc_record(scenario, simulation, calibrated, unit_weights)
 
 
+def _distinct_fits(scenario: Scenario, simulated: list, methods: tuple[str, ...], seed: int
+                   ) -> tuple[list[dict], list[int], dict[tuple[int, str], int]]:
+    """The NUTS fits to run: one per distinct weight vector of each data set (balanced class weights
+    already sum to n, so "as given" and "sum to n" are one fit), with their seeds, and the fit of each
+    (data set, method)."""
+    datasets, seeds, fit_of = [], [], {}
+    for simulation, (data, weights) in enumerate(simulated):
+        for method in methods:
+            values = _weights_for(method, weights)
+            same = [fit_of[simulation, earlier] for earlier in methods[:methods.index(method)]
+                    if np.allclose(datasets[fit_of[simulation, earlier]]["weights"], values,
+                                   rtol=1e-12, atol=0)]
+            if not same:
+                datasets.append({**data, "weights": values})
+                seeds.append(seed_for(seed, scenario.name, simulation, method))
+            fit_of[simulation, method] = same[0] if same else len(datasets) - 1
+    return datasets, seeds, fit_of
+
+
 def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: int,
                  gpc_bootstrap: int) -> ScenarioFits:
     """NUTS at every weighting of every data set in one batch, the sandwich on each raw posterior, the
@@ -315,10 +334,7 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
     simulated = [scenario.simulate(rng_for(settings.seed, scenario.name, s, "data")) for s in range(count)]
     model = scenario.build_model(*simulated[0])
     names, methods = list(scenario.truth), scenario.nuts_methods
-    datasets = [{**data, "weights": _weights_for(method, weights)} for data, weights in simulated
-                for method in methods]
-    seeds = [seed_for(settings.seed, scenario.name, s, method)
-             for s in range(count) for method in methods]
+    datasets, seeds, fit_of = _distinct_fits(scenario, simulated, methods, settings.seed)
     progress("calibration", f"{scenario.name}: {len(datasets)} NUTS fits")
     with progress_bar("calibration", f"{scenario.name}, NUTS", len(datasets)) as update:
         fits = inference.sample_many(model, datasets, random_seeds=seeds, draws=settings.draws,
@@ -327,19 +343,16 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
     rows, diagnostics, example = [], {method: [] for method in methods}, {}
     sandwich = SandwichAdjustment(model)
     for simulation in range(count):
-        for k, method in enumerate(methods):
-            index = simulation * len(methods) + k
-            draws = fits.draws(index)
+        for method in methods:
+            index = fit_of[simulation, method]
             diagnostics[method].append(fits.diagnostics[index])
-            rows += interval_rows(scenario, simulation, method, _array_quantiles(draws, names))
-        first = simulation * len(methods)
-        raw = fits.idata_of(first + methods.index("raw"), log_likelihood=False)
-        # the sandwich reads the model's data
-        pm.set_data(fits.data[first + methods.index("raw")], model=model)
+            rows += interval_rows(scenario, simulation, method, _array_quantiles(fits.draws(index), names))
+        raw = fits.idata_of(fit_of[simulation, "raw"], log_likelihood=False)
+        pm.set_data(fits.data[fit_of[simulation, "raw"]], model=model)   # the sandwich reads the model's data
         adjusted = sandwich(raw)
         rows += interval_rows(scenario, simulation, "sandwich", _draw_quantiles(adjusted, names))
         if scenario.name == EXAMPLE and simulation == 0:
-            sum_ess = fits.idata_of(first + methods.index("sum_ess"), log_likelihood=False)
+            sum_ess = fits.idata_of(fit_of[simulation, "sum_ess"], log_likelihood=False)
             example = {"raw": raw, "sum_ess": sum_ess, "sandwich": adjusted}
     progress("calibration", f"{scenario.name}: weighted likelihood bootstrap of {count} data sets")
     wlb = weighted_likelihood_bootstrap_many(

@@ -4,6 +4,9 @@ Each JAX program costs a few seconds to compile, so one engine per model is shar
 of this file (which pytest keeps on one worker: ``--dist loadfile``).
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -135,3 +138,38 @@ def test_an_engine_does_not_keep_its_model_alive():
     assert reference() is None
     with pytest.raises(ReferenceError, match="keep a reference to the model"):
         engines[0]([{"weights": np.ones(FLIPS.size)}], [1])
+
+
+DEVICES_SCRIPT = """
+import sys
+from models.sampling.jax_model import configure_jax
+jax = configure_jax(int(sys.argv[1]))   # this many host devices, fixed once JAX starts:
+jax.devices()                            # started before the engine asks for one per core
+import numpy as np
+from models import coin
+from models.sampling import batched
+model = coin.build_model([1, 1, 1, 0, 1, 0, 1, 1, 0, 1])
+datasets = [{"weights": np.full(10, w)} for w in (0.5, 1.0, 2.0, 5.0, 10.0)]
+engine = batched.BatchedNUTS(model, draws=100, tune=100, chains=2, lanes_per_device=4)
+fits = engine(datasets, [1, 2, 3, 4, 5])
+np.save(sys.argv[2], fits.posterior["p"])
+print(len(jax.devices()))
+"""
+
+
+def test_the_same_lanes_draw_the_same_on_one_device_or_two(tmp_path):
+    """One program over a mesh of 1 or 2 (forced host) devices: each lane's computation is its own, so
+    the draws agree to rounding (another split of the lanes, another vectorisation width). 5 fits x 2
+    chains make 10 lanes, padded to a chunk of 4 per device: a batch that does not divide evenly."""
+    runs = {}
+    command = [sys.executable, "-c", DEVICES_SCRIPT]
+    processes = {n: subprocess.Popen([*command, str(n), str(tmp_path / f"{n}.npy")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in (1, 2)}
+    for n, process in processes.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        assert out.split()[-1] == str(n)
+        runs[n] = np.load(tmp_path / f"{n}.npy")
+    assert runs[1].shape == (5, 2, 100)
+    np.testing.assert_allclose(runs[1], runs[2], rtol=1e-9)

@@ -28,7 +28,7 @@ from models.estimation.maximise import UnboundedLikelihoodError, argmax, compile
 from models.sampling import dispatch
 from models.sampling import idata as idata_builder
 from models.sampling.batched import resolve_datasets
-from models.sampling.jax_model import JaxModel, jaxified
+from models.sampling.jax_model import JaxModel, device_count, jaxified, over_lanes
 
 __all__ = ["GRADIENT_TOLERANCE", "BatchedWLB", "WeightedLikelihoodBootstrap", "weighted_likelihood_bootstrap",
            "weighted_likelihood_bootstrap_many"]
@@ -428,7 +428,7 @@ class BatchedWLB(JaxModel):
             _, converged, outputs = jax.vmap(one_draw)(multipliers)
             return fitted, converged, outputs
 
-        self._program = jax.pmap(jax.vmap(one_dataset))   # data sets over the cores, draws within
+        self._program = over_lanes(jax, one_dataset)   # data sets over the devices, draws within
         return self._program
 
     def __call__(self, datasets, draws: int, random_seeds) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -466,7 +466,7 @@ class BatchedWLB(JaxModel):
         program = self._program or self._build()
         current = {d.name: np.asarray(d.get_value()) for d in self.data_vars}
         n = current[self.weights_name].size
-        devices = self._jax.local_device_count()
+        devices = device_count(self._jax)
         per_call = devices * -(-self.datasets_per_call // devices)
         results = []
         for first in range(0, len(datasets), per_call):
@@ -481,9 +481,8 @@ class BatchedWLB(JaxModel):
             exponential = np.stack([np.random.default_rng(s).standard_exponential((draws, n))
                                     for s in padded_seeds])
             multipliers = n * exponential / exponential.sum(axis=2, keepdims=True)
-            shard = lambda x: np.reshape(x, (devices, -1, *np.shape(x)[1:]))  # noqa: E731
-            fitted, converged, outputs = program(tuple(shard(d) for d in data), shard(multipliers))
-            flat = lambda x: np.asarray(x).reshape(per_call, *np.shape(x)[2:])[:len(chunk)]  # noqa: E731
+            fitted, converged, outputs = program(data, multipliers)
+            flat = lambda x: np.asarray(x)[:len(chunk)]  # noqa: E731
             results.append((flat(fitted), flat(converged), [flat(o) for o in outputs]))
         fitted = np.concatenate([r[0] for r in results])
         converged = np.concatenate([r[1] for r in results]) & fitted[:, None]

@@ -4,7 +4,9 @@ Simulation studies, weight sweeps and schemes that share a model fit the same lo
 data sets. Fitting them one at a time pays PyMC's Python overhead at every leapfrog step; here the
 model's own log density (PyMC's JAX translation, with every ``pm.Data`` an input) is handed to
 NumPyro's NUTS kernel (``numpyro.infer.hmc.hmc``), and one XLA program runs all (fit, chain) lanes:
-``vmap`` over lanes, ``pmap`` over the CPU cores (as XLA host devices).
+``vmap`` over lanes within a device, the lanes split over the devices of a one-axis mesh
+(:func:`~models.sampling.jax_model.over_lanes`: the CPU cores as XLA host devices here, GPUs where JAX
+has them), so the same program runs on one core, several, or several GPUs.
 
 Per lane it is the usual NUTS: the model's initial point jittered by U(-1, 1) in the unconstrained
 space (redrawn while the log density is not finite, as PyMC does), ``tune`` warm-up iterations of
@@ -43,7 +45,7 @@ from models.diagnostics import diagnose_draws
 from models.errors import InputError
 from models.sampling import dispatch
 from models.sampling import idata as idata_builder
-from models.sampling.jax_model import JaxModel, jaxified
+from models.sampling.jax_model import JaxModel, device_count, jaxified, over_lanes
 
 __all__ = ["BatchResult", "BatchedNUTS", "resolve_datasets"]
 
@@ -273,7 +275,7 @@ class BatchedNUTS(JaxModel):
             values = jax.vmap(lambda zi: self._outputs(*self._unravel(zi), *data))(z)
             return values, stats
 
-        program = jax.pmap(jax.vmap(one_lane))
+        program = over_lanes(jax, one_lane)
         self._programs[lanes] = program
         return program
 
@@ -348,7 +350,7 @@ class BatchedNUTS(JaxModel):
         keys = np.stack([np.asarray(jax.random.split(jax.random.PRNGKey(seed), chains)) for seed in seeds])
         keys = keys.reshape(fits * chains, -1)
         lane_fit = np.repeat(np.arange(fits), chains)
-        devices = jax.local_device_count()
+        devices = device_count(jax)
         # Lanes per device: a power of two up to lanes_per_device, so few programs serve all batch sizes.
         needed = max(1, -(-fits * chains // devices))
         per_device = min(self.lanes_per_device, 2 ** math.ceil(math.log2(needed)))
@@ -357,10 +359,8 @@ class BatchedNUTS(JaxModel):
         outputs = None
         for first in range(0, fits * chains, chunk):
             lanes = np.arange(first, first + chunk) % (fits * chains)   # the last chunk wraps round: padding
-            shard = lambda x: np.reshape(x, (devices, per_device, *np.shape(x)[1:]))  # noqa: E731
-            values, stats = program(tuple(shard(d[lane_fit[lanes]]) for d in data), shard(keys[lanes]),
-                                    shard(starts[lanes]))
-            piece = [np.asarray(v).reshape(chunk, *np.shape(v)[2:]) for v in [*values, *stats]]
+            values, stats = program(tuple(d[lane_fit[lanes]] for d in data), keys[lanes], starts[lanes])
+            piece = [np.asarray(v) for v in [*values, *stats]]
             kept = min(chunk, fits * chains - first)
             piece = [p[:kept] for p in piece]
             outputs = piece if outputs is None else [np.concatenate([o, p]) for o, p in zip(outputs, piece)]

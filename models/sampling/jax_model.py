@@ -20,7 +20,7 @@ from pytensor.graph.replace import clone_replace
 from models import compiled
 from models.sampling.dispatch import available_cores
 
-__all__ = ["JaxModel", "configure_jax", "jaxified"]
+__all__ = ["JaxModel", "configure_jax", "device_count", "jaxified", "over_lanes"]
 
 
 def configure_jax(cores: int):
@@ -59,6 +59,61 @@ def configure_jax(cores: int):
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     return jax
+
+
+def device_count(jax) -> int:
+    """The devices :func:`over_lanes` spreads lanes over: every device of JAX's default backend.
+
+    Parameters
+    ----------
+    jax : module
+        The configured ``jax`` (:func:`configure_jax`).
+
+    Returns
+    -------
+    int
+    """
+    return len(jax.devices())
+
+
+def over_lanes(jax, per_lane):
+    """``per_lane`` mapped over the leading (lane) axis of every argument and output, the lanes split
+    evenly over the devices of a one-axis mesh.
+
+    One program whatever the devices: CPU cores as XLA host devices here, GPUs elsewhere (JAX's
+    default backend). Each device runs ``vmap(per_lane)`` on its block of lanes (``shard_map``), so a
+    lane computes the same whatever the number of devices; the lanes' count must be a multiple of
+    :func:`device_count`.
+
+    Parameters
+    ----------
+    jax : module
+        The configured ``jax`` (:func:`configure_jax`).
+    per_lane : callable
+        The computation of one lane, of arrays without the lane axis.
+
+    Returns
+    -------
+    callable
+        Jitted; takes and returns arrays with a leading lane axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from models.sampling.jax_model import configure_jax, device_count, over_lanes
+    >>> jax = configure_jax(2)  # doctest: +SKIP
+    >>> square = over_lanes(jax, lambda x: x**2)  # doctest: +SKIP
+    >>> square(np.arange(2.0 * device_count(jax)))[:2]  # doctest: +SKIP
+    Array([0., 1.], dtype=float64)
+    """
+    from jax.sharding import Mesh, PartitionSpec
+
+    mesh = Mesh(np.array(jax.devices()), ("lanes",))
+    lanes = PartitionSpec("lanes")
+    # check_vma=False: NumPyro's kernels mix per-lane and constant values in lax.cond branches,
+    # which shard_map's check of varying axes would refuse; every value here is per lane anyway.
+    return jax.jit(jax.shard_map(jax.vmap(per_lane), mesh=mesh, in_specs=lanes, out_specs=lanes,
+                                 check_vma=False))
 
 
 def _jax_started() -> bool:

@@ -55,6 +55,7 @@ SAMPLER_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 2}
 SIMULATIONS = {"coin": 4000, "logistic": 600, "focal": 600}
 SIMULATIONS_QUICK = {"coin": 10, "logistic": 2, "focal": 2}
 NUTS_METHODS = ("unweighted", "sum_n", "sum_ess", "raw")
+KERNEL = "jittered_hmc"   # the batched engine's transition for the GLM posteriors (models/sampling/hmc.py)
 WLB_DRAWS = 200
 WLB_DRAWS_QUICK = 50
 SANDWICH_BETA_DRAWS = 4000
@@ -339,7 +340,7 @@ def fit_logistic(scenario: Scenario, count: int, settings: Settings, wlb_draws: 
     with progress_bar("calibration", f"{scenario.name}, NUTS", len(datasets)) as update:
         fits = inference.sample_many(model, datasets, random_seeds=seeds, draws=settings.draws,
                                      tune=settings.tune, chains=settings.chains, sampler=settings.sampler,
-                                     progress=update)
+                                     progress=update, kernel=KERNEL)
     rows, diagnostics, example = [], {method: [] for method in methods}, {}
     sandwich = SandwichAdjustment(model)
     for simulation in range(count):

@@ -46,6 +46,7 @@ from models import weights as weights_lib
 from models.errors import InputError
 
 RANK_DRAWS = 99  # L: ranks take the L + 1 = 100 values 0..99
+KERNEL = "jittered_hmc"   # the batched engine's transition (models/sampling/hmc.py)
 BINS = 20
 SIMULATIONS = 1000
 SIMULATIONS_QUICK = 4  # a smoke run: every scenario, model and figure, few fits
@@ -174,7 +175,7 @@ def fit_scenario(scenario: Scenario, simulations: int, settings: Settings, model
             model, [{**data, "weights": weights} for _, data, weights in simulated],
             random_seeds=[seed_for(settings.seed, scenario.name, s) for s in range(simulations)],
             draws=settings.draws, tune=settings.tune, chains=settings.chains, sampler=settings.sampler,
-            progress=update)
+            progress=update, kernel=KERNEL)
     results = []
     for simulation, (truth, _, _) in enumerate(simulated):
         for name, true_value in truth.items():

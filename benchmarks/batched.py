@@ -19,6 +19,7 @@ building, compilation, sampling and the per-fit diagnostics timed):
 
 * ``batched``: :func:`models.inference.sample_many` with ``sampler="numpyro"``, one XLA program
   (:mod:`models.sampling.batched`), with an empty JAX compilation cache: compilation is included;
+* ``batched_hmc``: the same with ``kernel="jittered_hmc"`` (:mod:`models.sampling.hmc`);
 * ``one_at_a_time``: the same call with ``sampler="pymc"``: PyMC's NUTS fit by fit on the model
   compiled once (PyTensor's C cache is warm: each structure is compiled once before timing);
 * ``simuk``: simuk 0.2's ``SBC`` (ArviZ's SBC package, PyMC back end, ``pm.sample`` per simulation)
@@ -27,6 +28,9 @@ building, compilation, sampling and the per-fit diagnostics timed):
 
 The slow paths run at 100 fits only unless ``--full``: their time per fit does not fall with more
 fits (compilation is paid once either way), and 1000 fits of them take most of an hour.
+
+``median_ess`` is the median over fits of their smallest bulk ESS, ``ess_per_s`` that divided by the
+time per fit (the kernels differ in ESS per draw, so time per fit alone does not compare them).
 
 For the coin, every fit's posterior mean is compared with its exact Beta posterior: ``max_mcse``
 is the largest |mean - exact| / MCSE over the batch, ``share_3_mcse`` the share of fits beyond 3 MCSE
@@ -51,10 +55,10 @@ import numpy as np
 from benchmarks.samplers import RESULTS, environment, render, write_csv
 
 MODELS = ("coin", "logistic", "policy")
-PATHS = ("batched", "one_at_a_time", "simuk")
+PATHS = ("batched", "batched_hmc", "one_at_a_time", "simuk")
 SETTINGS = {"chains": 2, "tune": 500, "draws": 1000}
-COLUMNS = ("model", "path", "fits", "wall_s", "per_fit_s", "speedup_vs_one_at_a_time", "max_mcse",
-           "share_3_mcse", "divergent_fits", "status")
+COLUMNS = ("model", "path", "fits", "wall_s", "per_fit_s", "speedup_vs_one_at_a_time", "median_ess",
+           "ess_per_s", "max_mcse", "share_3_mcse", "divergent_fits", "passing_diagnostics", "status")
 KEY_WEIGHTS = np.where(np.arange(10) == 2, 10.0, 1.0)
 LOGISTIC_ROWS, STATES, ACTIONS, STEPS = 300, 4, 3, 200
 
@@ -136,10 +140,14 @@ def measure(name: str, path: str, fits: int, settings: dict, seed: int) -> dict:
         return {"model": name, "path": path, "fits": fits, "wall_s": wall, "per_fit_s": wall / fits,
                 "status": "ok"}
     result = inference.sample_many(model, datasets, random_seeds=seeds,
-                                   sampler="numpyro" if path == "batched" else "pymc", **settings)
+                                   sampler="numpyro" if path.startswith("batched") else "pymc",
+                                   kernel="jittered_hmc" if path == "batched_hmc" else "nuts", **settings)
     wall = time.perf_counter() - start
+    ess = float(np.median([d.min_ess_bulk for d in result.diagnostics]))
     row = {"model": name, "path": path, "fits": fits, "wall_s": wall, "per_fit_s": wall / fits,
-           "divergent_fits": sum(d.divergences > 0 for d in result.diagnostics), "status": "ok"}
+           "median_ess": ess, "ess_per_s": ess * fits / wall,
+           "divergent_fits": sum(d.divergences > 0 for d in result.diagnostics),
+           "passing_diagnostics": float(np.mean([d.ok for d in result.diagnostics])), "status": "ok"}
     if name == "coin":
         z = []
         for index, data in enumerate(datasets):
@@ -197,7 +205,8 @@ def large_fit(seed: int, rows: int = 100_000) -> list[dict]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.batched", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated: coin, logistic, policy")
-    p.add_argument("--paths", default=",".join(PATHS), help="comma-separated: batched, one_at_a_time, simuk")
+    p.add_argument("--paths", default=",".join(PATHS),
+                   help="comma-separated: batched, batched_hmc, one_at_a_time, simuk")
     p.add_argument("--fits", default="100,1000", help="comma-separated numbers of fits (default 100,1000)")
     p.add_argument("--full", action="store_true", help="the slow paths at every number of fits too")
     p.add_argument("--large", action="store_true", help="also the single 1e5-row fit")
@@ -234,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in [m for m in args.models.split(",") if m]:
         for path in paths:
             for fits in sizes:
-                if path != "batched" and fits != min(sizes) and not args.full:
+                if not path.startswith("batched") and fits != min(sizes) and not args.full:
                     continue
                 row = run_child(name, path, fits, args)
                 rows.append(row)

@@ -206,7 +206,7 @@ def compare(model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int
 def compare_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, tune: int = 1000,
                  chains: int = 4, sampler: str = "auto", target_accept: float = 0.8,
                  posterior_predictive: bool = False, log_likelihood: bool = True,
-                 point_names=None, progress=None) -> list[Comparison]:
+                 point_names=None, progress=None, kernel: str = "nuts") -> list[Comparison]:
     """:func:`compare` for one model structure and many data sets: a :class:`Comparison` per data set.
 
     The (W)MLE and MAP of each data set come from the optimiser compiled once for the model; the
@@ -231,6 +231,8 @@ def compare_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, 
         ``compare``'s ``point_name`` does.
     progress : callable, optional
         ``progress(done, total)`` with the data sets sampled so far (:func:`sample_many`'s).
+    kernel : {"nuts", "jittered_hmc"}, default "nuts"
+        The batched engine's transition (:func:`sample_many`'s).
 
     Returns
     -------
@@ -269,7 +271,7 @@ def compare_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, 
             estimates.append((point, failure, map_estimate(model), estimator_name(model),
                               weights_summary(model)))
     fits = sample_many(model, datasets, random_seeds=random_seeds, draws=draws, tune=tune, chains=chains,
-                       sampler=sampler, target_accept=target_accept, progress=progress)
+                       sampler=sampler, target_accept=target_accept, progress=progress, kernel=kernel)
     comparisons = []
     for index, (point, failure, map_point, inferred, weights) in enumerate(estimates):
         idata = fits.idata_of(index, log_likelihood=log_likelihood)

@@ -53,6 +53,13 @@ def test_coin_quick_writes_figures_posteriors_and_summary(coin_quick):
         posterior = value[label, "posterior", "p"]
         assert float(posterior["lower"]) < float(posterior["value"]) < float(posterior["upper"])
     assert value["unweighted", "mle", "p"]["lower"] == ""
+    # The quick posteriors against their exact Beta means: within 5 MCSE (ArviZ's, from the saved draws;
+    # a correct sampler exceeds that with probability below 1e-6 per posterior).
+    for label in ("unweighted", "weights_as_given", "weights_sum_n", "weights_sum_ess"):
+        idata = az.from_netcdf(out / "results" / "coin" / f"{label}.nc")
+        mcse = float(az.mcse(idata, var_names=["p"])["p"])
+        exact = float(value[label, "exact_posterior", "p"]["value"])
+        assert abs(float(idata.posterior["p"].mean()) - exact) < 5 * mcse, label
     assert "weights_as_given  wmle" in done.stdout  # the table is printed
     sweep = read_summary(out / "results" / "coin" / "weight_sweep.csv")
     assert {r["diagnostics_ok"] for r in sweep if r["estimator"] == "posterior"} <= {"0", "1"}

@@ -44,12 +44,14 @@ from models._validate import check_count, check_open_unit
 from models.diagnostics import diagnose_draws
 from models.errors import InputError
 from models.sampling import dispatch
+from models.sampling import hmc as jittered_hmc
 from models.sampling import idata as idata_builder
 from models.sampling.jax_model import JaxModel, device_count, jaxified, over_lanes
 
-__all__ = ["BatchResult", "BatchedNUTS", "resolve_datasets"]
+__all__ = ["KERNELS", "BatchResult", "BatchedNUTS", "resolve_datasets"]
 
 JITTER_RETRIES = 10
+KERNELS = ("nuts", "jittered_hmc")
 
 
 def resolve_datasets(model: pm.Model, datasets) -> list[dict]:
@@ -204,10 +206,14 @@ class BatchedNUTS(JaxModel):
     target_accept : float, default 0.8
         NUTS's target acceptance rate.
     max_tree_depth : int, default 10
-        NUTS's largest tree depth.
+        NUTS's largest tree depth; for ``kernel="jittered_hmc"`` the longest trajectory is
+        ``2**max_tree_depth - 1`` leapfrog steps, as NUTS's.
     lanes_per_device : int, optional
         Lanes per core in one chunk; default :func:`models.sampling.dispatch.lanes_per_device` of the
         model's data.
+    kernel : {"nuts", "jittered_hmc"}, default "nuts"
+        NumPyro's NUTS, or jittered HMC with Stan's warm-up (:mod:`models.sampling.hmc`): no tree to
+        build, so cheaper per draw on near-Gaussian posteriors (GLMs), less robust on funnels.
 
     Raises
     ------
@@ -226,7 +232,8 @@ class BatchedNUTS(JaxModel):
     """
 
     def __init__(self, model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
-                 target_accept: float = 0.8, max_tree_depth: int = 10, lanes_per_device: int | None = None):
+                 target_accept: float = 0.8, max_tree_depth: int = 10, lanes_per_device: int | None = None,
+                 kernel: str = "nuts"):
         if not dispatch.batched_available():
             raise InputError('batched NUTS needs JAX and NumPyro: pip install -e ".[jax]"')
         if check_model(model).discrete_value_vars:
@@ -234,6 +241,9 @@ class BatchedNUTS(JaxModel):
         self.draws, self.tune = check_count(draws, "draws", 1), check_count(tune, "tune", 0)
         self.chains = check_count(chains, "chains", 1)
         self.max_tree_depth = check_count(max_tree_depth, "max_tree_depth", 1)
+        if kernel not in KERNELS:
+            raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
         data_numbers = sum(int(np.size(d.get_value())) for d in model.data_vars)
         if lanes_per_device is None:
             lanes_per_device = dispatch.lanes_per_device(data_numbers)
@@ -261,6 +271,13 @@ class BatchedNUTS(JaxModel):
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential, algo="NUTS")
         tune, draws = self.tune, self.draws
 
+        def one_lane_hmc(data, key, z0):
+            z, stats = jittered_hmc.run_lane(jax, lambda z: self._log_density(z, data), z0, key, tune=tune,
+                                             draws=draws, target_accept=self.target_accept,
+                                             max_steps=2**self.max_tree_depth - 1)
+            values = jax.vmap(lambda zi: self._outputs(*self._unravel(zi), *data))(z)
+            return values, list(stats)
+
         def one_lane(data, key, z0):
             state = init_kernel(z0, tune, model_args=data, rng_key=key, target_accept_prob=self.target_accept,
                                 max_tree_depth=self.max_tree_depth)
@@ -275,7 +292,7 @@ class BatchedNUTS(JaxModel):
             values = jax.vmap(lambda zi: self._outputs(*self._unravel(zi), *data))(z)
             return values, stats
 
-        program = over_lanes(jax, one_lane)
+        program = over_lanes(jax, one_lane if self.kernel == "nuts" else one_lane_hmc)
         self._programs[lanes] = program
         return program
 
@@ -356,28 +373,30 @@ class BatchedNUTS(JaxModel):
         per_device = min(self.lanes_per_device, 2 ** math.ceil(math.log2(needed)))
         chunk = devices * per_device
         program = self._program(per_device)
-        outputs = None
+        pieces = []
         for first in range(0, fits * chains, chunk):
             lanes = np.arange(first, first + chunk) % (fits * chains)   # the last chunk wraps round: padding
             values, stats = program(tuple(d[lane_fit[lanes]] for d in data), keys[lanes], starts[lanes])
             piece = [np.asarray(v) for v in [*values, *stats]]
             kept = min(chunk, fits * chains - first)
-            piece = [p[:kept] for p in piece]
-            outputs = piece if outputs is None else [np.concatenate([o, p]) for o, p in zip(outputs, piece)]
+            pieces.append([p[:kept] for p in piece])
             if progress is not None:
                 progress((first + kept) // chains, fits)
+        outputs = [np.concatenate(parts) for parts in zip(*pieces)]   # once: not a copy per chunk
         by_fit = [o.reshape(fits, chains, *o.shape[1:]) for o in outputs]
         posterior = dict(zip(self.output_names, by_fit[:len(self.output_names)]))
         diverging, energy, n_steps, step_size, accept = by_fit[len(self.output_names):]
         stats = {"diverging": diverging.astype(bool), "energy": energy, "n_steps": n_steps,
-                 "tree_depth": np.floor(np.log2(n_steps)).astype(int) + 1, "step_size": step_size,
-                 "acceptance_rate": accept}
+                 "step_size": step_size, "acceptance_rate": accept}
+        if self.kernel == "nuts":
+            stats["tree_depth"] = np.floor(np.log2(n_steps)).astype(int) + 1
         free = [rv.name for rv in model.free_RVs]
         diagnostics = diagnose_draws({name: posterior[name] for name in free}, stats["diverging"], energy)
         settings = {"draws": self.draws, "tune": self.tune, "chains": chains,
-                    "target_accept": self.target_accept, "max_tree_depth": self.max_tree_depth}
+                    "target_accept": self.target_accept, "max_tree_depth": self.max_tree_depth,
+                    "kernel": self.kernel}
         per_fit = [dict(zip(self.names, (d[i] for d in data))) for i in range(fits)]
-        return BatchResult(model, posterior, stats, diagnostics, per_fit, seeds, settings,
-                           "numpyro (batched)")
+        sampler = "numpyro (batched)" if self.kernel == "nuts" else "jittered HMC (batched)"
+        return BatchResult(model, posterior, stats, diagnostics, per_fit, seeds, settings, sampler)
 
 

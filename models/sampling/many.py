@@ -13,7 +13,7 @@ from models.diagnostics import diagnose
 from models.errors import InputError
 from models.likelihood import check_weights
 from models.sampling import dispatch
-from models.sampling.batched import BatchedNUTS, BatchResult, resolve_datasets
+from models.sampling.batched import KERNELS, BatchedNUTS, BatchResult, resolve_datasets
 from models.sampling.nuts import sample
 
 __all__ = ["sample_many"]
@@ -23,7 +23,7 @@ STAT_NAMES = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acce
 
 def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, tune: int = 1000,
                 chains: int = 4, sampler: str = "auto", target_accept: float = 0.8,
-                progress=None) -> BatchResult:
+                progress=None, kernel: str = "nuts") -> BatchResult:
     """NUTS fits of one model structure to many data sets, in one batch when that pays.
 
     Parameters
@@ -43,6 +43,9 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
         when JAX is installed and the job is large enough (:func:`models.sampling.dispatch.many_route`).
     progress : callable, optional
         ``progress(done, total)``, called as fits finish (per chunk of lanes when batched).
+    kernel : {"nuts", "jittered_hmc"}, default "nuts"
+        The batched engine's transition (:class:`~models.sampling.batched.BatchedNUTS`); fits run
+        through PyMC or nutpie use NUTS whatever it says.
 
     Returns
     -------
@@ -66,6 +69,8 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
     (2, 2, 200)
     """
     check_model(model)
+    if kernel not in KERNELS:
+        raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     datasets, seeds = resolve_datasets(model, datasets), list(random_seeds)
     if not datasets or len(datasets) != len(seeds):
         raise InputError(f"need one seed per data set, got {len(datasets)} data sets and {len(seeds)} seeds")
@@ -76,10 +81,10 @@ def sample_many(model: pm.Model, datasets, *, random_seeds, draws: int = 1000, t
             raise InputError(f"data set {index}: {err}") from None
     route = dispatch.many_route(sampler, model, fits=len(datasets), chains=chains, tune=tune, draws=draws)
     if route == "batched":
-        key = ("batched_nuts", draws, tune, chains, float(target_accept))
+        key = ("batched_nuts", draws, tune, chains, float(target_accept), kernel)
         try:
             engine = compiled.cached(model, key, lambda: BatchedNUTS(
-                model, draws=draws, tune=tune, chains=chains, target_accept=target_accept))
+                model, draws=draws, tune=tune, chains=chains, target_accept=target_accept, kernel=kernel))
         except NotImplementedError as err:   # an operation JAX cannot run (PyTensor says which)
             if sampler != "auto":
                 raise InputError(f"the batched engine cannot run this model in JAX: {err}") from None

@@ -179,7 +179,7 @@ from models import coin
 from models.sampling import batched
 model = coin.build_model([1, 1, 1, 0, 1, 0, 1, 1, 0, 1])
 datasets = [{"weights": np.full(10, w)} for w in (0.5, 1.0, 2.0, 5.0, 10.0)]
-engine = batched.BatchedNUTS(model, draws=100, tune=100, chains=2, lanes_per_device=4)
+engine = batched.BatchedNUTS(model, draws=50, tune=50, chains=2, lanes_per_device=4)
 fits = engine(datasets, [1, 2, 3, 4, 5])
 np.save(sys.argv[2], fits.posterior["p"])
 print(len(jax.devices()))
@@ -200,5 +200,5 @@ def test_the_same_lanes_draw_the_same_on_one_device_or_two(tmp_path):
         assert process.returncode == 0, err[-3000:]
         assert out.split()[-1] == str(n)
         runs[n] = np.load(tmp_path / f"{n}.npy")
-    assert runs[1].shape == (5, 2, 100)
+    assert runs[1].shape == (5, 2, 50)
     np.testing.assert_allclose(runs[1], runs[2], rtol=1e-9)

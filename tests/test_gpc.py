@@ -22,7 +22,7 @@ needs_jax = pytest.mark.skipif(not dispatch.batched_available(),
                                reason="GPC's bootstrap fits run batched here")
 
 FLIPS = np.random.default_rng(11).binomial(1, 0.35, 60)
-SETTINGS = {"bootstrap": 100, "draws": 400, "tune": 300, "chains": 2, "sampler": "numpyro"}
+SETTINGS = {"bootstrap": 60, "draws": 300, "tune": 200, "chains": 2, "sampler": "numpyro"}
 
 
 def test_covers_is_the_draws_own_credible_ellipsoid():
@@ -40,14 +40,15 @@ def _overlap(first, second) -> bool:
 @needs_jax
 def test_gpc_seeds_and_a_common_weight_factor_agree_within_the_stated_interval():
     """Two seeds at weights 1 and one at weights x10 give omega x sum w with 95% Monte Carlo intervals
-    (order statistics of the 100 resamples' thresholds) that overlap pairwise: two independent runs'
+    (order statistics of the 60 resamples' thresholds) that overlap pairwise: two independent runs'
     intervals miss each other with probability below 1% when the estimates are within their error.
     An uncorrected factor of 10 would put the third run's size near 600, its interval far from the
     others; each run settles within 4 iterations (two or three on a near-Gaussian posterior)."""
     runs = []
     for seed, factor in ((1, 1.0), (2, 1.0), (1, 10.0)):
         model = coin.build_model(FLIPS, np.full(FLIPS.size, factor))
-        result = calibrate.gpc(model, level=0.9, random_seed=seed, iterations=4, **SETTINGS)
+        result = calibrate.gpc(model, level=0.9, random_seed=seed, iterations=4,
+                               **SETTINGS)
         low, high = result.effective_sample_size_interval
         assert result.converged and low <= result.effective_sample_size <= high
         assert result.path[0]["scale"] == 1.0 and result.path[-1]["scale"] == result.scale

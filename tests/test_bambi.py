@@ -95,7 +95,7 @@ def test_bambis_weighted_bernoulli_fails_where_the_transform_gives_the_suites_co
     with pytest.raises(ValueError, match="truth value of an array"):   # Bambi 0.17.2, its issue #898
         _bambi("weighted(clicked, w) ~ x").build()
     weighted = models.weighted(_bambi("clicked ~ x"), WEIGHTS)
-    result = models.compare(weighted, draws=200, tune=300, chains=2, random_seed=11)
+    result = models.compare(weighted, draws=100, tune=200, chains=2, random_seed=11)
     assert result.point_name == "wmle" and result.point is not None
     # The WMLE is statsmodels' GLM with frequency weights on the centred predictor. L-BFGS stops at a
     # relative gradient of 1e-12 (models.estimation.maximise), IRLS at 1e-12: agreement well within 1e-6.
@@ -135,10 +135,10 @@ def test_a_varying_intercept_bambi_model_samples_singly_and_batched():
     log-likelihood and the batched engine's inputs: both run, and store one term per row."""
     frame = FRAME.assign(g=pd.Categorical(np.repeat(list("abcd"), N // 4)))
     weighted = models.weighted(_bambi("clicked ~ x + (1|g)", frame), WEIGHTS)
-    idata = models.sample(weighted, draws=50, tune=50, chains=1, random_seed=3, sampler="pymc")
-    assert idata.log_likelihood["clicked"].shape == (1, 50, N)
+    idata = models.sample(weighted, draws=20, tune=20, chains=1, random_seed=3, sampler="pymc")
+    assert idata.log_likelihood["clicked"].shape == (1, 20, N)
     assert "1|g_sigma" in idata.posterior
     if models.sampling.dispatch.batched_available():
         fits = models.sample_many(weighted, [{"weights": WEIGHTS}, {"weights": np.ones(N)}],
-                                  random_seeds=[1, 2], draws=50, tune=50, chains=1, sampler="numpyro")
-        assert fits.posterior["1|g_offset"].shape == (2, 1, 50, 4)
+                                  random_seeds=[1, 2], draws=20, tune=20, chains=1, sampler="numpyro")
+        assert fits.posterior["1|g_offset"].shape == (2, 1, 20, 4)

@@ -172,11 +172,8 @@ def covers(draws: np.ndarray, point: np.ndarray, level: float) -> bool:
 
     Parameters
     ----------
-    draws : numpy.ndarray, shape (draws, d)
-        Draws, every free variable flattened.
-    point : numpy.ndarray, shape (d,)
-    level : float
-        The region's probability.
+    draws, point, level
+        As :func:`distance_ratio`.
 
     Returns
     -------

@@ -103,7 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m analyses: error: --out {root} is not a writable directory", file=sys.stderr)
         return 2
     logging.getLogger("pymc").setLevel(logging.WARNING)
+    quiet_before = Console.quiet
     Console.quiet = args.quiet
+    try:
+        return _run_all(args, root)
+    finally:
+        Console.quiet = quiet_before
+
+
+def _run_all(args: argparse.Namespace, root: Path) -> int:
+    """Check every analysis's settings, then run each; the exit code."""
     models.configure(creation_backtraces=False)
     names = ANALYSES if args.name == "all" else (args.name,)
     modules = {name: importlib.import_module(f"analyses.{name}") for name in names}

@@ -132,8 +132,9 @@ def weights_data(model: pm.Model) -> SharedVariable:
 @contextmanager
 def data_kept(model: pm.Model):
     """A block within which ``pm.set_data`` may swap the model's data: on leaving it (also on an
-    error) every ``pm.Data`` holds its value from before, so a sweep over data sets leaves the
-    caller's model as it was.
+    error) every ``pm.Data`` holds its value from before, and every dim length held in a shared
+    variable too, so a sweep over data sets leaves the caller's model as it was. Coordinate values
+    changed with ``pm.set_data(..., coords=...)`` are not restored (no caller changes them).
 
     Parameters
     ----------

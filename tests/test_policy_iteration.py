@@ -260,3 +260,20 @@ def test_quick_run_writes_curves_figures_and_summary(quick_run):
             assert share["wmle_exists_share"] == share["flat_batch_share"]
     # CliffWalking's uniform start never gives a flat batch: -1 a step makes every return differ.
     assert float(rows["cliffwalking", "map", "flat_batch_share"]["value"]) == 0
+
+
+def test_play_draws_exactly_what_it_drew_before_computing_only_running_episodes():
+    """play() computes only the episodes still running but draws three uniforms per episode per step
+    for all of them, so its output is the one of the dense implementation it replaced, bit for bit:
+    the SHA-256 of its arrays for a fixed seed, recorded from that implementation."""
+    import hashlib
+
+    environment = toy_text.load("frozenlake_4x4")
+    policies = special.softmax(np.random.default_rng(1).normal(size=(3, environment.n_states,
+                                                                       environment.n_actions)), axis=-1)
+    steps = toy_text.play(environment, policies, 50, np.random.default_rng(7))
+    digest = hashlib.sha256()
+    for name in ("lane", "episode", "states", "actions", "rewards", "returns"):
+        digest.update(np.ascontiguousarray(getattr(steps, name)).tobytes())
+    assert steps.states.size == 1136
+    assert digest.hexdigest() == "e602acab1246f26c179b32105c1b821055ea18da17cd5dbb420982c70f5b0443"

@@ -304,6 +304,10 @@ def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, bootstrap: int
     scale, path = 1.0, []
     for iteration in range(1, iterations + 1):
         ratios = ratios_at(scale)
+        if not np.all(np.isfinite(ratios)):   # draws that do not move (a failed fit) have no region
+            failed = int(np.sum(~np.isfinite(ratios)))
+            raise InputError(f"gpc: {failed} bootstrap fit(s) at scale {scale:.4g} gave draws without "
+                             "spread; check the fits' diagnostics (sample_many)")
         with np.errstate(divide="ignore"):   # a ratio of 0 (theta_hat at the mean) covers at every scale
             thresholds = scale / ratios
         estimate, low, high = quantile_interval(thresholds, 1 - float(level))
@@ -313,7 +317,7 @@ def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, bootstrap: int
         if progress is not None:
             progress(record)
         converged = _settled(scale, estimate, low, high, precision)
-        if converged or iteration == iterations:
+        if converged or iteration == iterations or not 0 < estimate < np.inf:
             break
         scale = estimate
     with data_kept(model):
@@ -331,8 +335,8 @@ def gpc(model: pm.Model, *, level: float = 0.9, random_seed: int, bootstrap: int
 
 def _settled(scale: float, estimate: float, low: float, high: float, precision: float) -> bool:
     """Whether the step from ``scale`` to ``estimate`` is below ``precision`` of the interval's
-    half-width in log omega (never, while the interval is unbounded or empty of width)."""
-    if not (0 < low <= high < np.inf) or not 0 < estimate < np.inf:
+    half-width in log omega (never, while the interval is unbounded or of zero width)."""
+    if not (0 < low < high < np.inf) or not 0 < estimate < np.inf:
         return False
     half_width = (np.log(high) - np.log(low)) / 2
     return abs(np.log(estimate) - np.log(scale)) <= precision * half_width

@@ -46,7 +46,7 @@ def adaptation_schedule(tune: int) -> tuple[np.ndarray, np.ndarray]:
     """Per warm-up iteration: whether it is in a slow window, and whether a slow window ends there.
 
     Stan's schedule: 75 fast, slow windows from 25 doubling (the last one stretched to the terminal
-    buffer), 50 fast; for fewer than 150 + 25 iterations, 15% / 75% / 10% as Stan shrinks it.
+    buffer), 50 fast; for fewer than 150 iterations, 15% / 75% / 10% as Stan shrinks it; none below 20.
 
     Parameters
     ----------
@@ -82,8 +82,8 @@ def adaptation_schedule(tune: int) -> tuple[np.ndarray, np.ndarray]:
     return in_window, window_end
 
 
-def _leapfrogs(jax, potential_and_grad, z, r, grad, eps, inverse_mass, steps, max_steps):
-    """``steps`` leapfrog steps (a lane's own count, at most ``max_steps``)."""
+def _leapfrogs(jax, potential_and_grad, z, r, grad, eps, inverse_mass, steps):
+    """``steps`` leapfrog steps (a lane's own count)."""
     jnp = jax.numpy
 
     def body(carry):
@@ -95,7 +95,7 @@ def _leapfrogs(jax, potential_and_grad, z, r, grad, eps, inverse_mass, steps, ma
         return i + 1, z, r, grad, potential
 
     carry = (jnp.zeros((), dtype=jnp.int32), z, r, grad, jnp.zeros((), dtype=z.dtype))
-    _, z, r, grad, potential = jax.lax.while_loop(lambda c: c[0] < jnp.minimum(steps, max_steps), body, carry)
+    _, z, r, grad, potential = jax.lax.while_loop(lambda c: c[0] < steps, body, carry)
     return z, r, grad, potential
 
 
@@ -142,7 +142,7 @@ def run_lane(jax, log_density, z0, key, *, tune: int, draws: int, target_accept:
     state = {
         "z": z0, "potential": potential0, "grad": grad0,
         "inverse_mass": jnp.ones(d, dtype=dtype), "length": half_pi,
-        "log_eps": jnp.log(initial_eps), "log_eps_bar": jnp.zeros((), dtype), "h_bar": jnp.zeros((), dtype),
+        "log_eps": jnp.log(initial_eps), "log_eps_bar": jnp.log(initial_eps), "h_bar": jnp.zeros((), dtype),
         "mu": jnp.log(10 * initial_eps), "t": jnp.zeros((), dtype),
         "count": jnp.zeros((), dtype), "mean": jnp.zeros(d, dtype), "scatter": jnp.zeros((d, d), dtype),
     }
@@ -154,7 +154,7 @@ def run_lane(jax, log_density, z0, key, *, tune: int, draws: int, target_accept:
         r0 = normal / jnp.sqrt(inverse_mass)
         steps = jnp.clip(jnp.ceil(2 * uniform[0] * state["length"] / eps), 1, max_steps).astype(jnp.int32)
         z, r, grad, potential = _leapfrogs(jax, potential_and_grad, state["z"], r0, state["grad"], eps,
-                                           inverse_mass, steps, max_steps)
+                                           inverse_mass, steps)
         h0 = state["potential"] + 0.5 * jnp.sum(inverse_mass * r0**2)
         h1 = potential + 0.5 * jnp.sum(inverse_mass * r**2)
         error = jnp.where(jnp.isfinite(h1), h1 - h0, jnp.inf)
